@@ -1,0 +1,45 @@
+# erp_sync — every target installs what it is missing (scripts/setup.sh is idempotent).
+#
+#   make demo    throwaway cluster + extension + reference schema + ERP simulator + sidecar + sample data
+#   make test    the whole suite (unit, pgrx, SQL-file, end-to-end); .ci/run calls this
+#   make bench   long measurements → target/bench/report.md (never part of make test)
+#   make chaos   reliability suite (long version)
+
+SHELL      := /bin/bash
+PG_CONFIG  ?= /usr/lib/postgresql/15/bin/pg_config
+PGRX_DATA  ?= /tmp/erp_sync-pgrx-data
+export CARGO_TERM_COLOR ?= never
+
+.PHONY: setup build install-ext test test-unit test-pgrx test-e2e demo bench chaos clean-demo
+
+setup:
+	@scripts/setup.sh
+
+build: setup
+	cargo build -p sidecar --bins
+
+# Installs the extension (erp_sync.control, SQL, .so) into the system PostgreSQL 15.
+install-ext: setup
+	cd pg_ext && cargo pgrx install --pg-config $(PG_CONFIG)
+
+test-unit: setup
+	cargo test -p sidecar
+
+test-pgrx: setup
+	mkdir -p $(PGRX_DATA) && chown postgres: $(PGRX_DATA)
+	cargo pgrx test pg15 -p pg_ext --runas postgres --pgdata $(PGRX_DATA)
+
+# pgrx test installs a build with test-only objects; install the plain extension afterwards.
+test-e2e: build install-ext
+	cargo test -p e2e -- --test-threads=2
+
+test: test-unit test-pgrx test-e2e
+
+demo: build install-ext
+	@scripts/demo.sh
+
+bench: setup
+	@scripts/bench.sh
+
+chaos: setup
+	@scripts/chaos.sh

@@ -1,0 +1,163 @@
+-- erp_sync bootstrap: tables, indexes and seed rows. Runs first in the extension script
+-- (schema erp_sync is created by CREATE EXTENSION from the control file).
+-- Contract: docs/architecture.md. Extra objects beyond it are marked "(extra)".
+
+-- Operator settings; erp_sync.setting(key) falls back to the documented defaults
+-- (erp_sync.settings_effective lists every key, its default and its current value).
+CREATE TABLE erp_sync.settings (
+    key         text PRIMARY KEY,
+    value       text NOT NULL,
+    description text,
+    updated_at  timestamptz NOT NULL DEFAULT now()  -- (extra)
+);
+
+-- Which platform table plays which entity, and its column map (spec field -> column).
+-- Written by erp_sync.track() / untrack(); do not edit by hand.
+CREATE TABLE erp_sync.tracked_tables (
+    entity     text PRIMARY KEY CHECK (entity IN ('contact', 'thread', 'signal')),
+    relid      regclass NOT NULL UNIQUE,
+    columns    jsonb NOT NULL DEFAULT '{}' CHECK (jsonb_typeof(columns) = 'object'),
+    tracked_at timestamptz NOT NULL DEFAULT now()  -- (extra)
+);
+
+-- The transactional outbox. Rows are small on purpose: the sidecar reads the contact's CURRENT
+-- state (erp_sync.contact_payload) when it sends, which also coalesces bursts of updates.
+CREATE TABLE erp_sync.outbox (
+    id               bigserial PRIMARY KEY,
+    contact_id       bigint NOT NULL,
+    kind             text NOT NULL,
+    ref_id           bigint,
+    template_id      int,
+    status           text NOT NULL DEFAULT 'pending',
+    attempts         int NOT NULL DEFAULT 0,
+    next_attempt_at  timestamptz NOT NULL DEFAULT now(),
+    lease_owner      text,
+    lease_expires_at timestamptz,
+    last_error       text,
+    created_at       timestamptz NOT NULL DEFAULT now(),
+    updated_at       timestamptz NOT NULL DEFAULT now(),
+    finished_at      timestamptz,
+    CONSTRAINT outbox_kind_check CHECK (kind IN ('customer', 'followup', 'assign', 'rollback')),
+    CONSTRAINT outbox_status_check CHECK (status IN ('pending', 'running', 'done', 'dead', 'skipped')),
+    CONSTRAINT outbox_attempts_check CHECK (attempts >= 0),
+    CONSTRAINT outbox_running_lease_check
+        CHECK (status <> 'running' OR (lease_owner IS NOT NULL AND lease_expires_at IS NOT NULL)),
+    CONSTRAINT outbox_skipped_reason_check CHECK (status <> 'skipped' OR last_error IS NOT NULL),
+    CONSTRAINT outbox_ref_check
+        CHECK (status = 'skipped' OR kind NOT IN ('followup', 'rollback') OR ref_id IS NOT NULL)
+);
+-- Claiming scans only unfinished rows, however many finished rows exist.
+CREATE INDEX outbox_claim_idx ON erp_sync.outbox (id) WHERE status IN ('pending', 'running');
+-- Per-contact head check: is there a lower unfinished row of the same contact?
+CREATE INDEX outbox_contact_active_idx ON erp_sync.outbox (contact_id, id)
+    WHERE status IN ('pending', 'running');
+-- Coalescing: at most one pending customer / assign row per contact (ON CONFLICT DO NOTHING).
+CREATE UNIQUE INDEX outbox_coalesce_key ON erp_sync.outbox (contact_id, kind)
+    WHERE status = 'pending' AND kind IN ('customer', 'assign');
+-- (extra) history of one contact, newest first: contact_status, retry_failed(contact_id).
+CREATE INDEX outbox_contact_history_idx ON erp_sync.outbox (contact_id, id);
+
+-- Contacts that failed admission, with the reasons; removed when the contact later passes.
+CREATE TABLE erp_sync.rejections (
+    contact_id  bigint PRIMARY KEY,
+    reasons     jsonb NOT NULL DEFAULT '[]',
+    checks      jsonb NOT NULL DEFAULT '{}',
+    rejected_at timestamptz NOT NULL DEFAULT now()
+);
+
+-- Follow-up templates (spec select_template): first keyword match by priority wins.
+-- Editable with ordinary SQL.
+CREATE TABLE erp_sync.followup_templates (
+    template_id int PRIMARY KEY,
+    keywords    text[] NOT NULL DEFAULT '{}',
+    priority    int NOT NULL,
+    label       text
+);
+INSERT INTO erp_sync.followup_templates (template_id, keywords, priority, label) VALUES
+    (106, ARRAY['很好', '发合同', '签约'], 10, '意向强/发合同'),
+    (107, ARRAY['无人接听', '未接'],       20, '无人接听'),
+    (108, ARRAY['还没考虑', '再等等'],     30, '还没考虑'),
+    (109, ARRAY['面谈', '见面'],           40, '约面谈'),
+    (120, ARRAY['考虑中', '研究一下'],     50, '正在考虑中');
+
+-- Sales reps the assignment picks from (erp_sync.pick_rep).
+CREATE TABLE erp_sync.sales_reps (
+    erp_user_id      text PRIMARY KEY,
+    name             text,
+    tier             text NOT NULL CHECK (tier IN ('top', 'regular')),
+    active           bool NOT NULL DEFAULT true,
+    last_assigned_at timestamptz,
+    assigned_count   bigint NOT NULL DEFAULT 0
+);
+CREATE INDEX sales_reps_pick_idx ON erp_sync.sales_reps (tier, last_assigned_at NULLS FIRST) WHERE active;
+
+-- Written by the sidecar: platform contact <-> ERP customer.
+CREATE TABLE erp_sync.customer_link (
+    contact_id        bigint PRIMARY KEY,
+    khid              text UNIQUE,
+    erp_ord           bigint,
+    customer_type     text,
+    person_synced     bool DEFAULT false,
+    assigned_tier     text,
+    assigned_to       text,
+    last_payload_hash text,
+    synced_at         timestamptz,
+    created_at        timestamptz NOT NULL DEFAULT now()
+);
+
+-- Every ERP operation (mobiles masked, never sessions).
+CREATE TABLE erp_sync.sync_log (
+    id             bigserial PRIMARY KEY,
+    outbox_id      bigint,
+    contact_id     bigint,
+    action         text NOT NULL CHECK (action IN ('create', 'update', 'supplement', 'skip', 'person',
+                                                   'followup', 'assign', 'delete', 'restore')),
+    erp_ord        bigint,
+    request        jsonb,
+    response       jsonb,
+    outcome        text NOT NULL CHECK (outcome IN ('success', 'failed', 'skipped', 'dry_run', 'rolled_back')),
+    error          text,
+    duration_ms    int,
+    old_data       jsonb,
+    operator       text DEFAULT current_user,
+    client_addr    inet DEFAULT inet_client_addr(),
+    worker         text,
+    created_at     timestamptz NOT NULL DEFAULT now(),
+    rolled_back_at timestamptz
+);
+CREATE INDEX sync_log_contact_idx ON erp_sync.sync_log (contact_id, id);
+CREATE INDEX sync_log_outbox_idx ON erp_sync.sync_log (outbox_id);
+
+-- ERP customers pulled by the scheduled list.asp pull (reconciliation).
+CREATE TABLE erp_sync.erp_customers (
+    erp_ord      bigint PRIMARY KEY,
+    name         text,
+    khid         text,
+    mobile       text,
+    weixin_acc   text,
+    address      text,
+    add_date     timestamptz,
+    sales_person text,
+    raw          jsonb,
+    pulled_at    timestamptz NOT NULL DEFAULT now()
+);
+CREATE INDEX erp_customers_khid_idx ON erp_sync.erp_customers (khid);
+
+-- Sidecar workers; the capture trigger NOTIFYs only when a fresh one is idle.
+CREATE TABLE erp_sync.workers (
+    worker_id    text PRIMARY KEY,
+    idle         bool NOT NULL DEFAULT false,
+    heartbeat_at timestamptz NOT NULL DEFAULT now(),
+    started_at   timestamptz NOT NULL DEFAULT now()
+);
+
+-- Operator data survives pg_dump (extension tables are otherwise not dumped).
+SELECT pg_catalog.pg_extension_config_dump('erp_sync.settings', '');
+SELECT pg_catalog.pg_extension_config_dump('erp_sync.tracked_tables', '');
+SELECT pg_catalog.pg_extension_config_dump('erp_sync.sales_reps', '');
+SELECT pg_catalog.pg_extension_config_dump('erp_sync.outbox', '');
+SELECT pg_catalog.pg_extension_config_dump('erp_sync.outbox_id_seq', '');
+SELECT pg_catalog.pg_extension_config_dump('erp_sync.rejections', '');
+SELECT pg_catalog.pg_extension_config_dump('erp_sync.customer_link', '');
+SELECT pg_catalog.pg_extension_config_dump('erp_sync.sync_log', '');
+SELECT pg_catalog.pg_extension_config_dump('erp_sync.sync_log_id_seq', '');

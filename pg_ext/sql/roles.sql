@@ -1,0 +1,49 @@
+-- erp_sync roles and privileges (runs last). Roles are cluster-wide: create them only if they
+-- do not exist yet (a second database, or a re-install, finds them).
+DO $$
+BEGIN
+    IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_roles WHERE rolname = 'erp_sync_worker') THEN
+        CREATE ROLE erp_sync_worker NOLOGIN;
+    END IF;
+    IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_roles WHERE rolname = 'erp_sync_reader') THEN
+        CREATE ROLE erp_sync_reader NOLOGIN;
+    END IF;
+EXCEPTION WHEN duplicate_object THEN
+    NULL; -- created concurrently by another database's CREATE EXTENSION
+END
+$$;
+COMMENT ON ROLE erp_sync_worker IS 'erp_sync sidecar: drains the outbox, writes links/logs (grant it to the sidecar login)';
+COMMENT ON ROLE erp_sync_reader IS 'erp_sync monitoring: status views only, mobiles masked';
+
+-- The capture trigger writes the outbox on behalf of whatever role writes the platform table,
+-- so it runs as the extension owner with a pinned search_path.
+ALTER FUNCTION erp_sync.capture() SECURITY DEFINER SET search_path = pg_catalog, pg_temp;
+
+-- Nobody but the owner runs administrative functions by default.
+REVOKE EXECUTE ON FUNCTION erp_sync.track(regclass, text, jsonb) FROM PUBLIC;
+REVOKE EXECUTE ON FUNCTION erp_sync.untrack(regclass) FROM PUBLIC;
+REVOKE EXECUTE ON FUNCTION erp_sync.rebuild_contact_status() FROM PUBLIC;
+REVOKE EXECUTE ON FUNCTION erp_sync.contact_payload(bigint) FROM PUBLIC;
+REVOKE EXECUTE ON FUNCTION erp_sync.signal_payload(bigint) FROM PUBLIC;
+REVOKE EXECUTE ON FUNCTION erp_sync.pick_rep(text) FROM PUBLIC;
+REVOKE EXECUTE ON FUNCTION erp_sync.request_sync(bigint) FROM PUBLIC;
+REVOKE EXECUTE ON FUNCTION erp_sync.retry_failed(bigint, text) FROM PUBLIC;
+
+GRANT USAGE ON SCHEMA erp_sync TO erp_sync_worker, erp_sync_reader;
+
+-- erp_sync_worker (the sidecar): least privilege.
+GRANT SELECT, UPDATE ON erp_sync.outbox TO erp_sync_worker;
+GRANT INSERT ON erp_sync.outbox TO erp_sync_worker;               -- 'rollback' rows
+GRANT USAGE ON SEQUENCE erp_sync.outbox_id_seq TO erp_sync_worker;
+GRANT SELECT, INSERT, UPDATE ON erp_sync.customer_link, erp_sync.sync_log,
+    erp_sync.erp_customers, erp_sync.workers TO erp_sync_worker;
+GRANT DELETE ON erp_sync.workers TO erp_sync_worker;               -- deregister on shutdown
+GRANT USAGE ON SEQUENCE erp_sync.sync_log_id_seq TO erp_sync_worker;
+GRANT SELECT ON erp_sync.settings, erp_sync.rejections, erp_sync.followup_templates,
+    erp_sync.sales_reps, erp_sync.tracked_tables TO erp_sync_worker;
+GRANT EXECUTE ON FUNCTION erp_sync.contact_payload(bigint), erp_sync.signal_payload(bigint),
+    erp_sync.pick_rep(text), erp_sync.retry_failed(bigint, text) TO erp_sync_worker;
+GRANT SELECT ON erp_sync.contact_status, erp_sync.queue, erp_sync.settings_effective TO erp_sync_worker;
+
+-- erp_sync_reader (monitoring): the views only; contact_status masks mobiles for it.
+GRANT SELECT ON erp_sync.contact_status, erp_sync.queue, erp_sync.settings_effective TO erp_sync_reader;

@@ -1,0 +1,104 @@
+-- erp_sync status views (ordinary SQL, readable by erp_sync_reader) and config-change triggers.
+
+-- contact_status: one row per contact of the tracked contact table.
+--
+-- The contact table is only known after erp_sync.track(..., 'contact'), so this view is
+-- (re)built by erp_sync.rebuild_contact_status(), which track()/untrack() call. Before a contact
+-- table is tracked it lists the contacts the extension knows of (outbox, rejections, links).
+-- The columns never change, so grants survive a rebuild (CREATE OR REPLACE VIEW).
+--
+-- mobile: the normalised phone for members of erp_sync_worker (and superusers); everyone else,
+-- erp_sync_reader included, sees it masked (138****1234).
+-- admission_passed / admission_reasons: the verdict of the last capture (rejections table).
+-- sync_state: rejected > pending (an unfinished outbox row) > failed (latest row dead) >
+-- skipped (latest row skipped) > synced (customer_link.synced_at set, or latest row done) >
+-- not_queued (never captured, e.g. rows that existed before track()).
+CREATE FUNCTION erp_sync.rebuild_contact_status() RETURNS text
+    LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE
+    SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    t record;
+    src text;
+BEGIN
+    SELECT format('%I.%I', n.nspname, c.relname) AS qual, tt.columns INTO t
+    FROM erp_sync.tracked_tables tt
+    JOIN pg_class c ON c.oid = tt.relid
+    JOIN pg_namespace n ON n.oid = c.relnamespace
+    WHERE tt.entity = 'contact';
+    IF FOUND THEN
+        src := format('SELECT (c.%I)::bigint AS contact_id, %s AS phone FROM %s c',
+                      t.columns->>'id',
+                      CASE WHEN t.columns ? 'phone' THEN format('(c.%I)::text', t.columns->>'phone')
+                           ELSE 'NULL::text' END,
+                      t.qual);
+    ELSE
+        src := 'SELECT u.contact_id, NULL::text AS phone FROM ('
+            || 'SELECT contact_id FROM erp_sync.outbox UNION SELECT contact_id FROM erp_sync.rejections '
+            || 'UNION SELECT contact_id FROM erp_sync.customer_link) u';
+    END IF;
+    EXECUTE format($view$
+        CREATE OR REPLACE VIEW erp_sync.contact_status AS
+        SELECT s.contact_id,
+               erp_sync.khid(s.contact_id) AS khid,
+               CASE WHEN s.phone IS NULL THEN NULL
+                    WHEN pg_catalog.pg_has_role(current_user, 'erp_sync_worker', 'MEMBER')
+                        THEN coalesce(erp_sync.normalize_mobile(s.phone), s.phone)
+                    ELSE erp_sync.mask_mobile(s.phone) END AS mobile,
+               r.contact_id IS NULL AS admission_passed,
+               coalesce(r.reasons, '[]'::jsonb) AS admission_reasons,
+               CASE WHEN r.contact_id IS NOT NULL THEN 'rejected'
+                    WHEN act.active THEN 'pending'
+                    WHEN lo.status = 'dead' THEN 'failed'
+                    WHEN lo.status = 'skipped' THEN 'skipped'
+                    WHEN l.synced_at IS NOT NULL OR lo.status = 'done' THEN 'synced'
+                    ELSE 'not_queued' END AS sync_state,
+               l.erp_ord,
+               lo.last_error,
+               l.synced_at AS last_synced_at
+        FROM (%s) s
+        LEFT JOIN erp_sync.rejections r ON r.contact_id = s.contact_id
+        LEFT JOIN erp_sync.customer_link l ON l.contact_id = s.contact_id
+        LEFT JOIN LATERAL (
+            SELECT o.status, o.last_error FROM erp_sync.outbox o
+            WHERE o.contact_id = s.contact_id ORDER BY o.id DESC LIMIT 1) lo ON true
+        LEFT JOIN LATERAL (
+            SELECT true AS active FROM erp_sync.outbox o
+            WHERE o.contact_id = s.contact_id AND o.status IN ('pending', 'running') LIMIT 1) act ON true
+        $view$, src);
+    RETURN CASE WHEN t.qual IS NULL THEN 'erp_sync.contact_status: no contact table tracked'
+                ELSE 'erp_sync.contact_status: over ' || t.qual END;
+END
+$$;
+
+SELECT erp_sync.rebuild_contact_status();
+
+-- queue: outbox counts by kind and status; age of the oldest pending row.
+CREATE VIEW erp_sync.queue AS
+SELECT o.kind,
+       o.status,
+       count(*) AS rows,
+       min(o.created_at) AS oldest_created_at,
+       CASE WHEN o.status = 'pending' THEN now() - min(o.created_at) END AS oldest_pending_age
+FROM erp_sync.outbox o
+GROUP BY o.kind, o.status;
+
+-- Every known setting: its documented default, the operator's value, and what is in effect.
+CREATE VIEW erp_sync.settings_effective AS
+SELECT d.key, d.default_value, s.value AS value, coalesce(s.value, d.default_value) AS effective,
+       d.description
+FROM erp_sync.setting_defaults() d
+LEFT JOIN erp_sync.settings s ON s.key = d.key
+UNION ALL
+SELECT s.key, NULL, s.value, s.value, s.description
+FROM erp_sync.settings s
+WHERE NOT EXISTS (SELECT 1 FROM erp_sync.setting_defaults() d WHERE d.key = s.key);
+
+-- The capture trigger reads these tables once per transaction; a change made in the current
+-- transaction drops that snapshot so the rest of the transaction sees it.
+CREATE TRIGGER erp_sync_config_changed AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE
+    ON erp_sync.settings FOR EACH STATEMENT EXECUTE FUNCTION erp_sync.config_changed();
+CREATE TRIGGER erp_sync_config_changed AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE
+    ON erp_sync.followup_templates FOR EACH STATEMENT EXECUTE FUNCTION erp_sync.config_changed();
+CREATE TRIGGER erp_sync_config_changed AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE
+    ON erp_sync.tracked_tables FOR EACH STATEMENT EXECUTE FUNCTION erp_sync.config_changed();

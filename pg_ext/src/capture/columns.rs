@@ -1,0 +1,181 @@
+//! Entities, their spec field names, and reading a heap tuple through a column map.
+//!
+//! The capture trigger is created by `track()` with its column map as trigger arguments:
+//! `capture('<entity>', '<column for field 1>', '<column for field 2>', ...)` in the order of
+//! [`fields`], `''` for a field the table does not have. So the hot path needs no lookup at all.
+
+use crate::rules::admission::{ContactView, Val};
+use pgrx::pg_sys;
+use std::ffi::{CStr, CString};
+
+pub const CONTACT_FIELDS: &[&str] = &[
+    "id", "type", "name", "company", "phone", "phone_verified", "score", "list_status", "wechat_id",
+    "address", "contact_person", "contact_phone", "email", "notes",
+];
+pub const THREAD_FIELDS: &[&str] = &["id", "contact_id", "score", "summary"];
+pub const SIGNAL_FIELDS: &[&str] = &["id", "contact_id", "content", "ts"];
+pub const ENTITIES: &[&str] = &["contact", "thread", "signal"];
+
+/// Spec field names of an entity (empty for an unknown entity).
+pub fn fields(entity: &str) -> &'static [&'static str] {
+    match entity {
+        "contact" => CONTACT_FIELDS,
+        "thread" => THREAD_FIELDS,
+        "signal" => SIGNAL_FIELDS,
+        _ => &[],
+    }
+}
+
+/// Fields that must map to a column.
+pub fn required(entity: &str) -> &'static [&'static str] {
+    match entity {
+        "contact" => &["id"],
+        "thread" | "signal" => &["id", "contact_id"],
+        _ => &[],
+    }
+}
+
+/// One field read from a tuple: its text form (for change detection) and typed value (for rules).
+#[derive(Debug, Clone)]
+pub struct Field {
+    pub raw: Option<String>,
+    pub val: Val,
+}
+
+/// A row of an entity in spec field names, read from a heap tuple.
+#[derive(Debug, Clone)]
+pub struct Row {
+    pub entity: &'static [&'static str],
+    pub fields: Vec<Field>,
+}
+
+impl Row {
+    pub fn get(&self, name: &str) -> &Val {
+        static MISSING: Val = Val::Missing;
+        self.entity.iter().position(|f| *f == name).and_then(|i| self.fields.get(i)).map_or(&MISSING, |f| &f.val)
+    }
+
+    pub fn raw(&self, name: &str) -> Option<&str> {
+        self.entity.iter().position(|f| *f == name).and_then(|i| self.fields.get(i)).and_then(|f| f.raw.as_deref())
+    }
+
+    pub fn int(&self, name: &str) -> Option<i64> {
+        as_i64(self.get(name))
+    }
+
+    /// Did any of `names` (all fields when empty) change between `old` and `self`?
+    pub fn changed_from(&self, old: &Row, names: &[&str]) -> bool {
+        if names.is_empty() {
+            return self.fields.iter().zip(&old.fields).any(|(a, b)| a.raw != b.raw);
+        }
+        names.iter().any(|n| self.raw(n) != old.raw(n))
+    }
+
+    pub fn contact_view(&self) -> ContactView {
+        ContactView {
+            phone: self.get("phone").clone(),
+            name: self.get("name").clone(),
+            phone_verified: self.get("phone_verified").clone(),
+            score: self.get("score").clone(),
+            kind: self.get("type").clone(),
+            company: self.get("company").clone(),
+            list_status: self.get("list_status").clone(),
+        }
+    }
+}
+
+/// An integer id / score from a value of any reasonable type (bigint, numeric, '42').
+pub fn as_i64(v: &Val) -> Option<i64> {
+    match v {
+        Val::Number(n) if n.is_finite() && n.abs() < 9.0e15 => Some(n.floor() as i64),
+        Val::Text(s) => s.trim().parse::<i64>().ok(),
+        _ => None,
+    }
+}
+
+/// Classify a column type the way `to_jsonb()` would, so trigger and payload paths agree.
+fn typed(type_oid: pg_sys::Oid, text: String) -> Val {
+    use pgrx::pg_sys::BuiltinOid as B;
+    match B::from_u32(type_oid.to_u32()) {
+        Ok(B::BOOLOID) => Val::Bool(text == "t"),
+        Ok(B::INT2OID | B::INT4OID | B::INT8OID | B::NUMERICOID | B::FLOAT4OID | B::FLOAT8OID | B::OIDOID) => {
+            match text.parse::<f64>() {
+                Ok(n) if n.is_finite() => Val::Number(n),
+                _ => Val::Other("number"),
+            }
+        }
+        Ok(B::JSONOID | B::JSONBOID) => Val::Other("json"),
+        _ => Val::Text(text),
+    }
+}
+
+/// Read the fields of `entity` from `tuple` through the column names in `columns`.
+///
+/// # Safety
+/// `tuple` and `tupdesc` must be a valid heap tuple and its descriptor (trigger data).
+pub unsafe fn read_row(
+    entity: &'static [&'static str],
+    columns: &[String],
+    tuple: pg_sys::HeapTuple,
+    tupdesc: pg_sys::TupleDesc,
+) -> Row {
+    let mut fields = Vec::with_capacity(entity.len());
+    for i in 0..entity.len() {
+        let col = columns.get(i).map(String::as_str).unwrap_or("");
+        fields.push(read_field(col, tuple, tupdesc));
+    }
+    Row { entity, fields }
+}
+
+unsafe fn read_field(col: &str, tuple: pg_sys::HeapTuple, tupdesc: pg_sys::TupleDesc) -> Field {
+    let missing = Field { raw: None, val: Val::Missing };
+    if col.is_empty() || tuple.is_null() {
+        return missing;
+    }
+    let Ok(ccol) = CString::new(col) else { return missing };
+    let fnum = pg_sys::SPI_fnumber(tupdesc, ccol.as_ptr());
+    if fnum <= 0 {
+        // column dropped or renamed since track(): treat as absent
+        return missing;
+    }
+    let type_oid = pg_sys::SPI_gettypeid(tupdesc, fnum);
+    let cstr = pg_sys::SPI_getvalue(tuple, tupdesc, fnum);
+    if cstr.is_null() {
+        return Field { raw: None, val: Val::Null };
+    }
+    let text = CStr::from_ptr(cstr).to_string_lossy().into_owned();
+    pg_sys::pfree(cstr.cast());
+    Field { raw: Some(text.clone()), val: typed(type_oid, text) }
+}
+
+/// Spec-named JSON object from `to_jsonb(row)` of a tracked table and its column map.
+pub fn remap_json(
+    row: &serde_json::Map<String, serde_json::Value>,
+    entity: &str,
+    columns: &std::collections::HashMap<String, String>,
+) -> serde_json::Map<String, serde_json::Value> {
+    fields(entity)
+        .iter()
+        .filter_map(|f| columns.get(*f).map(|c| (f.to_string(), row.get(c).cloned().unwrap_or(serde_json::Value::Null))))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fields_and_required() {
+        assert_eq!(fields("contact").len(), 14);
+        assert!(fields("nope").is_empty());
+        assert_eq!(required("signal"), &["id", "contact_id"]);
+    }
+
+    #[test]
+    fn ints_from_any_type() {
+        assert_eq!(as_i64(&Val::Number(42.0)), Some(42));
+        assert_eq!(as_i64(&Val::Text(" 7 ".into())), Some(7));
+        assert_eq!(as_i64(&Val::Text("x".into())), None);
+        assert_eq!(as_i64(&Val::Null), None);
+    }
+}

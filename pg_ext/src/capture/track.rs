@@ -1,0 +1,244 @@
+//! `erp_sync.track()` / `erp_sync.untrack()`: attach the capture trigger to a platform table
+//! with a column map, and `erp_sync.request_sync()`, the manual "sync now" button.
+
+use super::columns::{fields, required, ENTITIES};
+use super::lookup::{self, Lookup};
+use super::outbox;
+use crate::config;
+use crate::error::{ErpResult, ErpSyncError, OrRaise};
+use crate::rules::admission::{self, ContactView};
+use crate::rules::khid;
+use pgrx::prelude::*;
+use pgrx::spi::quote_literal;
+use pgrx::JsonB;
+use serde_json::{json, Map, Value};
+
+const TRIGGER: &str = "erp_sync_capture";
+
+struct TableInfo {
+    qualname: String,
+    columns: Vec<String>,
+}
+
+fn table_info(relid: pg_sys::Oid) -> ErpResult<TableInfo> {
+    let row = Spi::get_two_with_args::<String, String>(
+        "SELECT c.relkind::text, format('%I.%I', n.nspname, c.relname) \
+         FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace \
+         WHERE c.oid = $1",
+        &[relid.into()],
+    );
+    let (kind, qualname) = match row {
+        Ok((Some(k), Some(q))) => (k, q),
+        Ok(_) | Err(pgrx::spi::Error::InvalidPosition) => return Err(ErpSyncError::NotATable(format!("relation {}", relid.to_u32()))),
+        Err(e) => return Err(e.into()),
+    };
+    if kind != "r" && kind != "p" {
+        return Err(ErpSyncError::NotATable(qualname));
+    }
+    let columns = Spi::connect(|client| {
+        let mut cols = Vec::new();
+        let rows = client.select(
+            "SELECT attname::text FROM pg_catalog.pg_attribute \
+             WHERE attrelid = $1 AND attnum > 0 AND NOT attisdropped ORDER BY attnum",
+            None,
+            &[relid.into()],
+        )?;
+        for row in rows {
+            if let Some(c) = row.get::<String>(1)? {
+                cols.push(c);
+            }
+        }
+        Ok::<_, pgrx::spi::Error>(cols)
+    })?;
+    Ok(TableInfo { qualname, columns })
+}
+
+/// Resolve the column map: explicit entries must name existing columns; other fields map to a
+/// same-named column when there is one. Required fields must resolve.
+pub fn resolve_columns(entity: &str, map: &Value, table: &str, existing: &[String]) -> ErpResult<Map<String, Value>> {
+    let known = fields(entity);
+    if known.is_empty() {
+        return Err(ErpSyncError::UnknownEntity(entity.to_string()));
+    }
+    let Some(given) = map.as_object() else {
+        return Err(ErpSyncError::BadColumnMap(format!("expected a JSON object, got {map}")));
+    };
+    for (field, col) in given {
+        if !known.contains(&field.as_str()) {
+            return Err(ErpSyncError::UnknownField { entity: entity.to_string(), field: field.clone() });
+        }
+        let Some(col) = col.as_str() else {
+            return Err(ErpSyncError::BadColumnMap(format!("the column for \"{field}\" must be a string, got {col}")));
+        };
+        if !existing.iter().any(|c| c == col) {
+            return Err(ErpSyncError::UnknownColumn { table: table.to_string(), field: field.clone(), column: col.to_string() });
+        }
+    }
+    let mut resolved = Map::new();
+    for f in known {
+        let col = match given.get(*f).and_then(Value::as_str) {
+            Some(c) => Some(c.to_string()),
+            None => existing.iter().find(|c| c.as_str() == *f).cloned(),
+        };
+        if let Some(c) = col {
+            resolved.insert(f.to_string(), Value::String(c));
+        }
+    }
+    for f in required(entity) {
+        if !resolved.contains_key(*f) {
+            return Err(ErpSyncError::MissingRequiredColumn { table: table.to_string(), entity: entity.to_string(), field: f.to_string() });
+        }
+    }
+    Ok(resolved)
+}
+
+fn drop_trigger_on(relid: pg_sys::Oid) -> ErpResult<()> {
+    let qual = Spi::get_one_with_args::<String>(
+        "SELECT format('%I.%I', n.nspname, c.relname) FROM pg_catalog.pg_class c \
+         JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace WHERE c.oid = $1",
+        &[relid.into()],
+    );
+    match qual {
+        Ok(Some(q)) => Spi::run(&format!("DROP TRIGGER IF EXISTS {TRIGGER} ON {q}")).map_err(Into::into),
+        Ok(None) | Err(pgrx::spi::Error::InvalidPosition) => Ok(()), // table is gone
+        Err(e) => Err(e.into()),
+    }
+}
+
+fn rebuild_contact_status() -> ErpResult<()> {
+    Spi::run("SELECT erp_sync.rebuild_contact_status()").map_err(Into::into)
+}
+
+pub fn track_impl(relid: pg_sys::Oid, entity: &str, columns: &Value) -> ErpResult<Value> {
+    if !ENTITIES.contains(&entity) {
+        return Err(ErpSyncError::UnknownEntity(entity.to_string()));
+    }
+    let info = table_info(relid)?;
+    let resolved = resolve_columns(entity, columns, &info.qualname, &info.columns)?;
+
+    // A different table tracked for this entity before: detach it.
+    let previous = Spi::get_one_with_args::<pg_sys::Oid>(
+        "SELECT relid::oid FROM erp_sync.tracked_tables WHERE entity = $1",
+        &[entity.into()],
+    );
+    match previous {
+        Ok(Some(prev)) if prev != relid => drop_trigger_on(prev)?,
+        Ok(_) | Err(pgrx::spi::Error::InvalidPosition) => {}
+        Err(e) => return Err(e.into()),
+    }
+    // This table tracked as another entity before: it can only be one.
+    let was_contact = Spi::get_one_with_args::<bool>(
+        "WITH d AS (DELETE FROM erp_sync.tracked_tables WHERE relid = $1::regclass AND entity <> $2 RETURNING entity) \
+         SELECT coalesce(bool_or(entity = 'contact'), false) FROM d",
+        &[relid.into(), entity.into()],
+    )?
+    .unwrap_or(false);
+
+    let resolved_json = Value::Object(resolved.clone());
+    Spi::run_with_args(
+        "INSERT INTO erp_sync.tracked_tables (entity, relid, columns) VALUES ($1, $2::regclass, $3::jsonb) \
+         ON CONFLICT (entity) DO UPDATE SET relid = EXCLUDED.relid, columns = EXCLUDED.columns, tracked_at = now()",
+        &[entity.into(), relid.into(), resolved_json.to_string().into()],
+    )?;
+
+    let mut args = vec![quote_literal(entity)];
+    for f in fields(entity) {
+        args.push(quote_literal(resolved.get(*f).and_then(Value::as_str).unwrap_or("")));
+    }
+    Spi::run(&format!("DROP TRIGGER IF EXISTS {TRIGGER} ON {}", info.qualname))?;
+    Spi::run(&format!(
+        "CREATE TRIGGER {TRIGGER} AFTER INSERT OR UPDATE ON {} FOR EACH ROW EXECUTE FUNCTION erp_sync.capture({})",
+        info.qualname,
+        args.join(", ")
+    ))?;
+    config::invalidate();
+    if entity == "contact" || was_contact {
+        rebuild_contact_status()?;
+    }
+    Ok(json!({"entity": entity, "table": info.qualname, "columns": resolved_json}))
+}
+
+pub fn untrack_impl(relid: pg_sys::Oid) -> ErpResult<String> {
+    let entity = Spi::get_one_with_args::<String>(
+        "DELETE FROM erp_sync.tracked_tables WHERE relid = $1::regclass RETURNING entity",
+        &[relid.into()],
+    );
+    let entity = match entity {
+        Ok(Some(e)) => e,
+        Ok(None) | Err(pgrx::spi::Error::InvalidPosition) => {
+            let name = table_info(relid).map_or_else(|_| format!("relation {}", relid.to_u32()), |t| t.qualname);
+            return Err(ErpSyncError::NotTracked(name));
+        }
+        Err(e) => return Err(e.into()),
+    };
+    drop_trigger_on(relid)?;
+    config::invalidate();
+    if entity == "contact" {
+        rebuild_contact_status()?;
+    }
+    Ok(entity)
+}
+
+#[pg_extern(
+    volatile,
+    parallel_unsafe,
+    sql = "CREATE FUNCTION erp_sync.track(tbl regclass, entity text, columns jsonb DEFAULT '{}') RETURNS jsonb \
+           VOLATILE PARALLEL UNSAFE LANGUAGE c AS 'MODULE_PATHNAME', 'track_wrapper';"
+)]
+fn track(tbl: pg_sys::Oid, entity: Option<String>, columns: Option<JsonB>) -> JsonB {
+    let entity = entity.unwrap_or_default();
+    let columns = columns.map_or_else(|| json!({}), |c| c.0);
+    JsonB(track_impl(tbl, &entity, &columns).or_raise())
+}
+
+#[pg_extern(
+    volatile,
+    strict,
+    parallel_unsafe,
+    sql = "CREATE FUNCTION erp_sync.untrack(tbl regclass) RETURNS text \
+           VOLATILE STRICT PARALLEL UNSAFE LANGUAGE c AS 'MODULE_PATHNAME', 'untrack_wrapper';"
+)]
+fn untrack(tbl: pg_sys::Oid) -> String {
+    untrack_impl(tbl).or_raise()
+}
+
+/// The manual "sync now" button: re-check admission from the contact's current row, then queue
+/// it (and wake a sidecar) or record the rejection. Returns what happened.
+pub fn request_sync_impl(contact_id: i64) -> ErpResult<Value> {
+    let row = match lookup::contact(contact_id)? {
+        Lookup::NotTracked => return Err(ErpSyncError::NoContactTable),
+        Lookup::NotFound => {
+            return Err(ErpSyncError::InvalidArgument {
+                message: format!("contact {contact_id} does not exist"),
+                hint: "pass the id of a row of the tracked contact table".into(),
+            })
+        }
+        Lookup::Found(row) => row,
+    };
+    let verdict = admission::evaluate(&ContactView::from_json(&row), &config::admission_settings()?);
+    let status = if verdict.passed {
+        outbox::clear_rejection(contact_id)?;
+        let inserted = outbox::enqueue(contact_id, "customer", None)?;
+        outbox::wake_now()?;
+        if inserted { "queued" } else { "already_queued" }
+    } else {
+        outbox::reject(contact_id, &verdict)?;
+        "rejected"
+    };
+    Ok(json!({"contact_id": contact_id, "khid": khid(contact_id), "status": status, "admission": verdict.to_json()}))
+}
+
+#[pg_extern(volatile, strict, parallel_unsafe)]
+fn request_sync(contact_id: i64) -> JsonB {
+    JsonB(request_sync_impl(contact_id).or_raise())
+}
+
+/// Statement trigger on settings / followup_templates / tracked_tables: drop this backend's
+/// per-transaction snapshot so the change is seen by the rest of the transaction.
+#[pg_trigger]
+fn config_changed<'a>(
+    _trigger: &'a PgTrigger<'a>,
+) -> Result<Option<PgHeapTuple<'a, AllocatedByRust>>, std::convert::Infallible> {
+    config::invalidate();
+    Ok(None)
+}

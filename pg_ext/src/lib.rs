@@ -1,0 +1,55 @@
+//! erp_sync: capture the WeChat middle platform's contacts, threads and signals into a
+//! transactional outbox for the Zhibang ERP. `CREATE EXTENSION erp_sync`.
+//!
+//! Table of contents. SQL objects are created in this order:
+//! 1. `sql/bootstrap.sql`  tables, indexes, seed rows (before everything else)
+//! 2. Rust functions       rules (`rules::sql`), capture trigger + track/untrack/request_sync
+//!                         (`capture`), payload functions
+//! 3. `sql/ops.sql`        SQL helpers for the sidecar and operators: pick_rep, retry_failed
+//! 4. `sql/views.sql`      contact_status (rebuilt by track), queue, settings_effective,
+//!                         config-change triggers
+//! 5. `sql/roles.sql`      roles, grants, SECURITY DEFINER for the trigger (last)
+
+use pgrx::prelude::*;
+
+::pgrx::pg_module_magic!(name, version);
+
+pub mod capture;
+pub mod config;
+pub mod db;
+pub mod error;
+pub mod rules;
+
+#[cfg(any(test, feature = "pg_test"))]
+mod tests;
+
+extension_sql_file!("../sql/bootstrap.sql", name = "bootstrap", bootstrap);
+extension_sql_file!(
+    "../sql/ops.sql",
+    name = "ops",
+    requires = ["bootstrap", rules::sql::setting]
+);
+extension_sql_file!(
+    "../sql/views.sql",
+    name = "views",
+    requires = [
+        "ops",
+        rules::sql::khid,
+        rules::sql::mask_mobile,
+        rules::sql::normalize_mobile,
+        rules::sql::setting_defaults,
+        capture::track::config_changed
+    ]
+);
+extension_sql_file!("../sql/roles.sql", name = "roles", finalize);
+
+/// Required by `cargo pgrx test`.
+#[cfg(test)]
+pub mod pg_test {
+    pub fn setup(_options: Vec<&str>) {}
+
+    #[must_use]
+    pub fn postgresql_conf_options() -> Vec<&'static str> {
+        vec![]
+    }
+}

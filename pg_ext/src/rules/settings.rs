@@ -1,0 +1,39 @@
+//! Documented defaults for `erp_sync.setting(key)`. Rows in `erp_sync.settings` override them;
+//! `erp_sync.settings_effective` shows both. Keep this list and docs/architecture.md in step.
+
+pub struct SettingDefault {
+    pub key: &'static str,
+    pub default: &'static str,
+    pub description: &'static str,
+}
+
+pub const DEFAULTS: &[SettingDefault] = &[
+    SettingDefault { key: "admission.min_name_chars", default: "2", description: "has_name passes when the name has MORE than this many characters (spec: 长度 > 2)" },
+    SettingDefault { key: "admission.min_score", default: "60", description: "score_pass passes when score >= this (spec: 白名单评分 >= 60)" },
+    SettingDefault { key: "assign.top_min", default: "80", description: "thread score >= this: assign to a top rep" },
+    SettingDefault { key: "assign.regular_min", default: "60", description: "thread score >= this (and < assign.top_min): assign to a regular rep; below: public pool" },
+    SettingDefault { key: "template.default", default: "120", description: "follow-up template when no keyword matches" },
+    SettingDefault { key: "notify.channel", default: "erp_sync", description: "NOTIFY channel the capture trigger wakes idle sidecars on" },
+    SettingDefault { key: "notify.idle_fresh", default: "30 seconds", description: "a worker counts as idle-and-alive when its heartbeat is younger than this" },
+    SettingDefault { key: "retention.done_days", default: "30", description: "finished outbox rows (done/skipped) older than this may be deleted by the sidecar" },
+    SettingDefault { key: "retention.sync_log_days", default: "365", description: "sync_log rows older than this may be deleted by the sidecar" },
+];
+
+pub fn default_for(key: &str) -> Option<&'static str> {
+    DEFAULTS.iter().find(|d| d.key == key).map(|d| d.default)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_are_unique_and_known() {
+        let mut keys: Vec<_> = DEFAULTS.iter().map(|d| d.key).collect();
+        keys.sort_unstable();
+        keys.dedup();
+        assert_eq!(keys.len(), DEFAULTS.len());
+        assert_eq!(default_for("admission.min_score"), Some("60"));
+        assert_eq!(default_for("nope"), None);
+    }
+}

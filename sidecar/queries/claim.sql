@@ -1,0 +1,51 @@
+-- Claim work for one worker: up to $3 contact "heads" plus, per head, the contiguous run of due
+-- rows of the same contact behind it (at most $4 rows per contact), all leased to $1 for $2 ms.
+--
+-- A row is a head when it is due (pending and next_attempt_at reached, or running with an expired
+-- lease) and no lower-id row of the same contact is pending or running. Heads are locked with
+-- SKIP LOCKED, so concurrent workers never wait on each other and never take the same row; rows of
+-- a chain are never heads for anyone else (their head is lower and pending/running), so they need
+-- no SKIP. The chain stops at the first row of the contact that is not due (e.g. waiting for a
+-- retry), which keeps per-contact order.
+WITH heads AS (
+    SELECT o.id, o.contact_id
+    FROM erp_sync.outbox o
+    WHERE o.status IN ('pending', 'running')
+      AND ((o.status = 'pending' AND o.next_attempt_at <= now())
+        OR (o.status = 'running' AND coalesce(o.lease_expires_at, '-infinity') < now()))
+      AND NOT EXISTS (
+          SELECT 1
+          FROM erp_sync.outbox p
+          WHERE p.contact_id = o.contact_id
+            AND p.id < o.id
+            AND p.status IN ('pending', 'running'))
+    ORDER BY o.id
+    LIMIT $3
+    FOR UPDATE OF o SKIP LOCKED
+),
+behind AS (
+    SELECT c.id,
+           bool_and((c.status = 'pending' AND c.next_attempt_at <= now())
+                 OR (c.status = 'running' AND coalesce(c.lease_expires_at, '-infinity') < now()))
+               OVER (PARTITION BY c.contact_id ORDER BY c.id) AS all_due,
+           row_number() OVER (PARTITION BY c.contact_id ORDER BY c.id) AS rn
+    FROM erp_sync.outbox c
+    JOIN heads h ON c.contact_id = h.contact_id AND c.id > h.id
+    WHERE c.status IN ('pending', 'running')
+),
+picked AS (
+    SELECT id FROM heads
+    UNION ALL
+    SELECT id FROM behind WHERE all_due AND rn < $4
+)
+UPDATE erp_sync.outbox o
+SET status = 'running',
+    lease_owner = $1,
+    lease_expires_at = now() + make_interval(secs => $2::float8 / 1000.0),
+    updated_at = now()
+FROM picked
+WHERE o.id = picked.id
+  -- Re-checked on the current row version if a concurrent transaction changed it meanwhile.
+  AND ((o.status = 'pending' AND o.next_attempt_at <= now())
+    OR (o.status = 'running' AND coalesce(o.lease_expires_at, '-infinity') < now()))
+RETURNING o.id, o.contact_id, o.kind, o.ref_id, o.template_id, o.attempts

@@ -1,0 +1,1 @@
+SELECT erp_sync.contact_payload($1::bigint)

@@ -1,0 +1,1 @@
+SELECT erp_sync.pick_rep($1::text)

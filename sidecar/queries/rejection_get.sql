@@ -1,0 +1,1 @@
+SELECT reasons FROM erp_sync.rejections WHERE contact_id = $1

@@ -1,0 +1,1 @@
+SELECT erp_sync.signal_payload($1::bigint)

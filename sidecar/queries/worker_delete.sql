@@ -1,0 +1,1 @@
+DELETE FROM erp_sync.workers WHERE worker_id = $1

@@ -1,0 +1,695 @@
+//! The one configuration struct of `erp-sync`.
+//!
+//! Sources, later wins:
+//! 1. built-in defaults (every key has one, so the daemon runs with no file at all);
+//! 2. the TOML file given by `--config` (default `erp-sync.toml` in the working directory, if present);
+//! 3. the environment: every key is `ERP_SYNC_<SECTION>_<KEY>`, e.g. `ERP_SYNC_DATABASE_URL`,
+//!    `ERP_SYNC_ERP_BASE_URL`, `ERP_SYNC_ENGINE_CONCURRENCY`. An `ERP_SYNC_*` variable that names no
+//!    key is an error (a typo must not be silently ignored).
+//!
+//! Secrets: `erp.password` may instead come from the file named by `erp.password_file`
+//! (`ERP_SYNC_ERP_PASSWORD_FILE`), and `database.password_file` likewise fills in the database
+//! password. [`Config::redacted_toml`] prints the effective configuration with secrets masked.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::erp::ErpConfig;
+use crate::error::{Error, Result};
+
+/// Prefix of every environment override.
+pub const ENV_PREFIX: &str = "ERP_SYNC_";
+/// Config file read when `--config` is not given (only if it exists).
+pub const DEFAULT_CONFIG_FILE: &str = "erp-sync.toml";
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    pub database: DatabaseConfig,
+    pub erp: ErpConfig,
+    pub engine: EngineConfig,
+    pub log: LogConfig,
+    /// `erp.password_file`: file holding the ERP password (read by [`Config::load`], overrides
+    /// `erp.password`). Kept here because the `[erp]` section belongs to the ERP client's struct.
+    #[serde(skip)]
+    pub erp_password_file: String,
+}
+
+#[derive(Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DatabaseConfig {
+    /// libpq-style URL or key=value string, e.g. `postgres://erp_sync_worker@localhost/platform`.
+    pub url: String,
+    /// File holding the database password (overrides any password in `url`). Empty = none.
+    pub password_file: String,
+    /// Connections in the pool used by the workers (the listener has one more of its own).
+    pub pool_size: usize,
+    /// Timeout for opening a connection.
+    pub connect_timeout_ms: u64,
+    /// Channel the capture trigger notifies.
+    pub channel: String,
+}
+
+impl Default for DatabaseConfig {
+    fn default() -> Self {
+        DatabaseConfig {
+            url: "postgres://postgres@localhost/postgres".into(),
+            password_file: String::new(),
+            pool_size: 8,
+            connect_timeout_ms: 5_000,
+            channel: "erp_sync".into(),
+        }
+    }
+}
+
+impl std::fmt::Debug for DatabaseConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DatabaseConfig")
+            .field("url", &redact_url(&self.url))
+            .field("password_file", &self.password_file)
+            .field("pool_size", &self.pool_size)
+            .field("connect_timeout_ms", &self.connect_timeout_ms)
+            .field("channel", &self.channel)
+            .finish()
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct EngineConfig {
+    /// Lease owner name; must be unique per running sidecar. Empty = `<hostname>-<pid>-<random>`.
+    pub worker_id: String,
+    /// Global cap on ERP calls in flight (the spec's 5).
+    pub concurrency: usize,
+    /// ERP requests per second (all kinds together); 0 = unlimited.
+    pub rate_limit_per_s: u32,
+    /// Most contacts held (claimed) at once; each contact's due rows are claimed as one chain.
+    pub batch_size: i64,
+    /// Most rows of one contact claimed in one chain.
+    pub chain_max: i64,
+    /// Fallback poll when no NOTIFY arrives.
+    pub poll_interval_ms: u64,
+    /// Lease length of a claimed row; a crashed worker's rows are reclaimable after it.
+    pub lease_ms: u64,
+    /// Worker heartbeat, which also extends the leases of the rows in hand.
+    pub heartbeat_ms: u64,
+    /// Failed attempts (retryable errors) before a row is dead.
+    pub max_attempts: i32,
+    /// First retry delay; doubles per attempt, jittered, capped by `backoff_max_ms`.
+    pub backoff_base_ms: u64,
+    pub backoff_max_ms: u64,
+    /// Record and log what would be sent without calling the ERP and without touching the outbox.
+    pub dry_run: bool,
+    /// On SIGTERM/SIGINT: time given to in-flight rows before they are released.
+    pub shutdown_deadline_ms: u64,
+    /// Listener reconnect backoff cap.
+    pub listen_reconnect_max_ms: u64,
+    /// How long the write-back of an ERP effect keeps retrying against an unavailable database.
+    pub writeback_retry_ms: u64,
+}
+
+impl Default for EngineConfig {
+    fn default() -> Self {
+        EngineConfig {
+            worker_id: String::new(),
+            concurrency: 5,
+            rate_limit_per_s: 20,
+            batch_size: 20,
+            chain_max: 50,
+            poll_interval_ms: 2_000,
+            lease_ms: 15_000,
+            heartbeat_ms: 3_000,
+            max_attempts: 8,
+            backoff_base_ms: 1_000,
+            backoff_max_ms: 300_000,
+            dry_run: false,
+            shutdown_deadline_ms: 10_000,
+            listen_reconnect_max_ms: 10_000,
+            writeback_retry_ms: 60_000,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    Human,
+    Json,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LogConfig {
+    pub format: LogFormat,
+    /// `tracing` filter directive, e.g. `info` or `sidecar=debug,info`. `RUST_LOG` wins when set.
+    pub level: String,
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        LogConfig { format: LogFormat::Human, level: "info".into() }
+    }
+}
+
+impl Config {
+    /// Defaults, then the file (explicit path must exist; the default path is optional), then the
+    /// process environment.
+    pub fn load(path: Option<&Path>) -> Result<Config> {
+        let env: Vec<(String, String)> = std::env::vars().collect();
+        let (file_text, file_name) = match path {
+            Some(p) => {
+                let text = std::fs::read_to_string(p)
+                    .map_err(|e| Error::Config(format!("cannot read config file {}: {e}", p.display())))?;
+                (Some(text), p.to_path_buf())
+            }
+            None => {
+                let p = PathBuf::from(DEFAULT_CONFIG_FILE);
+                match std::fs::read_to_string(&p) {
+                    Ok(text) => (Some(text), p),
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => (None, p),
+                    Err(e) => return Err(Error::Config(format!("cannot read {}: {e}", p.display()))),
+                }
+            }
+        };
+        let mut cfg = Config::from_sources(file_text.as_deref(), &file_name.display().to_string(), &env)?;
+        cfg.resolve_secret_files()?;
+        cfg.validate()?;
+        Ok(cfg)
+    }
+
+    /// Pure part of [`Config::load`]: layer a TOML text and `(name, value)` environment pairs over
+    /// the defaults. Secret files are not read here.
+    pub fn from_sources(file_text: Option<&str>, file_name: &str, env: &[(String, String)]) -> Result<Config> {
+        let tree = Config::layered_tree(file_text, file_name, env)?;
+        let (tree, pw_file) = take_erp_password_file(tree)?;
+        let mut cfg: Config = tree.try_into().map_err(|e: toml::de::Error| Error::Config(e.to_string()))?;
+        cfg.erp_password_file = pw_file;
+        Ok(cfg)
+    }
+
+    /// Defaults + file + environment as one TOML tree (validated by deserialising it).
+    fn layered_tree(file_text: Option<&str>, file_name: &str, env: &[(String, String)]) -> Result<toml::Value> {
+        let mut tree = toml::Value::try_from(Config::default())
+            .map_err(|e| Error::Config(format!("cannot serialise defaults: {e}")))?;
+        if let Some(text) = file_text {
+            let file: toml::Value = toml::from_str(text)
+                .map_err(|e| Error::Config(format!("{file_name}: {e}")))?;
+            // Validate the file alone first so its errors name the file.
+            let (checked, _) = take_erp_password_file(file.clone())?;
+            toml::Value::try_into::<Config>(checked)
+                .map_err(|e| Error::Config(format!("{file_name}: {e}")))?;
+            merge(&mut tree, file);
+        }
+        let overrides = env_overrides(env)?;
+        if overrides.is_empty() {
+            return Ok(tree);
+        }
+        // First try: values keep the type of the key they replace (absent keys, e.g. unset options,
+        // are taken as strings). Second try for absent keys: a typed scalar.
+        let mut first = tree.clone();
+        let mut absent = Vec::new();
+        for ov in &overrides {
+            if !apply_override(&mut first, ov, false)? {
+                absent.push(ov);
+            }
+        }
+        let check = |t: &toml::Value| -> std::result::Result<(), String> {
+            let (t, _) = take_erp_password_file(t.clone()).map_err(|e| e.to_string())?;
+            t.try_into::<Config>().map(|_| ()).map_err(|e| e.to_string())
+        };
+        match check(&first) {
+            Ok(()) => Ok(first),
+            Err(e) if absent.is_empty() => Err(Error::Config(format!("environment: {e}"))),
+            Err(e) => {
+                let mut second = tree;
+                for ov in &overrides {
+                    apply_override(&mut second, ov, true)?;
+                }
+                check(&second).map_err(|_| Error::Config(format!("environment: {e}")))?;
+                Ok(second)
+            }
+        }
+    }
+
+    fn resolve_secret_files(&mut self) -> Result<()> {
+        if !self.database.password_file.is_empty() {
+            let pw = read_secret(&self.database.password_file)?;
+            self.database.url = set_url_password(&self.database.url, &pw)?;
+        }
+        if !self.erp_password_file.is_empty() {
+            self.erp.password = read_secret(&self.erp_password_file)?;
+        }
+        Ok(())
+    }
+
+    /// Sanity checks that serde cannot express.
+    pub fn validate(&self) -> Result<()> {
+        let e = &self.engine;
+        let bad = |m: &str| Err(Error::Config(m.to_string()));
+        if self.database.url.trim().is_empty() {
+            return bad("database.url is empty");
+        }
+        if self.database.pool_size == 0 {
+            return bad("database.pool_size must be > 0");
+        }
+        if e.concurrency == 0 {
+            return bad("engine.concurrency must be > 0");
+        }
+        if e.batch_size <= 0 || e.chain_max <= 0 {
+            return bad("engine.batch_size and engine.chain_max must be > 0");
+        }
+        if e.max_attempts <= 0 {
+            return bad("engine.max_attempts must be > 0");
+        }
+        if e.lease_ms < 1_000 {
+            return bad("engine.lease_ms must be >= 1000");
+        }
+        if e.heartbeat_ms == 0 || e.heartbeat_ms * 2 > e.lease_ms {
+            return bad("engine.heartbeat_ms must be > 0 and at most half of engine.lease_ms");
+        }
+        if e.poll_interval_ms == 0 {
+            return bad("engine.poll_interval_ms must be > 0");
+        }
+        if e.backoff_base_ms == 0 || e.backoff_max_ms < e.backoff_base_ms {
+            return bad("engine.backoff_base_ms must be > 0 and <= engine.backoff_max_ms");
+        }
+        if self.database.channel.is_empty()
+            || !self.database.channel.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+        {
+            return bad("database.channel must be a plain identifier");
+        }
+        tracing_subscriber::EnvFilter::try_new(&self.log.level)
+            .map_err(|err| Error::Config(format!("log.level: {err}")))?;
+        Ok(())
+    }
+
+    /// The effective configuration as TOML with every secret masked (for `check-config`).
+    pub fn redacted_toml(&self) -> Result<String> {
+        let mut tree = toml::Value::try_from(self).map_err(|e| Error::Config(e.to_string()))?;
+        if !self.erp_password_file.is_empty() {
+            if let Some(t) = tree.get_mut("erp").and_then(toml::Value::as_table_mut) {
+                t.insert("password_file".into(), toml::Value::String(self.erp_password_file.clone()));
+            }
+        }
+        redact_tree(&mut tree, None);
+        toml::to_string_pretty(&tree).map_err(|e| Error::Config(e.to_string()))
+    }
+
+    /// The worker id to use: configured, or `<hostname>-<pid>-<4 random hex>`.
+    pub fn worker_id(&self) -> String {
+        if !self.engine.worker_id.is_empty() {
+            return self.engine.worker_id.clone();
+        }
+        let host = std::fs::read_to_string("/etc/hostname")
+            .ok()
+            .map(|h| h.trim().to_string())
+            .filter(|h| !h.is_empty())
+            .unwrap_or_else(|| "erp-sync".into());
+        format!("{host}-{}-{:04x}", std::process::id(), rand::random::<u16>())
+    }
+}
+
+/// One `ERP_SYNC_<SECTION>_<KEY>` variable, split.
+#[derive(Debug)]
+struct Override {
+    var: String,
+    section: String,
+    key: String,
+    value: String,
+}
+
+const SECTIONS: [&str; 4] = ["database", "erp", "engine", "log"];
+
+fn env_overrides(env: &[(String, String)]) -> Result<Vec<Override>> {
+    let mut out = Vec::new();
+    let mut sorted: BTreeMap<&str, &str> = BTreeMap::new();
+    for (k, v) in env {
+        sorted.insert(k.as_str(), v.as_str());
+    }
+    for (var, value) in sorted {
+        let Some(rest) = var.strip_prefix(ENV_PREFIX) else { continue };
+        let lower = rest.to_ascii_lowercase();
+        let Some((section, key)) = SECTIONS
+            .iter()
+            .find_map(|s| lower.strip_prefix(&format!("{s}_")).map(|k| (s.to_string(), k.to_string())))
+        else {
+            return Err(Error::Config(format!(
+                "unknown environment variable {var}: expected {ENV_PREFIX}<DATABASE|ERP|ENGINE|LOG>_<KEY>"
+            )));
+        };
+        if key.is_empty() {
+            return Err(Error::Config(format!("environment variable {var} names no key")));
+        }
+        out.push(Override { var: var.to_string(), section, key, value: value.to_string() });
+    }
+    Ok(out)
+}
+
+/// Put one override into the tree. Returns whether the key existed. Keys that do not exist are
+/// added (as a string, or as a typed scalar when `typed_absent`) and rejected later by
+/// `deny_unknown_fields` if the struct has no such field.
+fn apply_override(tree: &mut toml::Value, ov: &Override, typed_absent: bool) -> Result<bool> {
+    let section = tree
+        .get_mut(&ov.section)
+        .and_then(toml::Value::as_table_mut)
+        .ok_or_else(|| Error::Config(format!("{}: no section {}", ov.var, ov.section)))?;
+    let (path, key) = locate(section, &ov.key);
+    let mut table = section;
+    for p in &path {
+        table = table
+            .get_mut(p)
+            .and_then(toml::Value::as_table_mut)
+            .ok_or_else(|| Error::Config(format!("{}: no table {p}", ov.var)))?;
+    }
+    let existing = table.get(&key).cloned();
+    let existed = existing.is_some();
+    let value = match existing {
+        Some(old) => typed_like(&old, &ov.value)
+            .map_err(|m| Error::Config(format!("{}: {m}", ov.var)))?,
+        None if typed_absent => scalar_guess(&ov.value),
+        None => toml::Value::String(ov.value.clone()),
+    };
+    table.insert(key, value);
+    Ok(existed)
+}
+
+/// Find where `key` (underscore-joined path) lives: an existing key here, else inside a sub-table
+/// whose name is a prefix (`followup_template_field` → `[followup] template_field`), else here.
+/// Returns the sub-table path and the final key.
+fn locate(table: &toml::Table, key: &str) -> (Vec<String>, String) {
+    if table.contains_key(key) {
+        return (Vec::new(), key.to_string());
+    }
+    let sub = table
+        .iter()
+        .filter(|(k, v)| v.is_table() && key.starts_with(&format!("{k}_")))
+        .max_by_key(|(k, _)| k.len());
+    match sub {
+        Some((k, toml::Value::Table(t))) => {
+            let (mut path, last) = locate(t, &key[k.len() + 1..]);
+            path.insert(0, k.clone());
+            (path, last)
+        }
+        _ => (Vec::new(), key.to_string()),
+    }
+}
+
+/// Remove `erp.password_file` from a tree (see [`Config::erp_password_file`]).
+fn take_erp_password_file(mut tree: toml::Value) -> Result<(toml::Value, String)> {
+    let Some(erp) = tree.get_mut("erp").and_then(toml::Value::as_table_mut) else {
+        return Ok((tree, String::new()));
+    };
+    match erp.remove("password_file") {
+        None => Ok((tree, String::new())),
+        Some(toml::Value::String(s)) => Ok((tree, s)),
+        Some(_) => Err(Error::Config("erp.password_file must be a string".into())),
+    }
+}
+
+fn typed_like(old: &toml::Value, raw: &str) -> std::result::Result<toml::Value, String> {
+    use toml::Value as V;
+    Ok(match old {
+        V::String(_) => V::String(raw.to_string()),
+        V::Integer(_) => V::Integer(raw.trim().parse().map_err(|_| format!("expected an integer, got {raw:?}"))?),
+        V::Float(_) => V::Float(raw.trim().parse().map_err(|_| format!("expected a number, got {raw:?}"))?),
+        V::Boolean(_) => V::Boolean(parse_bool(raw).ok_or_else(|| format!("expected true/false, got {raw:?}"))?),
+        V::Array(_) | V::Table(_) | V::Datetime(_) => {
+            // Parse as a TOML value: `[1, 2]`, `{ a = 1 }`, ...
+            let doc: toml::Value = toml::from_str(&format!("v = {raw}")).map_err(|e| e.to_string())?;
+            doc.get("v").cloned().ok_or_else(|| "empty value".to_string())?
+        }
+    })
+}
+
+fn scalar_guess(raw: &str) -> toml::Value {
+    if let Ok(i) = raw.trim().parse::<i64>() {
+        return toml::Value::Integer(i);
+    }
+    if let Ok(f) = raw.trim().parse::<f64>() {
+        return toml::Value::Float(f);
+    }
+    if let Some(b) = parse_bool(raw) {
+        return toml::Value::Boolean(b);
+    }
+    toml::Value::String(raw.to_string())
+}
+
+fn parse_bool(raw: &str) -> Option<bool> {
+    match raw.trim().to_ascii_lowercase().as_str() {
+        "1" | "true" | "yes" | "on" => Some(true),
+        "0" | "false" | "no" | "off" => Some(false),
+        _ => None,
+    }
+}
+
+/// Deep merge: tables merge key by key, anything else replaces.
+fn merge(base: &mut toml::Value, over: toml::Value) {
+    match (base, over) {
+        (toml::Value::Table(b), toml::Value::Table(o)) => {
+            for (k, v) in o {
+                match b.get_mut(&k) {
+                    Some(slot) => merge(slot, v),
+                    None => {
+                        b.insert(k, v);
+                    }
+                }
+            }
+        }
+        (slot, v) => *slot = v,
+    }
+}
+
+/// Whether a key names a secret (its value is masked in output).
+pub fn is_secret_key(key: &str) -> bool {
+    let k = key.to_ascii_lowercase();
+    (k.contains("password") && !k.ends_with("_file"))
+        || k.contains("secret")
+        || k.contains("token")
+        || k == "session"
+}
+
+fn redact_tree(v: &mut toml::Value, key: Option<&str>) {
+    match v {
+        toml::Value::Table(t) => {
+            for (k, child) in t.iter_mut() {
+                redact_tree(child, Some(k));
+            }
+        }
+        toml::Value::String(s) => {
+            if let Some(k) = key {
+                if is_secret_key(k) {
+                    if !s.is_empty() {
+                        *s = "***".into();
+                    }
+                } else if k == "url" || k.ends_with("_url") {
+                    *s = redact_url(s);
+                }
+            }
+        }
+        _ => {}
+    }
+}
+
+/// Mask the password of a `scheme://user:password@host/...` URL and of a `password=...` key/value
+/// connection string.
+pub fn redact_url(url: &str) -> String {
+    if let Some(scheme_end) = url.find("://") {
+        let rest = &url[scheme_end + 3..];
+        let auth_end = rest.find(['/', '?']).unwrap_or(rest.len());
+        if let Some(at) = rest[..auth_end].rfind('@') {
+            let userinfo = &rest[..at];
+            if let Some(colon) = userinfo.find(':') {
+                return format!("{}{}:***{}", &url[..scheme_end + 3], &userinfo[..colon], &rest[at..]);
+            }
+        }
+        return url.to_string();
+    }
+    url.split_whitespace()
+        .map(|part| match part.split_once('=') {
+            Some((k, _)) if k.eq_ignore_ascii_case("password") => format!("{k}=***"),
+            _ => part.to_string(),
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// Put `password` into a URL (`scheme://user@host` → `scheme://user:pw@host`) or key/value string.
+fn set_url_password(url: &str, password: &str) -> Result<String> {
+    if let Some(scheme_end) = url.find("://") {
+        let rest = &url[scheme_end + 3..];
+        let auth_end = rest.find(['/', '?']).unwrap_or(rest.len());
+        let enc = percent_encode(password);
+        return Ok(match rest[..auth_end].rfind('@') {
+            Some(at) => {
+                let user = rest[..at].split(':').next().unwrap_or("");
+                format!("{}{user}:{enc}{}", &url[..scheme_end + 3], &rest[at..])
+            }
+            None => return Err(Error::Config("database.password_file needs a user in database.url".into())),
+        });
+    }
+    let kept: Vec<&str> = url
+        .split_whitespace()
+        .filter(|p| !p.to_ascii_lowercase().starts_with("password="))
+        .collect();
+    let quoted = password.replace('\\', "\\\\").replace('\'', "\\'");
+    Ok(format!("{} password='{quoted}'", kept.join(" ")))
+}
+
+fn percent_encode(s: &str) -> String {
+    let mut out = String::new();
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+/// Read a secret file; trailing newline(s) are removed.
+pub fn read_secret(path: &str) -> Result<String> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| Error::Config(format!("cannot read secret file {path}: {e}")))?;
+    Ok(text.trim_end_matches(['\r', '\n']).to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+    }
+
+    #[test]
+    fn defaults_are_valid() {
+        let cfg = Config::from_sources(None, "none", &[]).expect("defaults");
+        cfg.validate().expect("valid");
+        assert_eq!(cfg.engine.concurrency, 5);
+        assert_eq!(cfg.log.format, LogFormat::Human);
+    }
+
+    #[test]
+    fn file_then_env() {
+        let file = "[engine]\nconcurrency = 3\nbatch_size = 7\n[log]\nformat = \"json\"\n";
+        let cfg = Config::from_sources(
+            Some(file),
+            "f.toml",
+            &env(&[
+                ("ERP_SYNC_ENGINE_CONCURRENCY", "9"),
+                ("ERP_SYNC_DATABASE_URL", "postgres://u:pw@h/db"),
+                ("ERP_SYNC_ENGINE_DRY_RUN", "true"),
+                ("PATH", "/bin"),
+            ]),
+        )
+        .expect("config");
+        assert_eq!(cfg.engine.concurrency, 9);
+        assert_eq!(cfg.engine.batch_size, 7);
+        assert!(cfg.engine.dry_run);
+        assert_eq!(cfg.log.format, LogFormat::Json);
+        assert_eq!(cfg.database.url, "postgres://u:pw@h/db");
+    }
+
+    #[test]
+    fn unknown_keys_are_errors() {
+        assert!(Config::from_sources(Some("[engine]\nconcurency = 3\n"), "f", &[]).is_err());
+        assert!(Config::from_sources(Some("[nope]\nx = 1\n"), "f", &[]).is_err());
+        assert!(Config::from_sources(None, "f", &env(&[("ERP_SYNC_ENGINE_CONCURENCY", "3")])).is_err());
+        assert!(Config::from_sources(None, "f", &env(&[("ERP_SYNC_FOO_BAR", "3")])).is_err());
+        assert!(Config::from_sources(None, "f", &env(&[("ERP_SYNC_ENGINE_CONCURRENCY", "x")])).is_err());
+    }
+
+    #[test]
+    fn erp_keys_from_env() {
+        let cfg = Config::from_sources(
+            None,
+            "f",
+            &env(&[
+                ("ERP_SYNC_ERP_BASE_URL", "http://127.0.0.1:9"),
+                ("ERP_SYNC_ERP_USERNAME", "demo"),
+                ("ERP_SYNC_ERP_PASSWORD", "12345"),
+            ]),
+        )
+        .expect("config");
+        let text = cfg.redacted_toml().expect("toml");
+        assert!(text.contains("http://127.0.0.1:9"), "{text}");
+        assert!(!text.contains("12345"), "{text}");
+        assert!(!format!("{cfg:?}").contains("12345"));
+    }
+
+    #[test]
+    fn redaction() {
+        assert_eq!(redact_url("postgres://u:secret@h:5432/db"), "postgres://u:***@h:5432/db");
+        assert_eq!(redact_url("postgres://u@h/db"), "postgres://u@h/db");
+        assert_eq!(redact_url("host=h user=u password=x dbname=d"), "host=h user=u password=*** dbname=d");
+        let cfg = Config::from_sources(None, "f", &env(&[("ERP_SYNC_DATABASE_URL", "postgres://u:s3cr3t@h/db")]))
+            .expect("config");
+        let text = cfg.redacted_toml().expect("toml");
+        assert!(!text.contains("s3cr3t"));
+        assert!(!format!("{cfg:?}").contains("s3cr3t"));
+        assert!(is_secret_key("password"));
+        assert!(!is_secret_key("password_file"));
+    }
+
+    #[test]
+    fn password_into_url() {
+        assert_eq!(
+            set_url_password("postgres://u@h/db", "p@ss").expect("url"),
+            "postgres://u:p%40ss@h/db"
+        );
+        assert_eq!(
+            set_url_password("postgres://u:old@h/db", "new").expect("url"),
+            "postgres://u:new@h/db"
+        );
+        assert_eq!(set_url_password("host=h user=u", "x").expect("kv"), "host=h user=u password='x'");
+    }
+
+    #[test]
+    fn nested_and_optional_keys() {
+        let cfg = Config::from_sources(
+            None,
+            "f",
+            &env(&[
+                ("ERP_SYNC_ERP_FOLLOWUP_CONTENT_FIELD", "content"),
+                ("ERP_SYNC_ERP_FOLLOWUP_SORT_FIELD", "sort"),
+                ("ERP_SYNC_ERP_PASSWORD_FILE", "/run/secrets/erp"),
+            ]),
+        )
+        .expect("config");
+        assert_eq!(cfg.erp.followup.content_field, "content");
+        assert_eq!(cfg.erp.followup.sort_field.as_deref(), Some("sort"));
+        assert_eq!(cfg.erp_password_file, "/run/secrets/erp");
+        assert!(cfg.redacted_toml().expect("toml").contains("/run/secrets/erp"));
+    }
+
+    #[test]
+    fn password_files() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let erp_pw = dir.path().join("erp");
+        let db_pw = dir.path().join("db");
+        std::fs::write(&erp_pw, "erp-secret\n").expect("write");
+        std::fs::write(&db_pw, "db-secret\n").expect("write");
+        let file = format!(
+            "[erp]\npassword_file = {:?}\n[database]\nurl = \"postgres://w@h/db\"\npassword_file = {:?}\n",
+            erp_pw.display().to_string(),
+            db_pw.display().to_string()
+        );
+        let mut cfg = Config::from_sources(Some(&file), "f", &[]).expect("config");
+        cfg.resolve_secret_files().expect("secrets");
+        assert_eq!(cfg.erp.password, "erp-secret");
+        assert_eq!(cfg.database.url, "postgres://w:db-secret@h/db");
+        let text = cfg.redacted_toml().expect("toml");
+        assert!(!text.contains("erp-secret") && !text.contains("db-secret"), "{text}");
+    }
+
+    #[test]
+    fn validation() {
+        let cfg = Config::from_sources(None, "f", &env(&[("ERP_SYNC_ENGINE_CONCURRENCY", "0")])).expect("parse");
+        assert!(cfg.validate().is_err());
+        let cfg = Config::from_sources(None, "f", &env(&[("ERP_SYNC_ENGINE_HEARTBEAT_MS", "60000")])).expect("parse");
+        assert!(cfg.validate().is_err());
+    }
+}

@@ -1,0 +1,412 @@
+//! One handler per outbox kind. A handler reads the CURRENT platform state through the extension's
+//! payload functions, talks to the ERP through the rate/concurrency-limited context, and returns a
+//! verdict plus the effects to write back (sync_log entries, customer_link changes) — the write-back
+//! itself happens in one transaction in [`super::worker`].
+
+use std::time::Instant;
+
+use serde_json::{json, Value};
+
+use super::db::{self, LinkWrite, LogEntry, OutboxRow};
+use super::mapping::{self, ContactView};
+use super::Ctx;
+use crate::erp::{Assignment, CustomerKind, ErpClient, Exchange, Followup};
+use crate::error::{Error, Result};
+use crate::telemetry::masked;
+
+/// How a row ends when the handler returns normally.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Verdict {
+    Done,
+    /// Nothing to do, with the reason (kept in `outbox.last_error`).
+    Skipped(String),
+    /// Cannot ever succeed as things are, with the reason.
+    Dead(String),
+}
+
+/// What a handler changed, written back with the row's final status.
+#[derive(Debug, Default)]
+pub struct Effects {
+    pub logs: Vec<LogEntry>,
+    pub link: Option<LinkWrite>,
+    /// `(tier, assigned_to)` for `customer_link`.
+    pub assignment: Option<(String, Option<String>)>,
+}
+
+pub async fn process(ctx: &Ctx, row: &OutboxRow, fx: &mut Effects) -> Result<Verdict> {
+    match row.kind.as_str() {
+        "customer" => customer(ctx, row, fx).await,
+        "followup" => followup(ctx, row, fx).await,
+        "assign" => assign(ctx, row, fx).await,
+        "rollback" => rollback(ctx, row, fx).await,
+        other => Ok(Verdict::Dead(format!("unknown outbox kind {other:?}"))),
+    }
+}
+
+/// sync_log request/response from the exchanges of one step.
+pub fn exchanges_json(ex: &[Exchange]) -> (Option<Value>, Option<Value>, i32) {
+    if ex.is_empty() {
+        return (None, None, 0);
+    }
+    let req = ex
+        .iter()
+        .map(|e| json!({"endpoint": e.endpoint, "cmdkey": e.cmdkey, "body": e.request}))
+        .collect::<Vec<_>>();
+    let resp = ex
+        .iter()
+        .map(|e| {
+            json!({"endpoint": e.endpoint, "http_status": e.http_status, "body": e.response,
+                   "error": e.error, "elapsed_ms": e.elapsed_ms})
+        })
+        .collect::<Vec<_>>();
+    let ms: u64 = ex.iter().map(|e| e.elapsed_ms).sum();
+    (Some(Value::Array(req)), Some(Value::Array(resp)), i32::try_from(ms).unwrap_or(i32::MAX))
+}
+
+/// Record one ERP step (success or failure) from the traced client's exchanges.
+fn log_step(
+    fx: &mut Effects,
+    t: &ErpClient,
+    action: &'static str,
+    erp_ord: Option<i64>,
+    started: Instant,
+    err: Option<&Error>,
+) {
+    let ex = t.take_exchanges();
+    let (request, response, mut ms) = exchanges_json(&ex);
+    if ex.is_empty() {
+        ms = i32::try_from(started.elapsed().as_millis()).unwrap_or(i32::MAX);
+    }
+    fx.logs.push(LogEntry {
+        action,
+        erp_ord,
+        request,
+        response,
+        outcome: if err.is_some() { "failed" } else { "success" },
+        error: err.map(ToString::to_string),
+        duration_ms: ms,
+        old_data: None,
+    });
+}
+
+/// Run one ERP step: limits, tracing, and a sync_log entry for failures (and for successes when
+/// `action` is given).
+async fn step<T, F>(
+    ctx: &Ctx,
+    fx: &mut Effects,
+    t: &ErpClient,
+    action: &'static str,
+    erp_ord: Option<i64>,
+    log_success: bool,
+    fut: F,
+) -> Result<T>
+where
+    F: std::future::Future<Output = Result<T>>,
+{
+    let started = Instant::now();
+    let res = ctx.erp_call(fut).await;
+    match &res {
+        Ok(_) if log_success => log_step(fx, t, action, erp_ord, started, None),
+        Ok(_) => {
+            // Lookups are not logged on success; drop their exchanges.
+            let _discarded: Vec<Exchange> = t.take_exchanges();
+        }
+        Err(e) => log_step(fx, t, action, erp_ord, started, Some(e)),
+    }
+    res
+}
+
+fn skip_log(fx: &mut Effects, reason: &str, request: Option<Value>) {
+    fx.logs.push(LogEntry {
+        action: "skip",
+        outcome: "skipped",
+        error: Some(reason.to_string()),
+        request,
+        ..LogEntry::default()
+    });
+}
+
+fn kind_name(k: CustomerKind) -> &'static str {
+    match k {
+        CustomerKind::Company => "company",
+        CustomerKind::Personal => "personal",
+    }
+}
+
+/// The fields as stored in sync_log (mobiles masked by the ERP module's redaction).
+fn fields_json(v: &ContactView) -> Value {
+    let obj: serde_json::Map<String, Value> = v
+        .fields
+        .pairs()
+        .into_iter()
+        .map(|(k, val)| (k.to_string(), Value::String(val.to_string())))
+        .collect();
+    crate::erp::mask::redact(&json!({"intsort": v.kind.intsort(), "fields": obj}))
+}
+
+async fn customer(ctx: &Ctx, row: &OutboxRow, fx: &mut Effects) -> Result<Verdict> {
+    let c = ctx.db().await?;
+    let Some(payload) = db::contact_payload(&c, row.contact_id).await? else {
+        let r = "contact no longer exists";
+        skip_log(fx, r, None);
+        return Ok(Verdict::Skipped(r.into()));
+    };
+    let view = match mapping::contact_view(&payload) {
+        Ok(v) => v,
+        Err(e) => return Ok(Verdict::Dead(format!("cannot map contact: {e}"))),
+    };
+    if !view.admission.passed {
+        let r = format!("admission not passed: {}", view.admission.reasons.join(", "));
+        skip_log(fx, &r, Some(fields_json(&view)));
+        return Ok(Verdict::Skipped(r));
+    }
+    let link = db::link_get(&c, row.contact_id).await?;
+    drop(c);
+    let hash = mapping::fields_hash(view.kind, &view.fields, view.person.as_ref());
+    let t = ctx.erp.traced();
+    tracing::debug!(outbox_id = row.id, contact_id = row.contact_id, khid = %view.khid,
+        mobile = %masked(view.fields.mobile.as_deref()), "customer: looking up khid");
+
+    let existing = step(ctx, fx, &t, "create", None, false, t.find_by_khid(&view.khid)).await?;
+    let ord = match existing {
+        None => {
+            if let Some(m) = view.fields.mobile.as_deref() {
+                let owners = step(ctx, fx, &t, "create", None, false, t.find_by_mobile(m)).await?;
+                if let Some(o) = owners.iter().find(|o| o.khid.as_deref() != Some(view.khid.as_str())) {
+                    let r = format!(
+                        "mobile {} already belongs to ERP customer ord {} (khid {})",
+                        masked(Some(m)),
+                        o.ord,
+                        o.khid.as_deref().unwrap_or("-")
+                    );
+                    tracing::info!(outbox_id = row.id, contact_id = row.contact_id, erp_ord = o.ord, reason = %r, "customer skipped");
+                    fx.logs.push(LogEntry {
+                        action: "skip",
+                        erp_ord: Some(o.ord),
+                        request: Some(fields_json(&view)),
+                        outcome: "skipped",
+                        error: Some(r.clone()),
+                        ..LogEntry::default()
+                    });
+                    return Ok(Verdict::Skipped(r));
+                }
+            }
+            let mut fields = view.fields.clone();
+            fields.ord = None;
+            let saved = step(ctx, fx, &t, "create", None, true, t.save_customer(view.kind, &fields)).await?;
+            if let Some(l) = fx.logs.last_mut() {
+                l.erp_ord = Some(saved.ord);
+            }
+            tracing::info!(outbox_id = row.id, contact_id = row.contact_id, erp_ord = saved.ord,
+                khid = %view.khid, kind = kind_name(view.kind), "customer created");
+            saved.ord
+        }
+        Some(found) => {
+            let ord = found.ord;
+            let unchanged = link.as_ref().is_some_and(|l| {
+                l.erp_ord == Some(ord)
+                    && l.last_payload_hash.as_deref() == Some(hash.as_str())
+                    && (view.person.is_none() || l.person_synced)
+            });
+            if unchanged {
+                let r = "unchanged since the last sync";
+                return Ok(Verdict::Skipped(r.into()));
+            }
+            let detail = step(ctx, fx, &t, "update", Some(ord), false, t.customer_detail(ord)).await?;
+            let old_data = detail.as_ref().map(|d| {
+                let m: serde_json::Map<String, Value> = d
+                    .fields
+                    .iter()
+                    .map(|f| (f.id.clone(), f.value.clone().or_else(|| f.text.clone()).map_or(Value::Null, Value::String)))
+                    .collect();
+                crate::erp::mask::redact(&Value::Object(m))
+            });
+            let erp_wx = found
+                .weixin_acc
+                .clone()
+                .filter(|s| !s.trim().is_empty())
+                .or_else(|| detail.as_ref().and_then(|d| d.get("weixinAcc")).map(str::to_string))
+                .filter(|s| !s.trim().is_empty());
+            let action = if erp_wx.is_none() && view.wechat_id.is_some() { "supplement" } else { "update" };
+            let mut fields = view.fields.clone();
+            fields.ord = Some(ord);
+            step(ctx, fx, &t, action, Some(ord), true, t.edit_customer(view.kind, &fields)).await?;
+            if let Some(l) = fx.logs.last_mut() {
+                l.old_data = old_data;
+            }
+            tracing::info!(outbox_id = row.id, contact_id = row.contact_id, erp_ord = ord, action, "customer updated");
+            ord
+        }
+    };
+    // The link is known from here on: record it even if the person step fails (a retry then
+    // finds the customer by khid anyway).
+    fx.link = Some(LinkWrite {
+        khid: view.khid.clone(),
+        erp_ord: ord,
+        customer_type: kind_name(view.kind),
+        person_synced: view.person.is_none(),
+        payload_hash: None,
+    });
+    if let Some(person) = &view.person {
+        let already = link.as_ref().is_some_and(|l| l.person_synced && l.erp_ord == Some(ord));
+        if !already {
+            let persons = step(ctx, fx, &t, "person", Some(ord), false, t.list_persons(ord)).await?;
+            if persons.iter().any(|p| mapping::person_matches(p, person)) {
+                tracing::debug!(outbox_id = row.id, contact_id = row.contact_id, erp_ord = ord, "contact person already in the ERP");
+            } else {
+                step(ctx, fx, &t, "person", Some(ord), true, t.add_person(ord, person)).await?;
+                tracing::info!(outbox_id = row.id, contact_id = row.contact_id, erp_ord = ord, "contact person added");
+            }
+        }
+        if let Some(l) = fx.link.as_mut() {
+            l.person_synced = true;
+        }
+    }
+    if let Some(l) = fx.link.as_mut() {
+        l.payload_hash = Some(hash);
+    }
+    Ok(Verdict::Done)
+}
+
+/// Why a contact has no ERP customer, as the verdict of a dependent row (follow-up, assignment).
+async fn no_customer_verdict(ctx: &Ctx, row: &OutboxRow, fx: &mut Effects) -> Result<Verdict> {
+    let c = ctx.db().await?;
+    if let Some(reasons) = db::rejection(&c, row.contact_id).await? {
+        let r = format!("contact rejected at admission: {reasons}");
+        skip_log(fx, &r, None);
+        return Ok(Verdict::Skipped(r));
+    }
+    if let Some(p) = db::contact_payload(&c, row.contact_id).await? {
+        let adm = mapping::admission(&p);
+        if !adm.passed {
+            let r = format!("contact rejected at admission: {}", adm.reasons.join(", "));
+            skip_log(fx, &r, None);
+            return Ok(Verdict::Skipped(r));
+        }
+    } else {
+        let r = "contact no longer exists";
+        skip_log(fx, r, None);
+        return Ok(Verdict::Skipped(r.into()));
+    }
+    if let Some((status, err)) = db::prior_customer_row(&c, row.contact_id, row.id).await? {
+        if status == "skipped" {
+            let r = format!("customer was skipped: {}", err.unwrap_or_default());
+            skip_log(fx, &r, None);
+            return Ok(Verdict::Skipped(r));
+        }
+    }
+    Ok(Verdict::Dead("customer not synced yet".into()))
+}
+
+async fn followup(ctx: &Ctx, row: &OutboxRow, fx: &mut Effects) -> Result<Verdict> {
+    let c = ctx.db().await?;
+    let link = db::link_get(&c, row.contact_id).await?;
+    let Some(ord) = link.and_then(|l| l.erp_ord) else {
+        drop(c);
+        return no_customer_verdict(ctx, row, fx).await;
+    };
+    let Some(signal_id) = row.ref_id else {
+        return Ok(Verdict::Dead("follow-up row without a signal id".into()));
+    };
+    let Some(signal) = db::signal_payload(&c, signal_id).await? else {
+        let r = "signal no longer exists";
+        skip_log(fx, r, None);
+        return Ok(Verdict::Skipped(r.into()));
+    };
+    drop(c);
+    let content = signal.get("content").and_then(Value::as_str).unwrap_or("").to_string();
+    let date = signal_date(signal.get("ts"));
+    let template_id = i64::from(row.template_id.unwrap_or(120));
+    let t = ctx.erp.traced();
+    let f = Followup { template_id, content, date, sort: None };
+    step(ctx, fx, &t, "followup", Some(ord), true, t.add_followup(ord, &f)).await?;
+    tracing::info!(outbox_id = row.id, contact_id = row.contact_id, erp_ord = ord, template_id, "follow-up added");
+    Ok(Verdict::Done)
+}
+
+/// `YYYY-MM-DD HH:MM:SS` in the offset the database rendered the timestamp with.
+pub fn signal_date(ts: Option<&Value>) -> String {
+    let fmt = "%Y-%m-%d %H:%M:%S";
+    let Some(s) = ts.and_then(Value::as_str) else {
+        return chrono::Local::now().format(fmt).to_string();
+    };
+    if let Ok(d) = chrono::DateTime::parse_from_rfc3339(s) {
+        return d.format(fmt).to_string();
+    }
+    for f in ["%Y-%m-%dT%H:%M:%S%.f%#z", "%Y-%m-%d %H:%M:%S%.f%#z"] {
+        if let Ok(d) = chrono::DateTime::parse_from_str(s, f) {
+            return d.format(fmt).to_string();
+        }
+    }
+    for f in ["%Y-%m-%dT%H:%M:%S%.f", "%Y-%m-%d %H:%M:%S%.f"] {
+        if let Ok(d) = chrono::NaiveDateTime::parse_from_str(s, f) {
+            return d.format(fmt).to_string();
+        }
+    }
+    s.chars().take(19).collect()
+}
+
+async fn assign(ctx: &Ctx, row: &OutboxRow, fx: &mut Effects) -> Result<Verdict> {
+    let c = ctx.db().await?;
+    let link = db::link_get(&c, row.contact_id).await?;
+    let Some((ord, link)) = link.and_then(|l| l.erp_ord.map(|o| (o, l))) else {
+        drop(c);
+        return no_customer_verdict(ctx, row, fx).await;
+    };
+    let Some(payload) = db::contact_payload(&c, row.contact_id).await? else {
+        let r = "contact no longer exists";
+        skip_log(fx, r, None);
+        return Ok(Verdict::Skipped(r.into()));
+    };
+    let view = match mapping::contact_view(&payload) {
+        Ok(v) => v,
+        Err(e) => return Ok(Verdict::Dead(format!("cannot map contact: {e}"))),
+    };
+    let tier = db::assignment_for(&c, view.score).await?.unwrap_or_else(|| "public".into());
+    if link.assigned_tier.as_deref() == Some(tier.as_str()) {
+        return Ok(Verdict::Skipped(format!("assignment unchanged ({tier})")));
+    }
+    let mut note = None;
+    let to = if tier == "public" {
+        None
+    } else {
+        match db::pick_rep(&c, &tier).await? {
+            Some(rep) => Some(rep),
+            None => {
+                note = Some(format!("no active {tier} rep: put in the public pool"));
+                None
+            }
+        }
+    };
+    drop(c);
+    let target = match &to {
+        Some(rep) => Assignment::To(rep.clone()),
+        None => Assignment::Public,
+    };
+    let t = ctx.erp.traced();
+    step(ctx, fx, &t, "assign", Some(ord), true, t.assign(ord, &target)).await?;
+    if let (Some(n), Some(l)) = (&note, fx.logs.last_mut()) {
+        l.error = Some(n.clone());
+    }
+    tracing::info!(outbox_id = row.id, contact_id = row.contact_id, erp_ord = ord, %tier,
+        assigned_to = to.as_deref().unwrap_or("public"), "customer assigned");
+    fx.assignment = Some((tier, to));
+    Ok(Verdict::Done)
+}
+
+async fn rollback(_ctx: &Ctx, _row: &OutboxRow, _fx: &mut Effects) -> Result<Verdict> {
+    Ok(Verdict::Dead("rollback is not implemented by this sidecar version".into()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dates() {
+        assert_eq!(signal_date(Some(&json!("2025-10-19T12:43:10+08:00"))), "2025-10-19 12:43:10");
+        assert_eq!(signal_date(Some(&json!("2025-10-19T12:43:10.123456+00:00"))), "2025-10-19 12:43:10");
+        assert_eq!(signal_date(Some(&json!("2025-10-19 12:43:10+08"))), "2025-10-19 12:43:10");
+        assert_eq!(signal_date(Some(&json!("2025-10-19T12:43:10"))), "2025-10-19 12:43:10");
+    }
+}

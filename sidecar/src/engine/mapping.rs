@@ -1,0 +1,317 @@
+//! Pure mapping of `erp_sync.contact_payload()` JSON to the ERP's customer fields (spec, scenario 1).
+//!
+//! | platform                        | ERP           |
+//! |---------------------------------|---------------|
+//! | company, else name              | name          |
+//! | `WX{id}` (payload `khid`)       | khid          |
+//! | fixed 171 (网站注册 = WeChat)     | ly            |
+//! | phone                           | mobile        |
+//! | wechat_id                       | weixinAcc     |
+//! | address                         | address       |
+//! | score_to_value(thread score)    | jz            |
+//! | "来自微信中台，评分: N"           | intro         |
+//! | thread summary                  | product       |
+//! | contact_person, else name       | person_name   (company customers only) |
+//! | contact_phone                   | phone         (company customers only) |
+//! | email                           | email         (company customers only) |
+//!
+//! Empty platform values are not sent (`None`): on an update they leave the ERP's value alone
+//! instead of clearing it.
+
+use serde_json::Value;
+
+use crate::erp::{CustomerFields, CustomerKind, Person};
+
+/// Customer source id for WeChat (`ly`, 171 = 网站注册).
+pub const LY_WECHAT: &str = "171";
+
+/// Admission verdict carried by the payload.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Admission {
+    pub passed: bool,
+    pub reasons: Vec<String>,
+}
+
+/// The parts of a contact payload the engine needs.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ContactView {
+    pub contact_id: i64,
+    pub khid: String,
+    pub kind: CustomerKind,
+    pub fields: CustomerFields,
+    /// The contact person to add to a company customer.
+    pub person: Option<Person>,
+    /// Score used for jz / assignment (thread score, else contact score, else 0).
+    pub score: f64,
+    pub wechat_id: Option<String>,
+    pub admission: Admission,
+}
+
+/// Spec `map_score_to_value`: 175 很高 (≥90), 289 较高 (≥75), 176 一般 (≥60), 177 较低 (≥45), 290 很低.
+pub fn score_to_value(score: f64) -> i32 {
+    if score >= 90.0 {
+        175
+    } else if score >= 75.0 {
+        289
+    } else if score >= 60.0 {
+        176
+    } else if score >= 45.0 {
+        177
+    } else {
+        290
+    }
+}
+
+/// `85` for 85.0, `85.5` for 85.5.
+pub fn format_score(score: f64) -> String {
+    if score.fract() == 0.0 && score.abs() < 1e15 {
+        format!("{}", score as i64)
+    } else {
+        format!("{score}")
+    }
+}
+
+fn text(v: &Value, key: &str) -> Option<String> {
+    match v.get(key)? {
+        Value::String(s) => {
+            let t = s.trim();
+            (!t.is_empty()).then(|| t.to_string())
+        }
+        Value::Number(n) => Some(n.to_string()),
+        _ => None,
+    }
+}
+
+fn number(v: &Value, key: &str) -> Option<f64> {
+    match v.get(key)? {
+        Value::Number(n) => n.as_f64(),
+        Value::String(s) => s.trim().parse().ok(),
+        _ => None,
+    }
+}
+
+/// Admission from the payload: `{"passed"|"ok"|"pass": bool, "reasons": [..]}`; a missing verdict
+/// counts as passed (the capture trigger only enqueues admitted contacts).
+pub fn admission(payload: &Value) -> Admission {
+    let adm = payload.get("admission").unwrap_or(&Value::Null);
+    let passed = ["passed", "ok", "pass", "admitted"]
+        .iter()
+        .find_map(|k| adm.get(*k).and_then(Value::as_bool))
+        .unwrap_or(true);
+    let reasons = match adm.get("reasons") {
+        Some(Value::Array(a)) => a
+            .iter()
+            .map(|r| match r {
+                Value::String(s) => s.clone(),
+                other => other.to_string(),
+            })
+            .collect(),
+        Some(Value::Object(o)) => o.keys().cloned().collect(),
+        Some(Value::String(s)) => vec![s.clone()],
+        _ => Vec::new(),
+    };
+    Admission { passed, reasons }
+}
+
+/// Map a contact payload to the ERP fields. Errors name what is missing.
+pub fn contact_view(payload: &Value) -> Result<ContactView, String> {
+    let contact_id = payload
+        .get("id")
+        .and_then(|v| v.as_i64().or_else(|| v.as_str().and_then(|s| s.parse().ok())))
+        .ok_or("payload has no contact id")?;
+    let khid = text(payload, "khid").unwrap_or_else(|| format!("WX{contact_id}"));
+    let kind = match text(payload, "type").as_deref() {
+        Some("company") => CustomerKind::Company,
+        _ => CustomerKind::Personal,
+    };
+    let thread = payload.get("thread").unwrap_or(&Value::Null);
+    let score = number(thread, "score").or_else(|| number(payload, "score")).unwrap_or(0.0);
+    let person_name = text(payload, "name");
+    let name = text(payload, "company")
+        .or_else(|| person_name.clone())
+        .ok_or("contact has neither company nor name")?;
+    let wechat_id = text(payload, "wechat_id");
+    let mut fields = CustomerFields {
+        ord: None,
+        name,
+        khid: Some(khid.clone()),
+        ly: Some(LY_WECHAT.to_string()),
+        mobile: text(payload, "phone"),
+        weixin_acc: wechat_id.clone(),
+        address: text(payload, "address"),
+        jz: Some(score_to_value(score).to_string()),
+        intro: Some(format!("来自微信中台，评分: {}", format_score(score))),
+        product: text(thread, "summary"),
+        person_name: None,
+        phone: None,
+        email: None,
+    };
+    let mut person = None;
+    if kind == CustomerKind::Company {
+        let pname = text(payload, "contact_person").or(person_name);
+        fields.person_name = pname.clone();
+        fields.phone = text(payload, "contact_phone");
+        fields.email = text(payload, "email");
+        if let Some(n) = pname {
+            person = Some(Person {
+                name: n,
+                phone: fields.phone.clone(),
+                mobile: text(payload, "contact_phone").or_else(|| fields.mobile.clone()),
+                email: fields.email.clone(),
+            });
+        }
+    }
+    Ok(ContactView { contact_id, khid, kind, fields, person, score, wechat_id, admission: admission(payload) })
+}
+
+/// Stable fingerprint of what would be sent (FNV-1a over the field pairs), for "unchanged" skips.
+pub fn fields_hash(kind: CustomerKind, fields: &CustomerFields, person: Option<&Person>) -> String {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    let mut feed = |s: &str| {
+        for b in s.bytes().chain(std::iter::once(0xff)) {
+            h ^= u64::from(b);
+            h = h.wrapping_mul(0x0000_0100_0000_01b3);
+        }
+    };
+    feed(&kind.intsort().to_string());
+    for (k, v) in fields.pairs() {
+        feed(k);
+        feed(v);
+    }
+    if let Some(p) = person {
+        feed(&p.name);
+        feed(p.phone.as_deref().unwrap_or(""));
+        feed(p.email.as_deref().unwrap_or(""));
+    }
+    format!("{h:016x}")
+}
+
+/// Whether an ERP person matches the platform's contact person (name, or a phone/mobile).
+pub fn person_matches(erp: &crate::erp::ErpPerson, p: &Person) -> bool {
+    let norm = |s: &str| s.chars().filter(|c| !c.is_whitespace()).collect::<String>();
+    let name_eq = erp.name.as_deref().is_some_and(|n| norm(n) == norm(&p.name));
+    let phones: Vec<&str> = [p.phone.as_deref(), p.mobile.as_deref()].into_iter().flatten().collect();
+    let phone_eq = [erp.phone.as_deref(), erp.mobile.as_deref()]
+        .into_iter()
+        .flatten()
+        .any(|x| !x.is_empty() && phones.contains(&x));
+    name_eq || phone_eq
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn company() -> Value {
+        json!({
+            "id": 42, "type": "company", "name": "张三", "company": "上海某某科技有限公司",
+            "phone": "13812345678", "phone_verified": true, "score": 70, "list_status": "white",
+            "wechat_id": "zhangsan_wx", "address": "上海市浦东新区", "contact_person": "李四",
+            "contact_phone": "13900001111", "email": "li@example.com", "notes": "n",
+            "thread": {"id": 7, "score": 92, "summary": "想要采购100台设备"},
+            "admission": {"passed": true, "reasons": []}, "khid": "WX42"
+        })
+    }
+
+    #[test]
+    fn score_values() {
+        assert_eq!(score_to_value(95.0), 175);
+        assert_eq!(score_to_value(90.0), 175);
+        assert_eq!(score_to_value(89.9), 289);
+        assert_eq!(score_to_value(75.0), 289);
+        assert_eq!(score_to_value(60.0), 176);
+        assert_eq!(score_to_value(45.0), 177);
+        assert_eq!(score_to_value(44.0), 290);
+        assert_eq!(score_to_value(0.0), 290);
+    }
+
+    #[test]
+    fn company_mapping() {
+        let v = contact_view(&company()).expect("view");
+        assert_eq!(v.kind, CustomerKind::Company);
+        assert_eq!(v.khid, "WX42");
+        let f = &v.fields;
+        assert_eq!(f.name, "上海某某科技有限公司");
+        assert_eq!(f.khid.as_deref(), Some("WX42"));
+        assert_eq!(f.ly.as_deref(), Some("171"));
+        assert_eq!(f.mobile.as_deref(), Some("13812345678"));
+        assert_eq!(f.weixin_acc.as_deref(), Some("zhangsan_wx"));
+        assert_eq!(f.address.as_deref(), Some("上海市浦东新区"));
+        assert_eq!(f.jz.as_deref(), Some("175"));
+        assert_eq!(f.intro.as_deref(), Some("来自微信中台，评分: 92"));
+        assert_eq!(f.product.as_deref(), Some("想要采购100台设备"));
+        assert_eq!(f.person_name.as_deref(), Some("李四"));
+        assert_eq!(f.phone.as_deref(), Some("13900001111"));
+        assert_eq!(f.email.as_deref(), Some("li@example.com"));
+        let p = v.person.expect("person");
+        assert_eq!(p.name, "李四");
+        assert!(v.admission.passed);
+    }
+
+    #[test]
+    fn personal_mapping() {
+        let v = contact_view(&json!({
+            "id": 5, "type": "personal", "name": "王五", "company": null, "phone": "13700002222",
+            "wechat_id": "", "address": null, "score": 65, "thread": null,
+            "admission": {"passed": true}
+        }))
+        .expect("view");
+        assert_eq!(v.kind, CustomerKind::Personal);
+        assert_eq!(v.khid, "WX5");
+        assert_eq!(v.fields.name, "王五");
+        assert_eq!(v.fields.weixin_acc, None);
+        assert_eq!(v.fields.address, None);
+        assert_eq!(v.fields.jz.as_deref(), Some("176"));
+        assert_eq!(v.fields.intro.as_deref(), Some("来自微信中台，评分: 65"));
+        assert_eq!(v.fields.product, None);
+        assert_eq!(v.fields.person_name, None);
+        assert_eq!(v.fields.email, None);
+        assert!(v.person.is_none());
+    }
+
+    #[test]
+    fn company_person_falls_back_to_name() {
+        let mut p = company();
+        p["contact_person"] = Value::Null;
+        let v = contact_view(&p).expect("view");
+        assert_eq!(v.fields.person_name.as_deref(), Some("张三"));
+    }
+
+    #[test]
+    fn rejected_admission() {
+        let mut p = company();
+        p["admission"] = json!({"passed": false, "reasons": ["score_pass", "is_verified"]});
+        let v = contact_view(&p).expect("view");
+        assert!(!v.admission.passed);
+        assert_eq!(v.admission.reasons, vec!["score_pass", "is_verified"]);
+    }
+
+    #[test]
+    fn missing_name_is_an_error() {
+        assert!(contact_view(&json!({"id": 1})).is_err());
+        assert!(contact_view(&json!({"name": "x"})).is_err());
+    }
+
+    #[test]
+    fn fractional_score() {
+        assert_eq!(format_score(85.5), "85.5");
+        assert_eq!(format_score(85.0), "85");
+    }
+
+    #[test]
+    fn hash_changes_with_fields() {
+        let a = contact_view(&company()).expect("view");
+        let mut p = company();
+        p["address"] = json!("北京");
+        let b = contact_view(&p).expect("view");
+        assert_ne!(
+            fields_hash(a.kind, &a.fields, a.person.as_ref()),
+            fields_hash(b.kind, &b.fields, b.person.as_ref())
+        );
+        assert_eq!(
+            fields_hash(a.kind, &a.fields, a.person.as_ref()),
+            fields_hash(a.kind, &a.fields, a.person.as_ref())
+        );
+    }
+}

@@ -1,0 +1,394 @@
+//! The sync engine: wake (NOTIFY | poll) → claim (SKIP LOCKED + lease) → per-kind handler → ERP →
+//! write-back + acknowledgement in one transaction.
+//!
+//! - [`listener`]: LISTEN connection, reconnect, health check.
+//! - [`db`]: pool and the queries of `sidecar/queries/`.
+//! - [`handlers`]: `customer`, `followup`, `assign` (and `rollback`, not yet).
+//! - [`worker`]: runs one contact's claimed chain in order and writes each result back.
+//! - [`mapping`]: payload → ERP fields (pure).
+//! - [`backoff`]: retry delays (pure).
+//!
+//! ## Idle / NOTIFY protocol
+//! The worker row in `erp_sync.workers` says `idle = true` only when this sidecar has nothing in
+//! hand and its last claim found nothing; the capture trigger NOTIFYs only when a fresh idle worker
+//! exists, so a busy system sends no notifications at all. Going idle, the engine first writes
+//! `idle = true` and then claims once more, so a row committed in between is not left waiting for
+//! the poll. While it has work it says `idle = false` (written only on change). The heartbeat
+//! refreshes the row and extends the leases of every row in hand.
+//!
+//! ## Dry run
+//! `--dry-run` claims nothing and changes no outbox row: it reads the due rows, computes what
+//! would be sent (no ERP call), logs it and writes one `sync_log` row per outbox row with outcome
+//! `dry_run`. Each row is planned once per process. A later real run then does the real work:
+//! marking rows done would lose them, and leaving them claimable would re-plan them forever.
+
+pub mod backoff;
+pub mod db;
+pub mod handlers;
+pub mod listener;
+pub mod mapping;
+pub mod worker;
+
+use std::collections::BTreeMap;
+use std::num::NonZeroU32;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use deadpool_postgres::Pool;
+use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
+use tokio::sync::{watch, Notify, Semaphore};
+use tokio::task::JoinSet;
+
+use crate::config::{Config, EngineConfig};
+use crate::erp::ErpClient;
+use crate::error::{Error, Result};
+use backoff::Backoff;
+use db::OutboxRow;
+
+/// Options of `erp-sync run` beyond the config file.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct RunOptions {
+    /// Exit when nothing is due and nothing is in flight.
+    pub once: bool,
+}
+
+/// Counters of one run, printed at exit.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RunSummary {
+    pub done: u64,
+    pub skipped: u64,
+    pub dead: u64,
+    pub retried: u64,
+    pub released: u64,
+    pub planned: u64,
+}
+
+impl RunSummary {
+    fn add(&mut self, o: &RunSummary) {
+        self.done += o.done;
+        self.skipped += o.skipped;
+        self.dead += o.dead;
+        self.retried += o.retried;
+        self.released += o.released;
+        self.planned += o.planned;
+    }
+}
+
+/// Everything a handler needs; shared by all tasks.
+pub struct Ctx {
+    pub pool: Pool,
+    pub erp: ErpClient,
+    pub worker: String,
+    pub cfg: EngineConfig,
+    pub backoff: Backoff,
+    sem: Semaphore,
+    limiter: Option<DefaultDirectRateLimiter>,
+    /// Set on shutdown: tasks stop between rows and release the rest of their chain.
+    pub stopping: AtomicBool,
+}
+
+impl Ctx {
+    pub fn new(pool: Pool, erp: ErpClient, worker: String, cfg: EngineConfig) -> Ctx {
+        let limiter = NonZeroU32::new(cfg.rate_limit_per_s).map(|r| RateLimiter::direct(Quota::per_second(r)));
+        Ctx {
+            pool,
+            erp,
+            worker,
+            backoff: Backoff::new(cfg.backoff_base_ms, cfg.backoff_max_ms),
+            sem: Semaphore::new(cfg.concurrency),
+            limiter,
+            stopping: AtomicBool::new(false),
+            cfg,
+        }
+    }
+
+    pub async fn db(&self) -> Result<deadpool_postgres::Client> {
+        self.pool.get().await.map_err(db::pool_err)
+    }
+
+    /// One ERP call under the global concurrency cap and the rate limit.
+    pub async fn erp_call<T, F>(&self, fut: F) -> Result<T>
+    where
+        F: std::future::Future<Output = Result<T>>,
+    {
+        let _permit = self
+            .sem
+            .acquire()
+            .await
+            .map_err(|_| Error::Config("ERP concurrency semaphore closed".into()))?;
+        if let Some(l) = &self.limiter {
+            l.until_ready().await;
+        }
+        fut.await
+    }
+
+    pub fn stopping(&self) -> bool {
+        self.stopping.load(Ordering::Relaxed)
+    }
+}
+
+/// Group claimed rows by contact, each group in id order.
+pub fn chains(rows: Vec<OutboxRow>) -> Vec<Vec<OutboxRow>> {
+    let mut by: BTreeMap<i64, Vec<OutboxRow>> = BTreeMap::new();
+    for r in rows {
+        by.entry(r.contact_id).or_default().push(r);
+    }
+    let mut out: Vec<Vec<OutboxRow>> = by
+        .into_values()
+        .map(|mut v| {
+            v.sort_by_key(|r| r.id);
+            v
+        })
+        .collect();
+    out.sort_by_key(|c| c.first().map_or(i64::MAX, |r| r.id));
+    out
+}
+
+/// `erp-sync run`: drain the outbox until `shutdown` turns true (or, with `once`, until idle).
+pub async fn run(cfg: &Config, opts: RunOptions, mut shutdown: watch::Receiver<bool>) -> Result<RunSummary> {
+    let pool = db::make_pool(&cfg.database)?;
+    let erp = ErpClient::new(cfg.erp.clone())?;
+    let worker = cfg.worker_id();
+    let ctx = Arc::new(Ctx::new(pool.clone(), erp, worker.clone(), cfg.engine.clone()));
+    let e = &cfg.engine;
+    if e.dry_run {
+        return dry_run(&ctx, opts, shutdown).await;
+    }
+    tracing::info!(worker = %worker, concurrency = e.concurrency, rate_limit_per_s = e.rate_limit_per_s,
+        batch_size = e.batch_size, "erp-sync engine starting");
+
+    // Rows held under this worker id by a previous incarnation (killed without a clean shutdown)
+    // are ours to give back at once instead of waiting for their leases. Worker ids must be unique.
+    match db::release(&ctx.pool, &worker, None).await {
+        Ok(0) => {}
+        Ok(n) => tracing::info!(released = n, "released rows left by a previous run of this worker"),
+        Err(err) => tracing::warn!(error = %err, "cannot release rows of a previous run (leases will expire)"),
+    }
+    let wake = Arc::new(Notify::new());
+    let listener_ok = Arc::new(AtomicBool::new(false));
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let listener = listener::spawn(
+        listener::ListenerOptions {
+            db: cfg.database.clone(),
+            health_ms: e.heartbeat_ms,
+            reconnect_max_ms: e.listen_reconnect_max_ms,
+        },
+        wake.clone(),
+        listener_ok.clone(),
+        stop_rx.clone(),
+    );
+    let idle = Arc::new(AtomicBool::new(false));
+    let heart = spawn_heartbeat(ctx.clone(), idle.clone(), stop_rx.clone());
+
+    let mut summary = RunSummary::default();
+    let mut tasks: JoinSet<RunSummary> = JoinSet::new();
+    let poll = Duration::from_millis(e.poll_interval_ms);
+    let mut db_failures: u32 = 0;
+    let db_backoff = Backoff::new(200, e.poll_interval_ms.max(200));
+    let mut idle_written = false;
+    let mut registered = false;
+
+    loop {
+        if *shutdown.borrow() {
+            break;
+        }
+        while let Some(res) = tasks.try_join_next() {
+            collect(&mut summary, res);
+        }
+        if !registered {
+            match db::set_idle(&ctx.pool, &worker, false).await {
+                Ok(()) => registered = true,
+                Err(err) => tracing::warn!(error = %err, "cannot register worker (will retry)"),
+            }
+        }
+        let capacity = e.batch_size - tasks.len() as i64;
+        let mut claimed = 0usize;
+        let mut claim_failed = false;
+        if capacity > 0 {
+            match db::claim(&ctx.pool, &worker, e.lease_ms, capacity, e.chain_max).await {
+                Ok(rows) => {
+                    db_failures = 0;
+                    claimed = rows.len();
+                    for chain in chains(rows) {
+                        let ctx = ctx.clone();
+                        tasks.spawn(async move { worker::run_chain(&ctx, chain).await });
+                    }
+                }
+                Err(err) => {
+                    db_failures = db_failures.saturating_add(1);
+                    claim_failed = true;
+                    tracing::warn!(error = %err, attempt = db_failures, "claim failed");
+                }
+            }
+        }
+        if claimed > 0 {
+            tracing::debug!(claimed, in_flight = tasks.len(), "claimed");
+            if idle_written {
+                idle.store(false, Ordering::Relaxed);
+                match db::set_idle(&ctx.pool, &worker, false).await {
+                    Ok(()) => idle_written = false,
+                    Err(err) => tracing::warn!(error = %err, "cannot mark worker busy"),
+                }
+            }
+            continue;
+        }
+        if tasks.is_empty() && !claim_failed {
+            if opts.once {
+                break;
+            }
+            if !idle_written {
+                idle.store(true, Ordering::Relaxed);
+                match db::set_idle(&ctx.pool, &worker, true).await {
+                    Ok(()) => {
+                        idle_written = true;
+                        // Claim once more: a row committed before `idle` became visible got no NOTIFY.
+                        continue;
+                    }
+                    Err(err) => tracing::warn!(error = %err, "cannot mark worker idle"),
+                }
+            }
+        }
+        let wait = if claim_failed { db_backoff.delay(db_failures).min(poll) } else { poll };
+        tokio::select! {
+            _ = wake.notified() => {}
+            _ = tokio::time::sleep(wait) => {}
+            Some(res) = tasks.join_next(), if !tasks.is_empty() => collect(&mut summary, res),
+            _ = shutdown.changed() => {}
+        }
+    }
+
+    // ---- shutdown: stop claiming, let in-flight rows finish, release the rest ----
+    ctx.stopping.store(true, Ordering::Relaxed);
+    let deadline = Duration::from_millis(e.shutdown_deadline_ms);
+    tracing::info!(in_flight = tasks.len(), deadline_ms = e.shutdown_deadline_ms, "stopping");
+    let drained = tokio::time::timeout(deadline, async {
+        let mut s = RunSummary::default();
+        while let Some(res) = tasks.join_next().await {
+            collect(&mut s, res);
+        }
+        s
+    })
+    .await;
+    match drained {
+        Ok(s) => summary.add(&s),
+        Err(_) => {
+            tracing::warn!(in_flight = tasks.len(), "shutdown deadline reached: abandoning in-flight rows");
+            tasks.abort_all();
+            while let Some(res) = tasks.join_next().await {
+                collect(&mut summary, res);
+            }
+        }
+    }
+    match db::release(&ctx.pool, &worker, None).await {
+        Ok(n) => {
+            summary.released += n;
+            if n > 0 {
+                tracing::info!(released = n, "released rows still held");
+            }
+        }
+        Err(err) => tracing::warn!(error = %err, "cannot release rows (their leases will expire)"),
+    }
+    if let Err(err) = stop_tx.send(true) {
+        tracing::debug!(error = %err, "background tasks already gone");
+    }
+    for (name, h) in [("listener", listener), ("heartbeat", heart)] {
+        if let Err(err) = h.await {
+            tracing::warn!(task = name, error = %err, "background task failed");
+        }
+    }
+    if let Err(err) = db::worker_delete(&ctx.pool, &worker).await {
+        tracing::warn!(error = %err, "cannot remove worker row");
+    }
+    tracing::info!(done = summary.done, skipped = summary.skipped, dead = summary.dead,
+        retried = summary.retried, released = summary.released, "erp-sync engine stopped");
+    Ok(summary)
+}
+
+fn collect(summary: &mut RunSummary, res: std::result::Result<RunSummary, tokio::task::JoinError>) {
+    match res {
+        Ok(s) => summary.add(&s),
+        Err(e) if e.is_cancelled() => {}
+        Err(e) => tracing::error!(error = %e, "contact task panicked (its rows are released by lease expiry)"),
+    }
+}
+
+fn spawn_heartbeat(ctx: Arc<Ctx>, idle: Arc<AtomicBool>, mut stop: watch::Receiver<bool>) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(Duration::from_millis(ctx.cfg.heartbeat_ms));
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                _ = tick.tick() => {}
+                _ = stop.changed() => return,
+            }
+            let idle_now = idle.load(Ordering::Relaxed);
+            match tokio::time::timeout(
+                Duration::from_millis(ctx.cfg.heartbeat_ms),
+                db::heartbeat(&ctx.pool, &ctx.worker, idle_now, ctx.cfg.lease_ms),
+            )
+            .await
+            {
+                Ok(Ok(n)) => tracing::trace!(extended = n, "heartbeat"),
+                Ok(Err(e)) => tracing::warn!(error = %e, "heartbeat failed"),
+                Err(_) => tracing::warn!("heartbeat timed out"),
+            }
+        }
+    })
+}
+
+/// `run --dry-run`: plan, log and record; change nothing else.
+async fn dry_run(ctx: &Arc<Ctx>, opts: RunOptions, mut shutdown: watch::Receiver<bool>) -> Result<RunSummary> {
+    tracing::info!("dry run: no ERP calls, outbox untouched");
+    let mut summary = RunSummary::default();
+    let mut after: i64 = 0;
+    let poll = Duration::from_millis(ctx.cfg.poll_interval_ms);
+    loop {
+        if *shutdown.borrow() {
+            break;
+        }
+        let page = match db::dry_run_plan(&ctx.pool, after, ctx.cfg.batch_size.max(1) * 10).await {
+            Ok(p) => p,
+            Err(e) => {
+                tracing::warn!(error = %e, "dry run: cannot read the queue");
+                Vec::new()
+            }
+        };
+        let full = page.len() as i64 >= ctx.cfg.batch_size.max(1) * 10;
+        for row in &page {
+            after = after.max(row.id);
+            match worker::plan_row(ctx, row).await {
+                Ok(()) => summary.planned += 1,
+                Err(e) => tracing::warn!(outbox_id = row.id, contact_id = row.contact_id, error = %e, "dry run: cannot plan row"),
+            }
+        }
+        if full {
+            continue;
+        }
+        if opts.once {
+            break;
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(poll) => {}
+            _ = shutdown.changed() => {}
+        }
+    }
+    tracing::info!(planned = summary.planned, "dry run finished");
+    Ok(summary)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row(id: i64, contact: i64) -> OutboxRow {
+        OutboxRow { id, contact_id: contact, kind: "customer".into(), ref_id: None, template_id: None, attempts: 0 }
+    }
+
+    #[test]
+    fn chains_group_and_order() {
+        let c = chains(vec![row(5, 2), row(1, 1), row(3, 1), row(2, 2), row(9, 3)]);
+        let ids: Vec<Vec<i64>> = c.iter().map(|ch| ch.iter().map(|r| r.id).collect()).collect();
+        assert_eq!(ids, vec![vec![1, 3], vec![2, 5], vec![9]]);
+    }
+}

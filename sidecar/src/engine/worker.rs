@@ -1,0 +1,315 @@
+//! Runs one contact's claimed rows in id order and writes each result back, in one transaction
+//! per row: lease check, `customer_link`, `sync_log`, outbox status.
+
+use std::time::{Duration, Instant};
+
+use serde_json::json;
+
+use super::db::{self, LogEntry, OutboxRow};
+use super::handlers::{self, Effects, Verdict};
+use super::{mapping, Ctx, RunSummary};
+use crate::error::{Result, RetryClass};
+
+/// What the outbox row becomes.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Ack {
+    Finish { status: &'static str, reason: Option<String> },
+    Retry { delay: Duration, error: String, counts: bool },
+}
+
+/// After a row: go on with the chain or stop (and release the rest).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Next {
+    Continue,
+    Stop,
+}
+
+/// Map a handler result to the outbox acknowledgement.
+pub fn ack_for(result: &Result<Verdict>, attempts: i32, backoff: &super::backoff::Backoff) -> Ack {
+    match result {
+        Ok(Verdict::Done) => Ack::Finish { status: "done", reason: None },
+        Ok(Verdict::Skipped(r)) => Ack::Finish { status: "skipped", reason: Some(r.clone()) },
+        Ok(Verdict::Dead(r)) => Ack::Finish { status: "dead", reason: Some(r.clone()) },
+        Err(e) => match e.retry_class() {
+            RetryClass::Retry => Ack::Retry {
+                delay: backoff.delay(u32::try_from(attempts.max(0)).unwrap_or(0) + 1),
+                error: e.to_string(),
+                counts: true,
+            },
+            // The client re-logs in itself; reaching here means the repeat expired again. Try
+            // later without counting it against the row.
+            RetryClass::Relogin => Ack::Retry { delay: backoff.delay(1), error: e.to_string(), counts: false },
+            RetryClass::Fatal => Ack::Finish { status: "dead", reason: Some(e.to_string()) },
+        },
+    }
+}
+
+pub async fn run_chain(ctx: &Ctx, chain: Vec<OutboxRow>) -> RunSummary {
+    let mut s = RunSummary::default();
+    for (i, row) in chain.iter().enumerate() {
+        if ctx.stopping() {
+            release_rest(ctx, &chain[i..], &mut s).await;
+            return s;
+        }
+        if i > 0 {
+            match db::blocked_by_earlier(&ctx.pool, row.contact_id, row.id).await {
+                Ok(false) => {}
+                Ok(true) => {
+                    tracing::warn!(outbox_id = row.id, contact_id = row.contact_id,
+                        "an earlier row of the contact is pending again; releasing the rest of the chain");
+                    release_rest(ctx, &chain[i..], &mut s).await;
+                    return s;
+                }
+                Err(e) => {
+                    tracing::warn!(outbox_id = row.id, error = %e, "head check failed; releasing the rest of the chain");
+                    release_rest(ctx, &chain[i..], &mut s).await;
+                    return s;
+                }
+            }
+        }
+        let started = Instant::now();
+        let mut fx = Effects::default();
+        let result = handlers::process(ctx, row, &mut fx).await;
+        let ack = ack_for(&result, row.attempts, &ctx.backoff);
+        match &ack {
+            Ack::Finish { status, reason } => {
+                let level_warn = *status == "dead";
+                if level_warn {
+                    tracing::warn!(outbox_id = row.id, contact_id = row.contact_id, kind = %row.kind,
+                        reason = reason.as_deref().unwrap_or(""), "row dead");
+                } else {
+                    tracing::debug!(outbox_id = row.id, contact_id = row.contact_id, kind = %row.kind, status,
+                        reason = reason.as_deref().unwrap_or(""), elapsed_ms = started.elapsed().as_millis() as u64, "row finished");
+                }
+                // A fatal ERP error already has its failed sync_log entry from the step.
+            }
+            Ack::Retry { delay, error, counts } => {
+                tracing::warn!(outbox_id = row.id, contact_id = row.contact_id, kind = %row.kind,
+                    attempt = row.attempts + i32::from(*counts), retry_in_ms = delay.as_millis() as u64,
+                    error = %error, "row failed, will retry");
+            }
+        }
+        let next = match write_back(ctx, row, &fx, &ack).await {
+            Ok(WriteBack::Acked(status)) => {
+                match status.as_str() {
+                    "done" => s.done += 1,
+                    "skipped" => s.skipped += 1,
+                    "dead" => s.dead += 1,
+                    _ => s.retried += 1,
+                }
+                if status == "pending" { Next::Stop } else { Next::Continue }
+            }
+            Ok(WriteBack::LeaseLost) => {
+                tracing::warn!(outbox_id = row.id, contact_id = row.contact_id,
+                    "lease lost before write-back (another worker took the row); result discarded");
+                Next::Stop
+            }
+            Err(e) => {
+                tracing::error!(outbox_id = row.id, contact_id = row.contact_id, error = %e,
+                    "write-back failed; the row will be reclaimed when its lease expires");
+                Next::Stop
+            }
+        };
+        if next == Next::Stop {
+            release_rest(ctx, &chain[i + 1..], &mut s).await;
+            return s;
+        }
+    }
+    s
+}
+
+async fn release_rest(ctx: &Ctx, rest: &[OutboxRow], s: &mut RunSummary) {
+    if rest.is_empty() {
+        return;
+    }
+    let ids: Vec<i64> = rest.iter().map(|r| r.id).collect();
+    match db::release(&ctx.pool, &ctx.worker, Some(&ids)).await {
+        Ok(n) => s.released += n,
+        Err(e) => tracing::warn!(error = %e, rows = ?ids, "cannot release rows (their leases will expire)"),
+    }
+}
+
+enum WriteBack {
+    /// The row's new status.
+    Acked(String),
+    LeaseLost,
+}
+
+/// Write back with retries while the database is unavailable (the ERP effect already happened).
+async fn write_back(ctx: &Ctx, row: &OutboxRow, fx: &Effects, ack: &Ack) -> Result<WriteBack> {
+    let deadline = Instant::now() + Duration::from_millis(ctx.cfg.writeback_retry_ms);
+    let backoff = super::backoff::Backoff::new(100, 5_000);
+    let mut attempt = 0u32;
+    loop {
+        attempt += 1;
+        match write_back_once(ctx, row, fx, ack).await {
+            Ok(w) => return Ok(w),
+            Err(e) if e.retry_class() == RetryClass::Retry && Instant::now() < deadline && !ctx.stopping() => {
+                tracing::warn!(outbox_id = row.id, error = %e, attempt, "write-back failed, retrying");
+                tokio::time::sleep(backoff.delay(attempt)).await;
+            }
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+async fn write_back_once(ctx: &Ctx, row: &OutboxRow, fx: &Effects, ack: &Ack) -> Result<WriteBack> {
+    let mut c = ctx.db().await?;
+    let tx = c.transaction().await?;
+    let st = tx.prepare_cached(db::q::LOCK_LEASE).await?;
+    if tx.query_opt(&st, &[&row.id, &ctx.worker]).await?.is_none() {
+        tx.rollback().await?;
+        return Ok(WriteBack::LeaseLost);
+    }
+    if let Some(l) = &fx.link {
+        let st = tx.prepare_cached(db::q::LINK_UPSERT).await?;
+        tx.execute(
+            &st,
+            &[&row.contact_id, &l.khid, &l.erp_ord, &l.customer_type, &l.person_synced, &l.payload_hash],
+        )
+        .await?;
+    }
+    if let Some((tier, to)) = &fx.assignment {
+        let st = tx.prepare_cached(db::q::LINK_ASSIGN).await?;
+        tx.execute(&st, &[&row.contact_id, tier, to]).await?;
+    }
+    db::insert_logs(&tx, row, &ctx.worker, &fx.logs).await?;
+    let status = match ack {
+        Ack::Finish { status, reason } => {
+            let st = tx.prepare_cached(db::q::FINISH).await?;
+            let n = tx.execute(&st, &[&row.id, &ctx.worker, status, reason]).await?;
+            if n != 1 {
+                tx.rollback().await?;
+                return Ok(WriteBack::LeaseLost);
+            }
+            (*status).to_string()
+        }
+        Ack::Retry { delay, error, counts } => {
+            let delay_ms = delay.as_millis() as i64;
+            let attempts = row.attempts + i32::from(*counts);
+            let dies = *counts && attempts >= ctx.cfg.max_attempts;
+            let st = tx.prepare_cached(db::q::PENDING_TWIN).await?;
+            let twin: Option<i64> = match tx.query_opt(&st, &[&row.contact_id, &row.kind, &row.id]).await? {
+                Some(r) => Some(r.try_get(0)?),
+                None => None,
+            };
+            match twin {
+                Some(twin) if !dies => {
+                    // A newer pending row of the same kind will do this work with fresh data:
+                    // hand it our attempt count and backoff, and end this one as coalesced.
+                    let st = tx.prepare_cached(db::q::CARRY_RETRY).await?;
+                    tx.execute(&st, &[&twin, &attempts, &delay_ms, error]).await?;
+                    let st = tx.prepare_cached(db::q::FINISH).await?;
+                    let reason = format!("coalesced into outbox row #{twin} after: {error}");
+                    let n = tx.execute(&st, &[&row.id, &ctx.worker, &"skipped", &reason]).await?;
+                    if n != 1 {
+                        tx.rollback().await?;
+                        return Ok(WriteBack::LeaseLost);
+                    }
+                    "pending".to_string()
+                }
+                _ => {
+                    let st = tx.prepare_cached(db::q::RETRY).await?;
+                    let r = tx
+                        .query_opt(&st, &[&row.id, &ctx.worker, &delay_ms, error, &ctx.cfg.max_attempts, counts])
+                        .await?;
+                    match r {
+                        Some(r) => r.try_get::<_, String>(0)?,
+                        None => {
+                            tx.rollback().await?;
+                            return Ok(WriteBack::LeaseLost);
+                        }
+                    }
+                }
+            }
+        }
+    };
+    tx.commit().await?;
+    Ok(WriteBack::Acked(status))
+}
+
+/// Dry run of one row: what would be sent, logged and recorded with outcome `dry_run`.
+pub async fn plan_row(ctx: &Ctx, row: &OutboxRow) -> Result<()> {
+    let c = ctx.db().await?;
+    let link = db::link_get(&c, row.contact_id).await?;
+    let (action, request, note) = match row.kind.as_str() {
+        "customer" => match db::contact_payload(&c, row.contact_id).await? {
+            None => ("skip", None, "contact no longer exists".to_string()),
+            Some(p) => match mapping::contact_view(&p) {
+                Err(e) => ("skip", None, format!("cannot map contact: {e}")),
+                Ok(v) if !v.admission.passed => {
+                    ("skip", None, format!("admission not passed: {}", v.admission.reasons.join(", ")))
+                }
+                Ok(v) => {
+                    let fields: serde_json::Map<String, serde_json::Value> = v
+                        .fields
+                        .pairs()
+                        .into_iter()
+                        .map(|(k, val)| (k.to_string(), json!(val)))
+                        .collect();
+                    let req = crate::erp::mask::redact(&json!({"intsort": v.kind.intsort(), "fields": fields,
+                        "person": v.person.as_ref().map(|p| &p.name)}));
+                    let action = if link.as_ref().and_then(|l| l.erp_ord).is_some() { "update" } else { "create" };
+                    (action, Some(req), format!("would {action} ERP customer {} (create or update decided by a khid lookup)", v.khid))
+                }
+            },
+        },
+        "followup" => {
+            let sig = match row.ref_id {
+                Some(id) => db::signal_payload(&c, id).await?,
+                None => None,
+            };
+            let req = sig.map(|s| {
+                crate::erp::mask::redact(&json!({"template_id": row.template_id.unwrap_or(120),
+                    "content": s.get("content"), "date": handlers::signal_date(s.get("ts"))}))
+            });
+            ("followup", req, "would add a follow-up".to_string())
+        }
+        "assign" => {
+            let score = match db::contact_payload(&c, row.contact_id).await? {
+                Some(p) => mapping::contact_view(&p).map(|v| v.score).unwrap_or(0.0),
+                None => 0.0,
+            };
+            let tier = db::assignment_for(&c, score).await?.unwrap_or_else(|| "public".into());
+            ("assign", Some(json!({"tier": tier, "score": score})), format!("would assign tier {tier}"))
+        }
+        other => ("skip", None, format!("kind {other} not planned")),
+    };
+    tracing::info!(outbox_id = row.id, contact_id = row.contact_id, kind = %row.kind, action,
+        erp_ord = link.as_ref().and_then(|l| l.erp_ord), plan = %note, "dry run");
+    let entry = LogEntry {
+        action,
+        erp_ord: link.as_ref().and_then(|l| l.erp_ord),
+        request,
+        response: None,
+        outcome: "dry_run",
+        error: Some(note),
+        duration_ms: 0,
+        old_data: None,
+    };
+    db::insert_logs(&c, row, &ctx.worker, std::slice::from_ref(&entry)).await?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::backoff::Backoff;
+    use super::*;
+    use crate::error::Error;
+
+    #[test]
+    fn acks() {
+        let b = Backoff::new(1_000, 10_000);
+        assert_eq!(ack_for(&Ok(Verdict::Done), 0, &b), Ack::Finish { status: "done", reason: None });
+        assert!(matches!(ack_for(&Err(Error::Timeout { timeout_ms: 1 }), 2, &b), Ack::Retry { counts: true, .. }));
+        assert!(matches!(ack_for(&Err(Error::SessionExpired), 2, &b), Ack::Retry { counts: false, .. }));
+        assert_eq!(
+            ack_for(&Err(Error::Business("重复".into())), 0, &b),
+            Ack::Finish { status: "dead", reason: Some("ERP refused: 重复".into()) }
+        );
+        match ack_for(&Err(Error::HttpStatus { status: 503 }), 2, &b) {
+            Ack::Retry { delay, .. } => assert!(delay >= Duration::from_millis(2_000) && delay <= Duration::from_millis(4_000)),
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+}
