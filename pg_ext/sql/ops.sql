@@ -1,4 +1,9 @@
--- erp_sync operations in SQL: rep picking and retrying dead rows.
+-- erp_sync operations in SQL: the outbox row check, rep picking and retrying dead rows.
+
+-- See bootstrap.sql: the outbox row rules live in erp_sync.outbox_row_check() (Rust), which
+-- raises check_violation (23514) with a message naming the offending column.
+ALTER TABLE erp_sync.outbox ADD CONSTRAINT outbox_row_check
+    CHECK (erp_sync.outbox_row_check(kind, status, attempts, ref_id, lease_owner, lease_expires_at, last_error));
 
 -- Least recently assigned active rep of a tier ('top' | 'regular'); NULL when there is none
 -- (and always NULL for 'public', the ERP's public pool). Fair under concurrency: the candidate

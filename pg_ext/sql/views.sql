@@ -94,8 +94,8 @@ SELECT s.key, NULL, s.value, s.value, s.description
 FROM erp_sync.settings s
 WHERE NOT EXISTS (SELECT 1 FROM erp_sync.setting_defaults() d WHERE d.key = s.key);
 
--- The capture trigger reads these tables once per transaction; a change made in the current
--- transaction drops that snapshot so the rest of the transaction sees it.
+-- The capture trigger keeps these tables in a per-backend snapshot; a change drops it here at once
+-- and, through a relcache invalidation, in every other backend when it commits.
 CREATE TRIGGER erp_sync_config_changed AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE
     ON erp_sync.settings FOR EACH STATEMENT EXECUTE FUNCTION erp_sync.config_changed();
 CREATE TRIGGER erp_sync_config_changed AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE

@@ -1,17 +1,19 @@
-//! Per-transaction snapshot of the extension's configuration tables (settings, follow-up
-//! templates, tracked tables) and the "already woke the sidecar" flag.
+//! Snapshot of the extension's configuration tables (settings, follow-up templates, tracked
+//! tables) and the per-transaction "already checked for an idle sidecar" flag.
 //!
 //! The capture trigger runs once per platform row, so it must not re-read these tables every
-//! time: they are loaded once per local transaction id and dropped when the next transaction
-//! starts. Changes made inside the current transaction are seen too: a statement trigger on each
-//! of those tables calls `erp_sync.config_changed()`, which clears the snapshot.
+//! time. The snapshot lives across transactions and is dropped by a relcache invalidation
+//! callback: a statement trigger on each configuration table (`erp_sync.config_changed()`)
+//! registers a relcache invalidation of that table, which every backend processes after the
+//! change commits (and the changing backend at once, and again if it rolls back). DDL on a
+//! tracked table (columns renamed, retyped, trigger re-created) invalidates it the same way.
 
 use crate::rules::admission::AdmissionSettings;
 use crate::rules::settings::default_for;
 use crate::rules::templates::Template;
 use pgrx::prelude::*;
 use pgrx::spi::SpiResult;
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
 use std::rc::Rc;
 
@@ -28,39 +30,93 @@ pub struct Tracked {
 }
 
 #[derive(Default)]
-struct TxCache {
-    lxid: Option<u32>,
+struct Snapshot {
     settings: Option<Rc<HashMap<String, String>>>,
     templates: Option<Rc<Vec<Template>>>,
     tracked: Option<Rc<HashMap<String, Tracked>>>,
-    wake_checked: bool,
+    /// relations whose relcache invalidation drops the snapshot
+    watched: Vec<pg_sys::Oid>,
 }
 
 thread_local! {
-    static CACHE: RefCell<TxCache> = RefCell::new(TxCache::default());
+    static SNAPSHOT: RefCell<Snapshot> = RefCell::new(Snapshot::default());
+    /// set by the invalidation callback when the snapshot was borrowed at that moment
+    static STALE: Cell<bool> = const { Cell::new(false) };
+    static CALLBACK_REGISTERED: Cell<bool> = const { Cell::new(false) };
+    /// local transaction id whose wake-up check is done
+    static WAKE_CHECKED: Cell<Option<u32>> = const { Cell::new(None) };
 }
 
-fn current_lxid() -> u32 {
-    // SAFETY: MyProc is set for every backend that can run SQL.
-    unsafe { (*pg_sys::MyProc).lxid }
-}
-
-/// Run `f` on the cache of the current transaction (resetting it when the transaction changed).
-/// Never call SPI inside `f`: SPI may fire triggers that use the cache again.
-fn with_cache<R>(f: impl FnOnce(&mut TxCache) -> R) -> R {
-    let lxid = current_lxid();
-    CACHE.with(|c| {
-        let mut c = c.borrow_mut();
-        if c.lxid != Some(lxid) {
-            *c = TxCache { lxid: Some(lxid), ..TxCache::default() };
+#[pg_guard]
+unsafe extern "C-unwind" fn relcache_changed(_arg: pg_sys::Datum, relid: pg_sys::Oid) {
+    SNAPSHOT.with(|s| match s.try_borrow_mut() {
+        Ok(mut s) => {
+            if relid == pg_sys::InvalidOid || s.watched.contains(&relid) {
+                *s = Snapshot::default();
+            }
         }
-        f(&mut c)
+        Err(_) => STALE.with(|f| f.set(true)),
+    });
+}
+
+fn ensure_callback() {
+    if !CALLBACK_REGISTERED.with(Cell::get) {
+        // SAFETY: registered once per backend; the callback only touches thread-locals.
+        unsafe { pg_sys::CacheRegisterRelcacheCallback(Some(relcache_changed), pg_sys::Datum::from(0usize)) };
+        CALLBACK_REGISTERED.with(|r| r.set(true));
+    }
+}
+
+/// Run `f` on the snapshot. Never call SPI inside `f` (SPI may process invalidations).
+fn with_snapshot<R>(f: impl FnOnce(&mut Snapshot) -> R) -> R {
+    ensure_callback();
+    SNAPSHOT.with(|s| {
+        let mut s = s.borrow_mut();
+        if STALE.with(|f| f.replace(false)) {
+            *s = Snapshot::default();
+        }
+        f(&mut s)
     })
 }
 
-/// Drop the snapshot (settings, templates, tracked tables changed in this transaction).
+/// Drop the snapshot in this backend now.
 pub fn invalidate() {
-    CACHE.with(|c| *c.borrow_mut() = TxCache::default());
+    SNAPSHOT.with(|s| match s.try_borrow_mut() {
+        Ok(mut s) => *s = Snapshot::default(),
+        Err(_) => STALE.with(|f| f.set(true)),
+    });
+}
+
+/// A configuration table changed: drop the snapshot here and, at commit, in every backend.
+pub fn changed(relid: pg_sys::Oid) {
+    invalidate();
+    // SAFETY: plain cache invalidation request for an existing relation.
+    unsafe { pg_sys::CacheInvalidateRelcacheByRelid(relid) };
+}
+
+fn watch_config_tables() -> SpiResult<Vec<pg_sys::Oid>> {
+    Spi::connect(|client| {
+        let mut oids = Vec::new();
+        let sql = "SELECT c.oid FROM pg_catalog.pg_class c \
+                   WHERE c.relnamespace = 'erp_sync'::regnamespace \
+                     AND c.relname IN ('settings', 'followup_templates', 'tracked_tables')";
+        for row in client.select(sql, None, &[])? {
+            if let Some(oid) = row.get::<pg_sys::Oid>(1)? {
+                oids.push(oid);
+            }
+        }
+        Ok(oids)
+    })
+}
+
+fn add_watched(oids: &[pg_sys::Oid]) {
+    with_snapshot(|s| {
+        for oid in oids {
+            if !s.watched.contains(oid) {
+                s.watched.push(*oid);
+            }
+        }
+    });
 }
 
 fn load_settings() -> SpiResult<HashMap<String, String>> {
@@ -76,11 +132,13 @@ fn load_settings() -> SpiResult<HashMap<String, String>> {
 }
 
 fn settings() -> SpiResult<Rc<HashMap<String, String>>> {
-    if let Some(s) = with_cache(|c| c.settings.clone()) {
+    if let Some(s) = with_snapshot(|c| c.settings.clone()) {
         return Ok(s);
     }
+    let watch = watch_config_tables()?;
     let s = Rc::new(load_settings()?);
-    with_cache(|c| c.settings = Some(Rc::clone(&s)));
+    add_watched(&watch);
+    with_snapshot(|c| c.settings = Some(Rc::clone(&s)));
     Ok(s)
 }
 
@@ -131,21 +189,25 @@ fn load_templates() -> SpiResult<Vec<Template>> {
 }
 
 pub fn templates() -> SpiResult<Rc<Vec<Template>>> {
-    if let Some(t) = with_cache(|c| c.templates.clone()) {
+    if let Some(t) = with_snapshot(|c| c.templates.clone()) {
         return Ok(t);
     }
+    let watch = watch_config_tables()?;
     let t = Rc::new(load_templates()?);
-    with_cache(|c| c.templates = Some(Rc::clone(&t)));
+    add_watched(&watch);
+    with_snapshot(|c| c.templates = Some(Rc::clone(&t)));
     Ok(t)
 }
 
-fn load_tracked() -> SpiResult<HashMap<String, Tracked>> {
+fn load_tracked() -> SpiResult<(HashMap<String, Tracked>, Vec<pg_sys::Oid>)> {
     Spi::connect(|client| {
         let mut out = HashMap::new();
+        let mut relids = Vec::new();
         let sql = "SELECT t.entity, format('%I.%I', n.nspname, c.relname), t.columns::text, \
                    (SELECT jsonb_object_agg(a.attname, format_type(a.atttypid, a.atttypmod)) \
                     FROM pg_catalog.pg_attribute a \
-                    WHERE a.attrelid = t.relid AND a.attnum > 0 AND NOT a.attisdropped)::text \
+                    WHERE a.attrelid = t.relid AND a.attnum > 0 AND NOT a.attisdropped)::text, \
+                   c.oid \
                    FROM erp_sync.tracked_tables t \
                    JOIN pg_catalog.pg_class c ON c.oid = t.relid \
                    JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace";
@@ -155,9 +217,12 @@ fn load_tracked() -> SpiResult<HashMap<String, Tracked>> {
             };
             let columns = string_map(row.get::<String>(3)?);
             let types = string_map(row.get::<String>(4)?);
+            if let Some(oid) = row.get::<pg_sys::Oid>(5)? {
+                relids.push(oid);
+            }
             out.insert(entity.clone(), Tracked { entity, qualname, columns, types });
         }
-        Ok(out)
+        Ok((out, relids))
     })
 }
 
@@ -171,15 +236,25 @@ fn string_map(text: Option<String>) -> HashMap<String, String> {
 
 /// The table tracked for `entity`, if any.
 pub fn tracked(entity: &str) -> SpiResult<Option<Tracked>> {
-    if let Some(t) = with_cache(|c| c.tracked.clone()) {
+    if let Some(t) = with_snapshot(|c| c.tracked.clone()) {
         return Ok(t.get(entity).cloned());
     }
-    let t = Rc::new(load_tracked()?);
-    with_cache(|c| c.tracked = Some(Rc::clone(&t)));
+    let mut watch = watch_config_tables()?;
+    let (t, relids) = load_tracked()?;
+    watch.extend(relids);
+    let t = Rc::new(t);
+    add_watched(&watch);
+    with_snapshot(|c| c.tracked = Some(Rc::clone(&t)));
     Ok(t.get(entity).cloned())
+}
+
+fn current_lxid() -> u32 {
+    // SAFETY: MyProc is set for every backend that can run SQL.
+    unsafe { (*pg_sys::MyProc).lxid }
 }
 
 /// True the first time it is called in a transaction: the wake-up check runs once per transaction.
 pub fn first_wake_check() -> bool {
-    with_cache(|c| !std::mem::replace(&mut c.wake_checked, true))
+    let lxid = current_lxid();
+    WAKE_CHECKED.with(|w| w.replace(Some(lxid)) != Some(lxid))
 }

@@ -5,7 +5,8 @@
 //! 1. `sql/bootstrap.sql`  tables, indexes, seed rows (before everything else)
 //! 2. Rust functions       rules (`rules::sql`), capture trigger + track/untrack/request_sync
 //!                         (`capture`), payload functions
-//! 3. `sql/ops.sql`        SQL helpers for the sidecar and operators: pick_rep, retry_failed
+//! 3. `sql/ops.sql`        outbox row CHECK; SQL helpers for the sidecar and operators:
+//!                         pick_rep, retry_failed
 //! 4. `sql/views.sql`      contact_status (rebuilt by track), queue, settings_effective,
 //!                         config-change triggers
 //! 5. `sql/roles.sql`      roles, grants, SECURITY DEFINER for the trigger (last)
@@ -27,7 +28,7 @@ extension_sql_file!("../sql/bootstrap.sql", name = "bootstrap", bootstrap);
 extension_sql_file!(
     "../sql/ops.sql",
     name = "ops",
-    requires = ["bootstrap", rules::sql::setting]
+    requires = ["bootstrap", rules::sql::setting, capture::outbox::outbox_row_check]
 );
 extension_sql_file!(
     "../sql/views.sql",

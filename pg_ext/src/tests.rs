@@ -1,2 +1,575 @@
-//! #[pg_test]s: every function and trigger path, run inside Postgres by `cargo pgrx test`.
-use pgrx::prelude::*;
+//! `#[pg_test]`s: every SQL function and every trigger path, inside Postgres (`cargo pgrx test`).
+//! Each test runs in its own transaction, rolled back at the end.
+
+#[pgrx::pg_schema]
+mod tests {
+    use crate::capture::outbox::notifies_sent;
+    use pgrx::prelude::*;
+    use serde_json::{json, Value};
+
+    const MIDDLE_PLATFORM: &str = include_str!("../../sql/middle_platform.sql");
+
+    fn run(sql: &str) {
+        Spi::run(sql).unwrap_or_else(|e| panic!("{sql}: {e}"));
+    }
+
+    fn one<T: IntoDatum + FromDatum>(sql: &str) -> Option<T> {
+        Spi::get_one::<T>(sql).unwrap_or_else(|e| panic!("{sql}: {e}"))
+    }
+
+    fn int(sql: &str) -> i64 {
+        one::<i64>(sql).unwrap_or_else(|| panic!("NULL from {sql}"))
+    }
+
+    fn text(sql: &str) -> String {
+        one::<String>(sql).unwrap_or_else(|| panic!("NULL from {sql}"))
+    }
+
+    fn jsonb(sql: &str) -> Value {
+        one::<pgrx::JsonB>(sql).map(|j| j.0).unwrap_or(Value::Null)
+    }
+
+    /// SQLSTATE and hint of the error `sql` raises ("ok" when it does not).
+    fn sqlstate(sql: &str) -> String {
+        if one::<bool>("SELECT to_regprocedure('pg_temp.sqlstate_of(text)') IS NULL") == Some(true) {
+            run("CREATE FUNCTION pg_temp.sqlstate_of(q text) RETURNS text LANGUAGE plpgsql AS $f$
+             DECLARE h text;
+             BEGIN EXECUTE q; RETURN 'ok';
+             EXCEPTION WHEN OTHERS THEN GET STACKED DIAGNOSTICS h = PG_EXCEPTION_HINT;
+                  RETURN SQLSTATE || ': ' || coalesce(h, '');
+             END $f$");
+        }
+        text(&format!("SELECT pg_temp.sqlstate_of({})", pgrx::spi::quote_literal(sql)))
+    }
+
+    fn platform() {
+        run(MIDDLE_PLATFORM);
+    }
+
+    /// A contact that passes admission.
+    fn good_contact(id: i64) {
+        run(&format!(
+            "INSERT INTO mp.contacts (id, type, name, company, phone, phone_verified, score, list_status, wechat_id)
+             VALUES ({id}, 'company', '王小明', '上海某某有限公司', '+86 138-0013-{id:04}', true, 80, 'white', 'wx_{id}')"
+        ));
+    }
+
+    fn outbox(filter: &str) -> i64 {
+        int(&format!("SELECT count(*) FROM erp_sync.outbox WHERE {filter}"))
+    }
+
+    // ---------------------------------------------------------------- rules
+
+    #[pg_test]
+    fn rules_scalar_functions() {
+        assert_eq!(one::<String>("SELECT erp_sync.normalize_mobile('+86 138-0013-8000')").as_deref(), Some("13800138000"));
+        assert_eq!(one::<String>("SELECT erp_sync.normalize_mobile('1380013')"), None);
+        assert_eq!(text("SELECT erp_sync.mask_mobile('13812341234')"), "138****1234");
+        assert_eq!(one::<String>("SELECT erp_sync.mask_mobile(NULL)"), None);
+        assert_eq!(text("SELECT erp_sync.mask_mobile('12')"), "****");
+        assert_eq!(text("SELECT erp_sync.mask_account('6222021234567890')"), "****7890");
+        assert_eq!(text("SELECT erp_sync.khid(42)"), "WX42");
+        assert_eq!(int("SELECT erp_sync.score_to_value(90)::int8"), 175);
+        assert_eq!(int("SELECT erp_sync.score_to_value(75)::int8"), 289);
+        assert_eq!(int("SELECT erp_sync.score_to_value(60)::int8"), 176);
+        assert_eq!(int("SELECT erp_sync.score_to_value(45)::int8"), 177);
+        assert_eq!(int("SELECT erp_sync.score_to_value(10)::int8"), 290);
+    }
+
+    #[pg_test]
+    fn rules_volatility_is_declared() {
+        let v = text(
+            "SELECT string_agg(proname || ':' || provolatile::text || proparallel::text || CASE WHEN proisstrict THEN 's' ELSE '' END,
+                               ',' ORDER BY proname, provolatile)
+             FROM pg_proc WHERE pronamespace = 'erp_sync'::regnamespace
+               AND proname IN ('normalize_mobile', 'admission_check', 'khid', 'track', 'select_template')",
+        );
+        assert_eq!(v, "admission_check:sss,khid:iss,normalize_mobile:iss,select_template:sss,track:vu");
+    }
+
+    #[pg_test]
+    fn settings_defaults_and_overrides() {
+        assert_eq!(text("SELECT erp_sync.setting('admission.min_score')"), "60");
+        assert_eq!(text("SELECT erp_sync.setting('notify.channel')"), "erp_sync");
+        assert_eq!(one::<String>("SELECT erp_sync.setting('no.such.key')"), None);
+        run("INSERT INTO erp_sync.settings (key, value) VALUES ('admission.min_score', '70')");
+        assert_eq!(text("SELECT erp_sync.setting('admission.min_score')"), "70");
+        assert_eq!(text("SELECT effective FROM erp_sync.settings_effective WHERE key = 'admission.min_score'"), "70");
+        assert!(int("SELECT count(*) FROM erp_sync.settings_effective") >= 9);
+    }
+
+    #[pg_test]
+    fn admission_check_jsonb() {
+        let ok = jsonb(
+            r#"SELECT erp_sync.admission_check('{"type":"personal","name":"李四五","phone":"138 0013 8000",
+                "phone_verified":true,"score":60}')"#,
+        );
+        assert_eq!(ok["passed"], json!(true), "{ok}");
+        assert_eq!(ok["checks"]["is_whitelisted"], json!(true));
+        let bad = jsonb(r#"SELECT erp_sync.admission_check('{"phone": 13800138000, "score": "99", "name": null}')"#);
+        assert_eq!(bad["passed"], json!(false));
+        let reasons = bad["reasons"].to_string();
+        assert!(reasons.contains("phone: expected text, got number"), "{reasons}");
+        assert!(reasons.contains("score: expected number, got text"), "{reasons}");
+        assert!(reasons.contains("name: is null"), "{reasons}");
+        assert!(reasons.contains("type: missing"), "{reasons}");
+        let arr = jsonb("SELECT erp_sync.admission_check('[1,2]')");
+        assert_eq!(arr["passed"], json!(false));
+        // thresholds come from settings
+        run("INSERT INTO erp_sync.settings (key, value) VALUES ('admission.min_score', '90')");
+        let strict = jsonb(
+            r#"SELECT erp_sync.admission_check('{"type":"personal","name":"李四五","phone":"13800138000",
+                "phone_verified":true,"score":80}')"#,
+        );
+        assert_eq!(strict["reasons"], json!(["score: 80 is below the minimum 90"]));
+        let pure = jsonb(
+            r#"SELECT erp_sync.admission_evaluate('{"type":"personal","name":"李四","phone":"13800138000",
+                "phone_verified":true,"score":80}', 1, 50)"#,
+        );
+        assert_eq!(pure["passed"], json!(true), "{pure}");
+    }
+
+    #[pg_test]
+    fn select_template_from_table() {
+        assert_eq!(int("SELECT erp_sync.select_template('客户说很好，请发合同')::int8"), 106);
+        assert_eq!(int("SELECT erp_sync.select_template('电话未接')::int8"), 107);
+        assert_eq!(int("SELECT erp_sync.select_template('再等等吧')::int8"), 108);
+        assert_eq!(int("SELECT erp_sync.select_template('下周见面')::int8"), 109);
+        assert_eq!(int("SELECT erp_sync.select_template('随便聊聊 😀')::int8"), 120);
+        run("INSERT INTO erp_sync.followup_templates VALUES (130, ARRAY['报价'], 5, '报价')");
+        assert_eq!(int("SELECT erp_sync.select_template('请报价，很好')::int8"), 130);
+        run("INSERT INTO erp_sync.settings (key, value) VALUES ('template.default', '108')");
+        assert_eq!(int("SELECT erp_sync.select_template('nothing')::int8"), 108);
+    }
+
+    #[pg_test]
+    fn assignment_and_pick_rep() {
+        assert_eq!(text("SELECT erp_sync.assignment_for(80)"), "top");
+        assert_eq!(text("SELECT erp_sync.assignment_for(79)"), "regular");
+        assert_eq!(text("SELECT erp_sync.assignment_for(59)"), "public");
+        assert_eq!(text("SELECT erp_sync.assignment_for(79.9::float8)"), "regular");
+        run("INSERT INTO erp_sync.settings (key, value) VALUES ('assign.top_min', '90')");
+        assert_eq!(text("SELECT erp_sync.assignment_for(85)"), "regular");
+
+        run("INSERT INTO erp_sync.sales_reps (erp_user_id, name, tier) VALUES
+             ('u1', 'A', 'top'), ('u2', 'B', 'top'), ('u3', 'C', 'regular')");
+        run("INSERT INTO erp_sync.sales_reps (erp_user_id, name, tier, active) VALUES ('u9', 'Z', 'top', false)");
+        let picks: Vec<String> = (0..4).map(|_| text("SELECT erp_sync.pick_rep('top')")).collect();
+        assert_eq!(picks, vec!["u1", "u2", "u1", "u2"]);
+        assert_eq!(text("SELECT erp_sync.pick_rep('regular')"), "u3");
+        assert_eq!(one::<String>("SELECT erp_sync.pick_rep('public')"), None);
+        assert_eq!(int("SELECT assigned_count FROM erp_sync.sales_reps WHERE erp_user_id = 'u1'"), 2);
+        assert!(sqlstate("SELECT erp_sync.pick_rep('gold')").starts_with("22023: tier must be"));
+    }
+
+    // ---------------------------------------------------------------- track / untrack
+
+    #[pg_test]
+    fn track_reference_schema() {
+        platform();
+        assert_eq!(int("SELECT count(*) FROM erp_sync.tracked_tables"), 3);
+        assert_eq!(int("SELECT count(*) FROM pg_trigger WHERE tgname = 'erp_sync_capture'"), 3);
+        let map = jsonb("SELECT columns FROM erp_sync.tracked_tables WHERE entity = 'contact'");
+        assert_eq!(map["wechat_id"], json!("wechat_id"));
+        assert_eq!(map.as_object().map(|m| m.len()), Some(14));
+        // re-tracking is idempotent
+        run("SELECT erp_sync.track('mp.contacts', 'contact')");
+        assert_eq!(int("SELECT count(*) FROM pg_trigger WHERE tgname = 'erp_sync_capture'"), 3);
+    }
+
+    #[pg_test]
+    fn track_bad_arguments_raise_with_sqlstate_and_hint() {
+        platform();
+        run("CREATE TABLE public.people (pid bigint, mobile text)");
+        let s = sqlstate("SELECT erp_sync.track('public.people', 'customer')");
+        assert!(s.starts_with("22023: entity must be one of"), "{s}");
+        let s = sqlstate(r#"SELECT erp_sync.track('public.people', 'contact', '{"colour": "pid"}')"#);
+        assert!(s.starts_with("22023: fields of contact"), "{s}");
+        let s = sqlstate(r#"SELECT erp_sync.track('public.people', 'contact', '{"id": "nope"}')"#);
+        assert!(s.starts_with("42703: map the field"), "{s}");
+        let s = sqlstate(r#"SELECT erp_sync.track('public.people', 'contact', '{"phone": "mobile"}')"#);
+        assert!(s.starts_with("42703: map it explicitly"), "{s}");
+        let s = sqlstate(r#"SELECT erp_sync.track('public.people', 'contact', '[1]')"#);
+        assert!(s.starts_with("22023: pass a JSON object"), "{s}");
+        let s = sqlstate(r#"SELECT erp_sync.track('public.people', 'contact', '{"id": 5}')"#);
+        assert!(s.starts_with("22023"), "{s}");
+        run("CREATE VIEW public.people_v AS SELECT * FROM public.people");
+        let s = sqlstate(r#"SELECT erp_sync.track('public.people_v', 'contact', '{"id": "pid"}')"#);
+        assert!(s.starts_with("42809"), "{s}");
+        let s = sqlstate("SELECT erp_sync.untrack('public.people')");
+        assert!(s.starts_with("42704"), "{s}");
+        let s = sqlstate("SELECT erp_sync.retry_failed(NULL, 'bogus')");
+        assert!(s.starts_with("22023"), "{s}");
+        assert_eq!(sqlstate("SELECT erp_sync.track('mp.threads', 'thread')"), "ok");
+    }
+
+    #[pg_test]
+    fn untrack_stops_capture() {
+        platform();
+        assert_eq!(text("SELECT erp_sync.untrack('mp.contacts')"), "contact");
+        good_contact(1);
+        assert_eq!(outbox("true"), 0);
+        assert_eq!(int("SELECT count(*) FROM pg_trigger WHERE tgname = 'erp_sync_capture'"), 2);
+        // contact_status is back to the placeholder (no contact table)
+        assert_eq!(int("SELECT count(*) FROM erp_sync.contact_status"), 0);
+    }
+
+    // ---------------------------------------------------------------- contact capture
+
+    #[pg_test]
+    fn contact_insert_update_coalesce_and_noop() {
+        platform();
+        good_contact(1);
+        assert_eq!(outbox("contact_id = 1 AND kind = 'customer' AND status = 'pending'"), 1);
+        assert_eq!(int("SELECT count(*) FROM erp_sync.rejections"), 0);
+        // a visible change while a row is pending: coalesced into it
+        run("UPDATE mp.contacts SET address = '上海市' WHERE id = 1");
+        assert_eq!(outbox("true"), 1);
+        // once the sidecar took it, a new change queues a new row
+        run("UPDATE erp_sync.outbox SET status = 'done', finished_at = now()");
+        run("UPDATE mp.contacts SET wechat_id = 'wx_new' WHERE id = 1");
+        assert_eq!(outbox("status = 'pending'"), 1);
+        run("UPDATE erp_sync.outbox SET status = 'done', finished_at = now()");
+        // no ERP-visible change: nothing written at all
+        let before = int("SELECT count(*) FROM erp_sync.outbox") ;
+        run("UPDATE mp.contacts SET updated_at = now() + interval '1 day' WHERE id = 1");
+        run("UPDATE mp.contacts SET name = name WHERE id = 1");
+        assert_eq!(int("SELECT count(*) FROM erp_sync.outbox"), before);
+        assert_eq!(outbox("status = 'pending'"), 0);
+    }
+
+    #[pg_test]
+    fn contact_rejected_then_grey_to_white_upgrade() {
+        platform();
+        run("INSERT INTO mp.contacts (id, type, name, phone, phone_verified, score, list_status)
+             VALUES (7, 'personal', '赵六六', '13900139000', true, 75, 'grey')");
+        assert_eq!(outbox("true"), 0);
+        let reasons = jsonb("SELECT reasons FROM erp_sync.rejections WHERE contact_id = 7");
+        assert_eq!(reasons, json!(["list_status: 'grey' is not 'white'"]));
+        assert_eq!(jsonb("SELECT checks FROM erp_sync.rejections WHERE contact_id = 7")["is_whitelisted"], json!(false));
+        run("UPDATE mp.contacts SET list_status = 'white' WHERE id = 7");
+        assert_eq!(outbox("contact_id = 7 AND kind = 'customer' AND status = 'pending'"), 1);
+        assert_eq!(int("SELECT count(*) FROM erp_sync.rejections"), 0);
+        // and a contact that becomes invalid again is rejected, its pending row stays for the sidecar
+        run("UPDATE mp.contacts SET phone = '1234' WHERE id = 7");
+        let reasons = jsonb("SELECT reasons FROM erp_sync.rejections WHERE contact_id = 7");
+        assert_eq!(reasons, json!(["phone: not a valid mainland mobile: ****4"]));
+    }
+
+    #[pg_test]
+    fn contact_settings_changed_in_same_transaction_apply() {
+        platform();
+        run("INSERT INTO erp_sync.settings (key, value) VALUES ('admission.min_score', '85')");
+        good_contact(1); // score 80
+        assert_eq!(outbox("true"), 0);
+        run("UPDATE erp_sync.settings SET value = '80' WHERE key = 'admission.min_score'");
+        good_contact(2);
+        assert_eq!(outbox("contact_id = 2"), 1);
+    }
+
+    // ---------------------------------------------------------------- threads
+
+    #[pg_test]
+    fn thread_paths() {
+        platform();
+        good_contact(1);
+        run("UPDATE erp_sync.outbox SET status = 'done', finished_at = now()");
+        run("INSERT INTO mp.threads (id, contact_id, score, summary) VALUES (10, 1, 70, '想了解产品')");
+        assert_eq!(outbox("status = 'pending' AND kind = 'customer'"), 1);
+        assert_eq!(outbox("status = 'pending' AND kind = 'assign' AND ref_id = 10"), 1);
+        run("UPDATE erp_sync.outbox SET status = 'done', finished_at = now()");
+        // same tier (regular): customer only (jz changes), no assign
+        run("UPDATE mp.threads SET score = 75 WHERE id = 10");
+        assert_eq!(outbox("status = 'pending' AND kind = 'customer'"), 1);
+        assert_eq!(outbox("status = 'pending' AND kind = 'assign'"), 0);
+        run("UPDATE erp_sync.outbox SET status = 'done', finished_at = now()");
+        // crossing 80: assign too
+        run("UPDATE mp.threads SET score = 85 WHERE id = 10");
+        assert_eq!(outbox("status = 'pending' AND kind = 'assign'"), 1);
+        run("UPDATE erp_sync.outbox SET status = 'done', finished_at = now()");
+        // nothing relevant changed
+        run("UPDATE mp.threads SET updated_at = now() + interval '1 hour' WHERE id = 10");
+        assert_eq!(outbox("status = 'pending'"), 0);
+        // thread of a rejected contact: nothing
+        run("INSERT INTO mp.contacts (id, name, phone) VALUES (2, 'x', 'y')");
+        run("INSERT INTO mp.threads (contact_id, score) VALUES (2, 95)");
+        assert_eq!(outbox("contact_id = 2"), 0);
+    }
+
+    // ---------------------------------------------------------------- signals
+
+    #[pg_test]
+    fn signal_followup_and_skipped() {
+        platform();
+        good_contact(1);
+        run("INSERT INTO mp.signals (id, contact_id, content) VALUES (100, 1, '客户说很好，尽快发合同')");
+        assert_eq!(outbox("kind = 'followup' AND ref_id = 100 AND template_id = 106 AND status = 'pending'"), 1);
+        run("INSERT INTO mp.signals (id, contact_id, content) VALUES (101, 1, NULL)");
+        assert_eq!(outbox("kind = 'followup' AND ref_id = 101 AND template_id = 120"), 1);
+        // rejected contact: recorded as skipped with the reason
+        run("INSERT INTO mp.contacts (id, type, name, phone, phone_verified, score, list_status)
+             VALUES (2, 'personal', '钱七七', '13700137000', false, 75, 'white')");
+        run("INSERT INTO mp.signals (id, contact_id, content) VALUES (200, 2, '无人接听')");
+        let err = text("SELECT last_error FROM erp_sync.outbox WHERE ref_id = 200 AND status = 'skipped'");
+        assert_eq!(err, "contact not admitted: phone_verified: phone not verified");
+        assert_eq!(int("SELECT template_id::int8 FROM erp_sync.outbox WHERE ref_id = 200"), 107);
+        // signals are never re-captured on UPDATE
+        run("UPDATE mp.signals SET content = '签约' WHERE id = 100");
+        assert_eq!(outbox("kind = 'followup'"), 3);
+    }
+
+    #[pg_test]
+    fn signal_without_contact_table_is_skipped() {
+        platform();
+        good_contact(1);
+        run("SELECT erp_sync.untrack('mp.contacts')");
+        run("INSERT INTO mp.signals (id, contact_id, content) VALUES (5, 1, 'hi')");
+        assert_eq!(text("SELECT last_error FROM erp_sync.outbox WHERE ref_id = 5"), "no contact table is tracked");
+    }
+
+    // ---------------------------------------------------------------- NOTIFY
+
+    #[pg_test]
+    fn notify_once_per_transaction_when_a_worker_is_idle() {
+        platform();
+        run("INSERT INTO erp_sync.workers (worker_id, idle, heartbeat_at) VALUES ('w1', true, now())");
+        let before = notifies_sent();
+        for id in 1..=5 {
+            good_contact(id);
+        }
+        run("INSERT INTO mp.signals (contact_id, content) VALUES (1, 'a'), (2, 'b')");
+        assert_eq!(outbox("status = 'pending'"), 7);
+        assert_eq!(notifies_sent() - before, 1);
+    }
+
+    #[pg_test]
+    fn broken_wake_up_setting_keeps_the_outbox_row() {
+        platform();
+        run("INSERT INTO erp_sync.settings (key, value) VALUES ('notify.idle_fresh', 'not an interval')");
+        run("INSERT INTO erp_sync.workers (worker_id, idle, heartbeat_at) VALUES ('w1', true, now())");
+        good_contact(1);
+        assert_eq!(outbox("contact_id = 1 AND status = 'pending'"), 1);
+    }
+
+    #[pg_test]
+    fn no_notify_when_workers_are_busy_or_stale() {
+        platform();
+        run("INSERT INTO erp_sync.workers (worker_id, idle, heartbeat_at) VALUES
+             ('busy', false, now()), ('stale', true, now() - interval '1 hour')");
+        let before = notifies_sent();
+        good_contact(1);
+        good_contact(2);
+        assert_eq!(outbox("status = 'pending'"), 2);
+        assert_eq!(notifies_sent() - before, 0);
+    }
+
+    // ---------------------------------------------------------------- robustness
+
+    #[pg_test]
+    fn custom_table_with_own_names_and_wrong_types_never_fails_the_write() {
+        run("CREATE SCHEMA crm");
+        run("CREATE TABLE crm.people (pid bigint PRIMARY KEY, kind text, nm text, mobile bigint,
+                                     ok text, pts text, ls text, wx int, memo text)");
+        let map = jsonb(
+            r#"SELECT erp_sync.track('crm.people', 'contact',
+                 '{"id":"pid","type":"kind","name":"nm","phone":"mobile","phone_verified":"ok",
+                   "score":"pts","list_status":"ls","wechat_id":"wx","notes":"memo"}')"#,
+        );
+        assert_eq!(map["columns"]["phone"], json!("mobile"));
+        run("INSERT INTO crm.people VALUES (1, 'personal', '孙八八', 13800138000, 'true', '99', 'white', 42, NULL)");
+        let reasons = jsonb("SELECT reasons FROM erp_sync.rejections WHERE contact_id = 1").to_string();
+        assert!(reasons.contains("phone: expected text, got number"), "{reasons}");
+        assert!(reasons.contains("phone_verified: expected boolean, got text"), "{reasons}");
+        assert!(reasons.contains("score: expected number, got text"), "{reasons}");
+        // all NULLs (but the id), and a NULL id
+        run("INSERT INTO crm.people (pid) VALUES (2)");
+        run("INSERT INTO crm.people (pid) VALUES (3)");
+        assert_eq!(int("SELECT count(*) FROM crm.people"), 3);
+        assert_eq!(int("SELECT count(*) FROM erp_sync.rejections"), 3);
+        // the reference table too
+        platform();
+        run("INSERT INTO mp.contacts (id) VALUES (9)");
+        run("INSERT INTO mp.contacts (id, name, phone, score) VALUES (10, NULL, NULL, NULL)");
+        assert_eq!(int("SELECT count(*) FROM mp.contacts"), 2);
+    }
+
+    #[pg_test]
+    fn huge_odd_and_hostile_values_never_fail_the_write() {
+        platform();
+        let big = "长".repeat(40_000); // ~120 KB in UTF-8
+        run(&format!(
+            "INSERT INTO mp.contacts (id, type, name, company, phone, phone_verified, score, list_status, notes)
+             VALUES (1, 'company', '{big}', '{big}', '{big}', true, 99, 'white', '{big}')"
+        ));
+        run("INSERT INTO mp.contacts (id, type, name, company, phone, phone_verified, score, list_status, address)
+             VALUES (2, 'company', '🦄👩‍👩‍👧 Zoë ﷽ 𝔘𝔫𝔦', 'Ａｃｍｅ 株式会社 \u{202e}evil', '138 0013 8000', true, 88, 'white',
+                     E'line1\nline2\ttab \\\\ backslash')");
+        run("INSERT INTO mp.contacts (id, type, name, company, phone, phone_verified, score, list_status)
+             VALUES (3, 'company', $$Robert'); DROP TABLE erp_sync.outbox; --$$, $$x' OR '1'='1$$,
+                     '13800138000', true, 70, 'white')");
+        run(&format!("INSERT INTO mp.signals (contact_id, content) VALUES (2, '{big} 签约 🎉')"));
+        run("INSERT INTO mp.threads (contact_id, score, summary) VALUES (3, 99, $$'; DELETE FROM mp.contacts; --$$)");
+        assert_eq!(int("SELECT count(*) FROM mp.contacts"), 3);
+        assert!(jsonb("SELECT reasons FROM erp_sync.rejections WHERE contact_id = 1").to_string().len() < 300);
+        assert_eq!(outbox("contact_id = 2 AND kind = 'customer'"), 1);
+        assert_eq!(outbox("contact_id = 2 AND kind = 'followup' AND template_id = 106"), 1);
+        assert_eq!(outbox("contact_id = 3 AND kind = 'assign'"), 1);
+        let payload = jsonb("SELECT erp_sync.contact_payload(2)");
+        assert_eq!(payload["name"], json!("🦄👩‍👩‍👧 Zoë ﷽ 𝔘𝔫𝔦"));
+    }
+
+    #[pg_test]
+    fn missing_outbox_table_never_fails_the_write() {
+        platform();
+        run("ALTER TABLE erp_sync.outbox RENAME TO outbox_gone");
+        good_contact(1);
+        run("INSERT INTO mp.signals (contact_id, content) VALUES (1, 'hello')");
+        assert_eq!(int("SELECT count(*) FROM mp.contacts"), 1);
+        assert_eq!(int("SELECT count(*) FROM mp.signals"), 1);
+        assert_eq!(int("SELECT count(*) FROM erp_sync.outbox_gone"), 0);
+        run("ALTER TABLE erp_sync.outbox_gone RENAME TO outbox");
+        good_contact(2);
+        assert_eq!(outbox("contact_id = 2"), 1);
+    }
+
+    #[pg_test]
+    fn dropped_tracked_column_never_fails_the_write() {
+        platform();
+        run("ALTER TABLE mp.contacts DROP COLUMN name");
+        run("INSERT INTO mp.contacts (id, phone) VALUES (1, '13800138000')");
+        let reasons = jsonb("SELECT reasons FROM erp_sync.rejections WHERE contact_id = 1").to_string();
+        assert!(reasons.contains("name: missing"), "{reasons}");
+    }
+
+    // ---------------------------------------------------------------- sidecar / operator functions
+
+    #[pg_test]
+    fn request_sync_button() {
+        platform();
+        good_contact(1);
+        let r = jsonb("SELECT erp_sync.request_sync(1)");
+        assert_eq!(r["status"], json!("already_queued"));
+        run("UPDATE erp_sync.outbox SET status = 'done', finished_at = now()");
+        let r = jsonb("SELECT erp_sync.request_sync(1)");
+        assert_eq!((r["status"].clone(), r["khid"].clone()), (json!("queued"), json!("WX1")));
+        run("INSERT INTO mp.contacts (id, name) VALUES (2, '吴十十')");
+        let r = jsonb("SELECT erp_sync.request_sync(2)");
+        assert_eq!(r["status"], json!("rejected"));
+        assert_eq!(r["admission"]["passed"], json!(false));
+        assert!(sqlstate("SELECT erp_sync.request_sync(999)").starts_with("22023"));
+        run("SELECT erp_sync.untrack('mp.contacts')");
+        assert!(sqlstate("SELECT erp_sync.request_sync(1)").starts_with("55000"));
+    }
+
+    #[pg_test]
+    fn payload_functions() {
+        platform();
+        good_contact(1);
+        run("INSERT INTO mp.threads (id, contact_id, score, summary) VALUES (1, 1, 60, 'old'), (2, 1, 91, '新的')");
+        run("INSERT INTO mp.signals (id, contact_id, content, ts) VALUES (3, 1, '见面', '2025-10-19 12:00:00+00')");
+        let p = jsonb("SELECT erp_sync.contact_payload(1)");
+        assert_eq!(p["phone"], json!("13800130001"));
+        assert_eq!(p["khid"], json!("WX1"));
+        assert_eq!(p["thread"], json!({"id": 2, "score": 91, "summary": "新的"}));
+        assert_eq!(p["admission"]["passed"], json!(true));
+        assert_eq!(p["type"], json!("company"));
+        assert_eq!(p["email"], Value::Null);
+        assert!(p.get("created_at").is_none());
+        assert_eq!(one::<pgrx::JsonB>("SELECT erp_sync.contact_payload(404)").map(|j| j.0), None);
+        let s = jsonb("SELECT erp_sync.signal_payload(3)");
+        assert_eq!((s["id"].clone(), s["contact_id"].clone(), s["content"].clone()), (json!(3), json!(1), json!("见面")));
+        assert!(s["ts"].as_str().is_some_and(|t| t.starts_with("2025-10-19")));
+        assert_eq!(one::<pgrx::JsonB>("SELECT erp_sync.signal_payload(404)").map(|j| j.0), None);
+    }
+
+    #[pg_test]
+    fn retry_failed_revives_dead_rows() {
+        platform();
+        good_contact(1);
+        good_contact(2);
+        run("INSERT INTO mp.signals (contact_id, content) VALUES (1, 'x')");
+        run("UPDATE erp_sync.outbox SET status = 'dead', attempts = 5, last_error = 'boom', finished_at = now()");
+        assert_eq!(int("SELECT erp_sync.retry_failed(1, 'followup')::int8"), 1);
+        assert_eq!(outbox("status = 'pending' AND attempts = 0"), 1);
+        // a dead customer row with a pending duplicate stays dead
+        run("UPDATE mp.contacts SET notes = 'changed' WHERE id = 2");
+        assert_eq!(int("SELECT erp_sync.retry_failed()::int8"), 1);
+        assert_eq!(outbox("status = 'dead'"), 1);
+        assert_eq!(outbox("status = 'pending'"), 3);
+    }
+
+    #[pg_test]
+    fn outbox_row_check_names_the_problem() {
+        platform();
+        good_contact(1);
+        let s = sqlstate("UPDATE erp_sync.outbox SET status = 'runing'");
+        assert!(s.starts_with("23514"), "{s}");
+        let s = sqlstate("UPDATE erp_sync.outbox SET status = 'running'");
+        assert!(s.starts_with("23514"), "{s}");
+        let s = sqlstate("UPDATE erp_sync.outbox SET status = 'running', lease_owner = 'w', lease_expires_at = now()");
+        assert_eq!(s, "ok");
+        let s = sqlstate("INSERT INTO erp_sync.outbox (contact_id, kind) VALUES (1, 'followup')");
+        assert!(s.starts_with("23514"), "{s}");
+    }
+
+    // ---------------------------------------------------------------- views and roles
+
+    #[pg_test]
+    fn contact_status_states_and_masking() {
+        platform();
+        good_contact(1); // pending
+        good_contact(2); // synced
+        good_contact(3); // failed
+        run("INSERT INTO mp.contacts (id, name, phone) VALUES (4, '张三', '13800138000')"); // rejected
+        run("INSERT INTO mp.contacts (id, name) VALUES (5, 'x')");
+        run("UPDATE erp_sync.outbox SET status = 'done', finished_at = now() WHERE contact_id = 2");
+        run("INSERT INTO erp_sync.customer_link (contact_id, khid, erp_ord, synced_at) VALUES (2, 'WX2', 5001, now())");
+        run("UPDATE erp_sync.outbox SET status = 'dead', last_error = 'ERP said no', finished_at = now() WHERE contact_id = 3");
+        run("INSERT INTO erp_sync.rejections VALUES (99, '[]', '{}', now())"); // not a platform contact: not listed
+        run("SELECT erp_sync.untrack('mp.contacts')"); // contact 6 exists before tracking
+        run("INSERT INTO mp.contacts (id, name) VALUES (6, 'x')");
+        run("SELECT erp_sync.track('mp.contacts', 'contact')");
+        let states = text("SELECT string_agg(contact_id || '=' || sync_state, ',' ORDER BY contact_id) FROM erp_sync.contact_status");
+        assert_eq!(states, "1=pending,2=synced,3=failed,4=rejected,5=rejected,6=not_queued");
+        assert_eq!(int("SELECT erp_ord FROM erp_sync.contact_status WHERE contact_id = 2"), 5001);
+        assert_eq!(text("SELECT last_error FROM erp_sync.contact_status WHERE contact_id = 3"), "ERP said no");
+        assert_eq!(text("SELECT khid FROM erp_sync.contact_status WHERE contact_id = 3"), "WX3");
+        assert_eq!(text("SELECT mobile FROM erp_sync.contact_status WHERE contact_id = 1"), "13800130001");
+        run("SET LOCAL ROLE erp_sync_reader");
+        assert_eq!(text("SELECT mobile FROM erp_sync.contact_status WHERE contact_id = 1"), "138****0001");
+        assert!(int("SELECT count(*) FROM erp_sync.queue") >= 1);
+        assert!(sqlstate("SELECT * FROM erp_sync.outbox").starts_with("42501"));
+        assert!(sqlstate("SELECT * FROM mp.contacts").starts_with("42501"));
+        run("RESET ROLE");
+        run("SET LOCAL ROLE erp_sync_worker");
+        assert_eq!(text("SELECT mobile FROM erp_sync.contact_status WHERE contact_id = 1"), "13800130001");
+        assert_eq!(jsonb("SELECT erp_sync.contact_payload(1)")["khid"], json!("WX1"));
+        assert!(sqlstate("SELECT * FROM mp.contacts").starts_with("42501"));
+        assert!(sqlstate("SELECT erp_sync.track('mp.contacts', 'contact')").starts_with("42501"));
+        run("RESET ROLE");
+    }
+
+    #[pg_test]
+    fn queue_view_counts() {
+        platform();
+        good_contact(1);
+        good_contact(2);
+        run("INSERT INTO mp.signals (contact_id, content) VALUES (1, 'x')");
+        assert_eq!(int("SELECT rows FROM erp_sync.queue WHERE kind = 'customer' AND status = 'pending'"), 2);
+        assert_eq!(int("SELECT rows FROM erp_sync.queue WHERE kind = 'followup' AND status = 'pending'"), 1);
+        assert_eq!(int("SELECT count(*) FROM erp_sync.queue WHERE oldest_pending_age IS NOT NULL"), 2);
+    }
+
+    #[pg_test]
+    fn platform_role_without_erp_sync_rights_can_write() {
+        platform();
+        run("CREATE ROLE erp_sync_test_app NOLOGIN");
+        run("GRANT USAGE ON SCHEMA mp TO erp_sync_test_app");
+        run("GRANT INSERT, UPDATE, SELECT ON ALL TABLES IN SCHEMA mp TO erp_sync_test_app");
+        run("GRANT USAGE ON ALL SEQUENCES IN SCHEMA mp TO erp_sync_test_app");
+        run("SET LOCAL ROLE erp_sync_test_app");
+        good_contact(1);
+        run("RESET ROLE");
+        assert_eq!(outbox("contact_id = 1"), 1);
+    }
+}

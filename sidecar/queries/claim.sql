@@ -2,7 +2,8 @@
 -- rows of the same contact behind it (at most $4 rows per contact), all leased to $1 for $2 ms.
 --
 -- A row is a head when it is due (pending and next_attempt_at reached, or running with an expired
--- lease) and no lower-id row of the same contact is pending or running. Heads are locked with
+-- lease, except the rows this worker still has in hand ($5: e.g. a write-back waiting for the
+-- database to come back, whose lease the heartbeat could not extend meanwhile) and no lower-id row of the same contact is pending or running. Heads are locked with
 -- SKIP LOCKED, so concurrent workers never wait on each other and never take the same row; rows of
 -- a chain are never heads for anyone else (their head is lower and pending/running), so they need
 -- no SKIP. The chain stops at the first row of the contact that is not due (e.g. waiting for a
@@ -12,7 +13,8 @@ WITH heads AS (
     FROM erp_sync.outbox o
     WHERE o.status IN ('pending', 'running')
       AND ((o.status = 'pending' AND o.next_attempt_at <= now())
-        OR (o.status = 'running' AND coalesce(o.lease_expires_at, '-infinity') < now()))
+        OR (o.status = 'running' AND coalesce(o.lease_expires_at, '-infinity') < now()
+            AND NOT (o.id = ANY($5::bigint[]))))
       AND NOT EXISTS (
           SELECT 1
           FROM erp_sync.outbox p
@@ -26,7 +28,8 @@ WITH heads AS (
 behind AS (
     SELECT c.id,
            bool_and((c.status = 'pending' AND c.next_attempt_at <= now())
-                 OR (c.status = 'running' AND coalesce(c.lease_expires_at, '-infinity') < now()))
+                 OR (c.status = 'running' AND coalesce(c.lease_expires_at, '-infinity') < now()
+                     AND NOT (c.id = ANY($5::bigint[]))))
                OVER (PARTITION BY c.contact_id ORDER BY c.id) AS all_due,
            row_number() OVER (PARTITION BY c.contact_id ORDER BY c.id) AS rn
     FROM erp_sync.outbox c
@@ -41,11 +44,12 @@ picked AS (
 UPDATE erp_sync.outbox o
 SET status = 'running',
     lease_owner = $1,
-    lease_expires_at = now() + make_interval(secs => $2::float8 / 1000.0),
+    lease_expires_at = now() + $2::bigint * interval '1 millisecond',
     updated_at = now()
 FROM picked
 WHERE o.id = picked.id
   -- Re-checked on the current row version if a concurrent transaction changed it meanwhile.
   AND ((o.status = 'pending' AND o.next_attempt_at <= now())
-    OR (o.status = 'running' AND coalesce(o.lease_expires_at, '-infinity') < now()))
+    OR (o.status = 'running' AND coalesce(o.lease_expires_at, '-infinity') < now()
+        AND NOT (o.id = ANY($5::bigint[]))))
 RETURNING o.id, o.contact_id, o.kind, o.ref_id, o.template_id, o.attempts

@@ -3,7 +3,7 @@
 UPDATE erp_sync.outbox
 SET attempts = attempts + CASE WHEN $6 THEN 1 ELSE 0 END,
     status = CASE WHEN $6 AND attempts + 1 >= $5 THEN 'dead' ELSE 'pending' END,
-    next_attempt_at = now() + make_interval(secs => $3::float8 / 1000.0),
+    next_attempt_at = now() + $3::bigint * interval '1 millisecond',
     last_error = $4,
     lease_owner = NULL,
     lease_expires_at = NULL,

@@ -149,7 +149,10 @@ pub struct LogConfig {
 
 impl Default for LogConfig {
     fn default() -> Self {
-        LogConfig { format: LogFormat::Human, level: "info".into() }
+        LogConfig {
+            format: LogFormat::Human,
+            level: "info".into(),
+        }
     }
 }
 
@@ -160,8 +163,9 @@ impl Config {
         let env: Vec<(String, String)> = std::env::vars().collect();
         let (file_text, file_name) = match path {
             Some(p) => {
-                let text = std::fs::read_to_string(p)
-                    .map_err(|e| Error::Config(format!("cannot read config file {}: {e}", p.display())))?;
+                let text = std::fs::read_to_string(p).map_err(|e| {
+                    Error::Config(format!("cannot read config file {}: {e}", p.display()))
+                })?;
                 (Some(text), p.to_path_buf())
             }
             None => {
@@ -169,11 +173,14 @@ impl Config {
                 match std::fs::read_to_string(&p) {
                     Ok(text) => (Some(text), p),
                     Err(e) if e.kind() == std::io::ErrorKind::NotFound => (None, p),
-                    Err(e) => return Err(Error::Config(format!("cannot read {}: {e}", p.display()))),
+                    Err(e) => {
+                        return Err(Error::Config(format!("cannot read {}: {e}", p.display())))
+                    }
                 }
             }
         };
-        let mut cfg = Config::from_sources(file_text.as_deref(), &file_name.display().to_string(), &env)?;
+        let mut cfg =
+            Config::from_sources(file_text.as_deref(), &file_name.display().to_string(), &env)?;
         cfg.resolve_secret_files()?;
         cfg.validate()?;
         Ok(cfg)
@@ -181,21 +188,31 @@ impl Config {
 
     /// Pure part of [`Config::load`]: layer a TOML text and `(name, value)` environment pairs over
     /// the defaults. Secret files are not read here.
-    pub fn from_sources(file_text: Option<&str>, file_name: &str, env: &[(String, String)]) -> Result<Config> {
+    pub fn from_sources(
+        file_text: Option<&str>,
+        file_name: &str,
+        env: &[(String, String)],
+    ) -> Result<Config> {
         let tree = Config::layered_tree(file_text, file_name, env)?;
         let (tree, pw_file) = take_erp_password_file(tree)?;
-        let mut cfg: Config = tree.try_into().map_err(|e: toml::de::Error| Error::Config(e.to_string()))?;
+        let mut cfg: Config = tree
+            .try_into()
+            .map_err(|e: toml::de::Error| Error::Config(e.to_string()))?;
         cfg.erp_password_file = pw_file;
         Ok(cfg)
     }
 
     /// Defaults + file + environment as one TOML tree (validated by deserialising it).
-    fn layered_tree(file_text: Option<&str>, file_name: &str, env: &[(String, String)]) -> Result<toml::Value> {
+    fn layered_tree(
+        file_text: Option<&str>,
+        file_name: &str,
+        env: &[(String, String)],
+    ) -> Result<toml::Value> {
         let mut tree = toml::Value::try_from(Config::default())
             .map_err(|e| Error::Config(format!("cannot serialise defaults: {e}")))?;
         if let Some(text) = file_text {
-            let file: toml::Value = toml::from_str(text)
-                .map_err(|e| Error::Config(format!("{file_name}: {e}")))?;
+            let file: toml::Value =
+                toml::from_str(text).map_err(|e| Error::Config(format!("{file_name}: {e}")))?;
             // Validate the file alone first so its errors name the file.
             let (checked, _) = take_erp_password_file(file.clone())?;
             toml::Value::try_into::<Config>(checked)
@@ -217,7 +234,9 @@ impl Config {
         }
         let check = |t: &toml::Value| -> std::result::Result<(), String> {
             let (t, _) = take_erp_password_file(t.clone()).map_err(|e| e.to_string())?;
-            t.try_into::<Config>().map(|_| ()).map_err(|e| e.to_string())
+            t.try_into::<Config>()
+                .map(|_| ())
+                .map_err(|e| e.to_string())
         };
         match check(&first) {
             Ok(()) => Ok(first),
@@ -276,7 +295,11 @@ impl Config {
             return bad("engine.backoff_base_ms must be > 0 and <= engine.backoff_max_ms");
         }
         if self.database.channel.is_empty()
-            || !self.database.channel.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+            || !self
+                .database
+                .channel
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '_')
         {
             return bad("database.channel must be a plain identifier");
         }
@@ -290,7 +313,10 @@ impl Config {
         let mut tree = toml::Value::try_from(self).map_err(|e| Error::Config(e.to_string()))?;
         if !self.erp_password_file.is_empty() {
             if let Some(t) = tree.get_mut("erp").and_then(toml::Value::as_table_mut) {
-                t.insert("password_file".into(), toml::Value::String(self.erp_password_file.clone()));
+                t.insert(
+                    "password_file".into(),
+                    toml::Value::String(self.erp_password_file.clone()),
+                );
             }
         }
         redact_tree(&mut tree, None);
@@ -307,7 +333,11 @@ impl Config {
             .map(|h| h.trim().to_string())
             .filter(|h| !h.is_empty())
             .unwrap_or_else(|| "erp-sync".into());
-        format!("{host}-{}-{:04x}", std::process::id(), rand::random::<u16>())
+        format!(
+            "{host}-{}-{:04x}",
+            std::process::id(),
+            rand::random::<u16>()
+        )
     }
 }
 
@@ -321,6 +351,10 @@ struct Override {
 }
 
 const SECTIONS: [&str; 4] = ["database", "erp", "engine", "log"];
+/// `ERP_SYNC_*` variables that are not configuration keys: the `--config` path, the test
+/// harness's binary path, and the simulator's own settings.
+const NOT_KEYS: [&str; 2] = ["CONFIG", "BIN"];
+const NOT_KEY_PREFIXES: [&str; 1] = ["SIM_"];
 
 fn env_overrides(env: &[(String, String)]) -> Result<Vec<Override>> {
     let mut out = Vec::new();
@@ -329,20 +363,33 @@ fn env_overrides(env: &[(String, String)]) -> Result<Vec<Override>> {
         sorted.insert(k.as_str(), v.as_str());
     }
     for (var, value) in sorted {
-        let Some(rest) = var.strip_prefix(ENV_PREFIX) else { continue };
+        let Some(rest) = var.strip_prefix(ENV_PREFIX) else {
+            continue;
+        };
+        if NOT_KEYS.contains(&rest) || NOT_KEY_PREFIXES.iter().any(|p| rest.starts_with(p)) {
+            continue;
+        }
         let lower = rest.to_ascii_lowercase();
-        let Some((section, key)) = SECTIONS
-            .iter()
-            .find_map(|s| lower.strip_prefix(&format!("{s}_")).map(|k| (s.to_string(), k.to_string())))
-        else {
+        let Some((section, key)) = SECTIONS.iter().find_map(|s| {
+            lower
+                .strip_prefix(&format!("{s}_"))
+                .map(|k| (s.to_string(), k.to_string()))
+        }) else {
             return Err(Error::Config(format!(
                 "unknown environment variable {var}: expected {ENV_PREFIX}<DATABASE|ERP|ENGINE|LOG>_<KEY>"
             )));
         };
         if key.is_empty() {
-            return Err(Error::Config(format!("environment variable {var} names no key")));
+            return Err(Error::Config(format!(
+                "environment variable {var} names no key"
+            )));
         }
-        out.push(Override { var: var.to_string(), section, key, value: value.to_string() });
+        out.push(Override {
+            var: var.to_string(),
+            section,
+            key,
+            value: value.to_string(),
+        });
     }
     Ok(out)
 }
@@ -366,8 +413,9 @@ fn apply_override(tree: &mut toml::Value, ov: &Override, typed_absent: bool) -> 
     let existing = table.get(&key).cloned();
     let existed = existing.is_some();
     let value = match existing {
-        Some(old) => typed_like(&old, &ov.value)
-            .map_err(|m| Error::Config(format!("{}: {m}", ov.var)))?,
+        Some(old) => {
+            typed_like(&old, &ov.value).map_err(|m| Error::Config(format!("{}: {m}", ov.var)))?
+        }
         None if typed_absent => scalar_guess(&ov.value),
         None => toml::Value::String(ov.value.clone()),
     };
@@ -412,13 +460,26 @@ fn typed_like(old: &toml::Value, raw: &str) -> std::result::Result<toml::Value, 
     use toml::Value as V;
     Ok(match old {
         V::String(_) => V::String(raw.to_string()),
-        V::Integer(_) => V::Integer(raw.trim().parse().map_err(|_| format!("expected an integer, got {raw:?}"))?),
-        V::Float(_) => V::Float(raw.trim().parse().map_err(|_| format!("expected a number, got {raw:?}"))?),
-        V::Boolean(_) => V::Boolean(parse_bool(raw).ok_or_else(|| format!("expected true/false, got {raw:?}"))?),
+        V::Integer(_) => V::Integer(
+            raw.trim()
+                .parse()
+                .map_err(|_| format!("expected an integer, got {raw:?}"))?,
+        ),
+        V::Float(_) => V::Float(
+            raw.trim()
+                .parse()
+                .map_err(|_| format!("expected a number, got {raw:?}"))?,
+        ),
+        V::Boolean(_) => {
+            V::Boolean(parse_bool(raw).ok_or_else(|| format!("expected true/false, got {raw:?}"))?)
+        }
         V::Array(_) | V::Table(_) | V::Datetime(_) => {
             // Parse as a TOML value: `[1, 2]`, `{ a = 1 }`, ...
-            let doc: toml::Value = toml::from_str(&format!("v = {raw}")).map_err(|e| e.to_string())?;
-            doc.get("v").cloned().ok_or_else(|| "empty value".to_string())?
+            let doc: toml::Value =
+                toml::from_str(&format!("v = {raw}")).map_err(|e| e.to_string())?;
+            doc.get("v")
+                .cloned()
+                .ok_or_else(|| "empty value".to_string())?
         }
     })
 }
@@ -501,7 +562,12 @@ pub fn redact_url(url: &str) -> String {
         if let Some(at) = rest[..auth_end].rfind('@') {
             let userinfo = &rest[..at];
             if let Some(colon) = userinfo.find(':') {
-                return format!("{}{}:***{}", &url[..scheme_end + 3], &userinfo[..colon], &rest[at..]);
+                return format!(
+                    "{}{}:***{}",
+                    &url[..scheme_end + 3],
+                    &userinfo[..colon],
+                    &rest[at..]
+                );
             }
         }
         return url.to_string();
@@ -526,7 +592,11 @@ fn set_url_password(url: &str, password: &str) -> Result<String> {
                 let user = rest[..at].split(':').next().unwrap_or("");
                 format!("{}{user}:{enc}{}", &url[..scheme_end + 3], &rest[at..])
             }
-            None => return Err(Error::Config("database.password_file needs a user in database.url".into())),
+            None => {
+                return Err(Error::Config(
+                    "database.password_file needs a user in database.url".into(),
+                ))
+            }
         });
     }
     let kept: Vec<&str> = url
@@ -561,7 +631,10 @@ mod tests {
     use super::*;
 
     fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
-        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
     }
 
     #[test]
@@ -583,6 +656,8 @@ mod tests {
                 ("ERP_SYNC_DATABASE_URL", "postgres://u:pw@h/db"),
                 ("ERP_SYNC_ENGINE_DRY_RUN", "true"),
                 ("PATH", "/bin"),
+                ("ERP_SYNC_CONFIG", "/etc/erp-sync.toml"),
+                ("ERP_SYNC_BIN", "/usr/bin/erp-sync"),
             ]),
         )
         .expect("config");
@@ -597,9 +672,13 @@ mod tests {
     fn unknown_keys_are_errors() {
         assert!(Config::from_sources(Some("[engine]\nconcurency = 3\n"), "f", &[]).is_err());
         assert!(Config::from_sources(Some("[nope]\nx = 1\n"), "f", &[]).is_err());
-        assert!(Config::from_sources(None, "f", &env(&[("ERP_SYNC_ENGINE_CONCURENCY", "3")])).is_err());
+        assert!(
+            Config::from_sources(None, "f", &env(&[("ERP_SYNC_ENGINE_CONCURENCY", "3")])).is_err()
+        );
         assert!(Config::from_sources(None, "f", &env(&[("ERP_SYNC_FOO_BAR", "3")])).is_err());
-        assert!(Config::from_sources(None, "f", &env(&[("ERP_SYNC_ENGINE_CONCURRENCY", "x")])).is_err());
+        assert!(
+            Config::from_sources(None, "f", &env(&[("ERP_SYNC_ENGINE_CONCURRENCY", "x")])).is_err()
+        );
     }
 
     #[test]
@@ -622,11 +701,21 @@ mod tests {
 
     #[test]
     fn redaction() {
-        assert_eq!(redact_url("postgres://u:secret@h:5432/db"), "postgres://u:***@h:5432/db");
+        assert_eq!(
+            redact_url("postgres://u:secret@h:5432/db"),
+            "postgres://u:***@h:5432/db"
+        );
         assert_eq!(redact_url("postgres://u@h/db"), "postgres://u@h/db");
-        assert_eq!(redact_url("host=h user=u password=x dbname=d"), "host=h user=u password=*** dbname=d");
-        let cfg = Config::from_sources(None, "f", &env(&[("ERP_SYNC_DATABASE_URL", "postgres://u:s3cr3t@h/db")]))
-            .expect("config");
+        assert_eq!(
+            redact_url("host=h user=u password=x dbname=d"),
+            "host=h user=u password=*** dbname=d"
+        );
+        let cfg = Config::from_sources(
+            None,
+            "f",
+            &env(&[("ERP_SYNC_DATABASE_URL", "postgres://u:s3cr3t@h/db")]),
+        )
+        .expect("config");
         let text = cfg.redacted_toml().expect("toml");
         assert!(!text.contains("s3cr3t"));
         assert!(!format!("{cfg:?}").contains("s3cr3t"));
@@ -644,7 +733,10 @@ mod tests {
             set_url_password("postgres://u:old@h/db", "new").expect("url"),
             "postgres://u:new@h/db"
         );
-        assert_eq!(set_url_password("host=h user=u", "x").expect("kv"), "host=h user=u password='x'");
+        assert_eq!(
+            set_url_password("host=h user=u", "x").expect("kv"),
+            "host=h user=u password='x'"
+        );
     }
 
     #[test]
@@ -662,7 +754,10 @@ mod tests {
         assert_eq!(cfg.erp.followup.content_field, "content");
         assert_eq!(cfg.erp.followup.sort_field.as_deref(), Some("sort"));
         assert_eq!(cfg.erp_password_file, "/run/secrets/erp");
-        assert!(cfg.redacted_toml().expect("toml").contains("/run/secrets/erp"));
+        assert!(cfg
+            .redacted_toml()
+            .expect("toml")
+            .contains("/run/secrets/erp"));
     }
 
     #[test]
@@ -682,14 +777,23 @@ mod tests {
         assert_eq!(cfg.erp.password, "erp-secret");
         assert_eq!(cfg.database.url, "postgres://w:db-secret@h/db");
         let text = cfg.redacted_toml().expect("toml");
-        assert!(!text.contains("erp-secret") && !text.contains("db-secret"), "{text}");
+        assert!(
+            !text.contains("erp-secret") && !text.contains("db-secret"),
+            "{text}"
+        );
     }
 
     #[test]
     fn validation() {
-        let cfg = Config::from_sources(None, "f", &env(&[("ERP_SYNC_ENGINE_CONCURRENCY", "0")])).expect("parse");
+        let cfg = Config::from_sources(None, "f", &env(&[("ERP_SYNC_ENGINE_CONCURRENCY", "0")]))
+            .expect("parse");
         assert!(cfg.validate().is_err());
-        let cfg = Config::from_sources(None, "f", &env(&[("ERP_SYNC_ENGINE_HEARTBEAT_MS", "60000")])).expect("parse");
+        let cfg = Config::from_sources(
+            None,
+            "f",
+            &env(&[("ERP_SYNC_ENGINE_HEARTBEAT_MS", "60000")]),
+        )
+        .expect("parse");
         assert!(cfg.validate().is_err());
     }
 }

@@ -21,7 +21,11 @@ use sidecar::{telemetry, Error};
 use tokio::sync::watch;
 
 #[derive(Parser)]
-#[command(name = "erp-sync", version, about = "Sync the erp_sync outbox into Zhibang ERP")]
+#[command(
+    name = "erp-sync",
+    version,
+    about = "Sync the erp_sync outbox into Zhibang ERP"
+)]
 struct Cli {
     /// Config file (TOML). Default: ./erp-sync.toml when it exists. Every key can also be set as
     /// ERP_SYNC_<SECTION>_<KEY> in the environment.
@@ -38,7 +42,7 @@ enum Cmd {
         /// Log and record (sync_log outcome dry_run) what would be sent; no ERP call, outbox untouched.
         #[arg(long)]
         dry_run: bool,
-        /// Exit once nothing is due and nothing is in flight.
+        /// Exit once no outbox row is pending or running (retries are waited for).
         #[arg(long)]
         once: bool,
     },
@@ -56,7 +60,10 @@ const EXIT_LOGIN: u8 = 3;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("erp-sync: cannot start the async runtime: {e}");
@@ -167,8 +174,16 @@ async fn login(cfg: &Config) -> ExitCode {
         return ExitCode::from(EXIT_LOGIN);
     }
     println!("登录状态: 0 (ok)");
-    println!("Session: established (never printed: it is a credential)");
-    let filter = ListFilter { pagesize: 1, pageindex: 1, ..ListFilter::default() };
+    // The session is a credential: only its presence and generation are shown.
+    println!(
+        "Session: ******** (generation {})",
+        client.session_generation()
+    );
+    let filter = ListFilter {
+        pagesize: 1,
+        pageindex: 1,
+        ..ListFilter::default()
+    };
     match client.list_customers(&filter).await {
         Ok(page) => {
             println!("客户数量: {}", page.page.recordcount);
@@ -185,13 +200,14 @@ async fn login(cfg: &Config) -> ExitCode {
 fn spawn_signal_handler() -> watch::Receiver<bool> {
     let (tx, rx) = watch::channel(false);
     tokio::spawn(async move {
-        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(s) => s,
-            Err(e) => {
-                tracing::error!(error = %e, "cannot install SIGTERM handler");
-                return;
-            }
-        };
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(s) => s,
+                Err(e) => {
+                    tracing::error!(error = %e, "cannot install SIGTERM handler");
+                    return;
+                }
+            };
         let mut count = 0;
         loop {
             tokio::select! {

@@ -21,7 +21,11 @@ pub fn init(cfg: &LogConfig) -> Result<()> {
     let builder = fmt().with_env_filter(filter).with_writer(std::io::stderr);
     let res = match cfg.format {
         LogFormat::Human => builder.with_target(false).try_init(),
-        LogFormat::Json => builder.json().flatten_event(true).with_current_span(false).try_init(),
+        LogFormat::Json => builder
+            .json()
+            .flatten_event(true)
+            .with_current_span(false)
+            .try_init(),
     };
     res.map_err(|e| Error::Config(format!("cannot install logger: {e}")))
 }

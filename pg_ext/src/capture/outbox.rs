@@ -78,11 +78,19 @@ pub fn clear_rejection(contact_id: i64) -> SpiResult<()> {
 
 /// NOTIFY at most once per transaction, and only when some sidecar is idle with a fresh
 /// heartbeat: a busy sidecar drains without being told, and a NOTIFY in every transaction would
-/// serialise the platform's commits.
+/// serialise the platform's commits. A failure here (say, a malformed `notify.idle_fresh`) costs
+/// only the wake-up, never the outbox row: it runs in its own subtransaction.
 pub fn wake() -> SpiResult<()> {
     if !config::first_wake_check() {
         return Ok(());
     }
+    if let Err(e) = super::guard::protected(|| wake_if_idle().map_err(|e| e.to_string())) {
+        pgrx::warning!("erp_sync: could not wake the sidecar (it will poll): {e}");
+    }
+    Ok(())
+}
+
+fn wake_if_idle() -> SpiResult<()> {
     let fresh = config::setting("notify.idle_fresh")?.unwrap_or_else(|| "30 seconds".into());
     let channel = config::setting("notify.channel")?.unwrap_or_else(|| "erp_sync".into());
     let idle = Spi::connect_mut(|client| {
@@ -102,4 +110,84 @@ pub fn wake_now() -> SpiResult<()> {
     exec(NOTIFY, &[TEXT], &[channel.into()])?;
     NOTIFIES.with(|n| n.set(n.get() + 1));
     Ok(())
+}
+
+/// The outbox row rules, as one CHECK constraint (`outbox_row_check`). Raises check_violation
+/// with a precise message instead of returning false.
+pub fn outbox_row_problem(
+    kind: Option<&str>,
+    status: Option<&str>,
+    attempts: Option<i32>,
+    ref_id: Option<i64>,
+    lease_owner: Option<&str>,
+    has_lease_expiry: bool,
+    last_error: Option<&str>,
+) -> Option<String> {
+    const KINDS: [&str; 4] = ["customer", "followup", "assign", "rollback"];
+    const STATUSES: [&str; 5] = ["pending", "running", "done", "dead", "skipped"];
+    match kind {
+        Some(k) if KINDS.contains(&k) => {}
+        other => return Some(format!("kind {other:?} is not one of {}", KINDS.join(", "))),
+    }
+    match status {
+        Some(s) if STATUSES.contains(&s) => {}
+        other => return Some(format!("status {other:?} is not one of {}", STATUSES.join(", "))),
+    }
+    if attempts.is_some_and(|a| a < 0) {
+        return Some("attempts must be >= 0".into());
+    }
+    if status == Some("running") && (lease_owner.is_none() || !has_lease_expiry) {
+        return Some("a running row needs lease_owner and lease_expires_at".into());
+    }
+    if status == Some("skipped") && last_error.is_none() {
+        return Some("a skipped row needs its reason in last_error".into());
+    }
+    if status != Some("skipped") && matches!(kind, Some("followup" | "rollback")) && ref_id.is_none() {
+        return Some(format!("a {} row needs ref_id", kind.unwrap_or_default()));
+    }
+    None
+}
+
+#[pg_extern(immutable, parallel_safe)]
+fn outbox_row_check(
+    kind: Option<&str>,
+    status: Option<&str>,
+    attempts: Option<i32>,
+    ref_id: Option<i64>,
+    lease_owner: Option<&str>,
+    lease_expires_at: Option<pgrx::datum::TimestampWithTimeZone>,
+    last_error: Option<&str>,
+) -> bool {
+    match outbox_row_problem(kind, status, attempts, ref_id, lease_owner, lease_expires_at.is_some(), last_error) {
+        None => true,
+        Some(problem) => {
+            pgrx::pg_sys::panic::ErrorReport::new(
+                PgSqlErrorCode::ERRCODE_CHECK_VIOLATION,
+                format!("erp_sync.outbox: {problem}"),
+                "outbox_row_check",
+            )
+            .set_hint("see the outbox table in docs/architecture.md")
+            .report(PgLogLevel::ERROR);
+            false
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::outbox_row_problem as p;
+
+    #[test]
+    fn row_rules() {
+        assert_eq!(p(Some("customer"), Some("pending"), Some(0), None, None, false, None), None);
+        assert!(p(Some("nope"), Some("pending"), Some(0), None, None, false, None).is_some());
+        assert!(p(Some("customer"), Some("runing"), Some(0), None, None, false, None).is_some());
+        assert!(p(Some("customer"), None, Some(0), None, None, false, None).is_some());
+        assert!(p(Some("customer"), Some("pending"), Some(-1), None, None, false, None).is_some());
+        assert!(p(Some("customer"), Some("running"), Some(0), None, Some("w"), false, None).is_some());
+        assert_eq!(p(Some("customer"), Some("running"), Some(0), None, Some("w"), true, None), None);
+        assert!(p(Some("followup"), Some("skipped"), Some(0), None, None, false, None).is_some());
+        assert_eq!(p(Some("followup"), Some("skipped"), Some(0), None, None, false, Some("why")), None);
+        assert!(p(Some("rollback"), Some("pending"), Some(0), None, None, false, None).is_some());
+    }
 }

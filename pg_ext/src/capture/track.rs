@@ -233,12 +233,15 @@ fn request_sync(contact_id: i64) -> JsonB {
     JsonB(request_sync_impl(contact_id).or_raise())
 }
 
-/// Statement trigger on settings / followup_templates / tracked_tables: drop this backend's
-/// per-transaction snapshot so the change is seen by the rest of the transaction.
+/// Statement trigger on settings / followup_templates / tracked_tables: drop the configuration
+/// snapshot here now and in every backend once the change commits (relcache invalidation).
 #[pg_trigger]
 fn config_changed<'a>(
-    _trigger: &'a PgTrigger<'a>,
+    trigger: &'a PgTrigger<'a>,
 ) -> Result<Option<PgHeapTuple<'a, AllocatedByRust>>, std::convert::Infallible> {
-    config::invalidate();
+    match trigger.relid() {
+        Ok(relid) => config::changed(relid),
+        Err(_) => config::invalidate(),
+    }
     Ok(None)
 }

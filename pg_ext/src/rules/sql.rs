@@ -74,3 +74,11 @@ fn setting(key: &str) -> Option<String> {
 fn setting_defaults() -> TableIterator<'static, (name!(key, String), name!(default_value, String), name!(description, String))> {
     TableIterator::new(DEFAULTS.iter().map(|d| (d.key.to_string(), d.default.to_string(), d.description.to_string())))
 }
+
+/// Same as `assignment_for(int)` for fractional scores (the sidecar binds float8).
+#[pg_extern(stable, strict, parallel_safe, name = "assignment_for")]
+fn assignment_for_float(score: f64) -> &'static str {
+    let (top, regular) = config::tier_thresholds().or_raise();
+    let whole = if score.is_finite() { Some(score.floor() as i64) } else { None };
+    tier_for(whole, top, regular)
+}

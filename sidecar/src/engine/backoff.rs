@@ -14,7 +14,10 @@ pub struct Backoff {
 
 impl Backoff {
     pub fn new(base_ms: u64, max_ms: u64) -> Backoff {
-        Backoff { base_ms: base_ms.max(1), max_ms: max_ms.max(base_ms.max(1)) }
+        Backoff {
+            base_ms: base_ms.max(1),
+            max_ms: max_ms.max(base_ms.max(1)),
+        }
     }
 
     /// The un-jittered ceiling for the `attempt`-th failure (1-based).
@@ -61,7 +64,10 @@ mod tests {
         assert_eq!(b.delay_with(3, 1.0), Duration::from_millis(4_000));
         for n in 1..20 {
             let d = b.delay(n).as_millis() as u64;
-            assert!(d >= b.ceiling_ms(n) / 2 && d <= b.ceiling_ms(n), "attempt {n}: {d}");
+            assert!(
+                d >= b.ceiling_ms(n) / 2 && d <= b.ceiling_ms(n),
+                "attempt {n}: {d}"
+            );
         }
     }
 

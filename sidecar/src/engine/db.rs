@@ -32,6 +32,11 @@ pub mod q {
     pub const PRIOR_CUSTOMER_ROW: &str = include_str!("../../queries/prior_customer_row.sql");
     pub const PENDING_TWIN: &str = include_str!("../../queries/pending_twin.sql");
     pub const CARRY_RETRY: &str = include_str!("../../queries/carry_retry.sql");
+    pub const SYNC_LOG_GET: &str = include_str!("../../queries/sync_log_get.sql");
+    pub const SYNC_LOG_ROLLED_BACK: &str = include_str!("../../queries/sync_log_rolled_back.sql");
+    pub const LINK_DELETE: &str = include_str!("../../queries/link_delete.sql");
+    pub const UNFINISHED: &str = include_str!("../../queries/unfinished.sql");
+    pub const NEXT_DUE: &str = include_str!("../../queries/next_due.sql");
     pub const HEAD_CHECK: &str = include_str!("../../queries/head_check.sql");
     pub const DRY_RUN_PLAN: &str = include_str!("../../queries/dry_run_plan.sql");
 }
@@ -53,7 +58,13 @@ pub fn pg_config(cfg: &DatabaseConfig) -> Result<tokio_postgres::Config> {
 
 pub fn make_pool(cfg: &DatabaseConfig) -> Result<Pool> {
     let pg = pg_config(cfg)?;
-    let mgr = Manager::from_config(pg, NoTls, ManagerConfig { recycling_method: RecyclingMethod::Fast });
+    let mgr = Manager::from_config(
+        pg,
+        NoTls,
+        ManagerConfig {
+            recycling_method: RecyclingMethod::Fast,
+        },
+    );
     let t = Duration::from_millis(cfg.connect_timeout_ms);
     Pool::builder(mgr)
         .max_size(cfg.pool_size)
@@ -124,21 +135,46 @@ pub struct LinkWrite {
     pub payload_hash: Option<String>,
 }
 
-pub async fn claim(pool: &Pool, worker: &str, lease_ms: u64, heads: i64, chain_max: i64) -> Result<Vec<OutboxRow>> {
+pub async fn claim(
+    pool: &Pool,
+    worker: &str,
+    lease_ms: u64,
+    heads: i64,
+    chain_max: i64,
+    in_hand: &[i64],
+) -> Result<Vec<OutboxRow>> {
     let c = pool.get().await.map_err(pool_err)?;
     let st = c.prepare_cached(q::CLAIM).await?;
-    let rows = c.query(&st, &[&worker, &(lease_ms as i64), &heads, &chain_max]).await?;
-    let mut out = rows.iter().map(OutboxRow::from_row).collect::<Result<Vec<_>>>()?;
+    let rows = c
+        .query(
+            &st,
+            &[&worker, &(lease_ms as i64), &heads, &chain_max, &in_hand],
+        )
+        .await?;
+    let mut out = rows
+        .iter()
+        .map(OutboxRow::from_row)
+        .collect::<Result<Vec<_>>>()?;
     out.sort_by_key(|r| r.id);
     Ok(out)
 }
 
-pub async fn heartbeat(pool: &Pool, worker: &str, idle: bool, lease_ms: u64) -> Result<u64> {
+pub async fn heartbeat(
+    pool: &Pool,
+    worker: &str,
+    idle: bool,
+    lease_ms: u64,
+    in_hand: &[i64],
+) -> Result<u64> {
     let c = pool.get().await.map_err(pool_err)?;
     let st = c.prepare_cached(q::WORKER_UPSERT).await?;
     c.execute(&st, &[&worker, &idle]).await?;
+    if in_hand.is_empty() {
+        return Ok(0);
+    }
     let st = c.prepare_cached(q::EXTEND_LEASES).await?;
-    Ok(c.execute(&st, &[&worker, &(lease_ms as i64)]).await?)
+    Ok(c.execute(&st, &[&worker, &(lease_ms as i64), &in_hand])
+        .await?)
 }
 
 pub async fn set_idle(pool: &Pool, worker: &str, idle: bool) -> Result<()> {
@@ -188,7 +224,9 @@ pub async fn assignment_for(c: &impl GenericClient, score: f64) -> Result<Option
 
 pub async fn link_get(c: &impl GenericClient, contact_id: i64) -> Result<Option<Link>> {
     let st = c.prepare_cached(q::LINK_GET).await?;
-    let Some(r) = c.query_opt(&st, &[&contact_id]).await? else { return Ok(None) };
+    let Some(r) = c.query_opt(&st, &[&contact_id]).await? else {
+        return Ok(None);
+    };
     Ok(Some(Link {
         khid: r.try_get(0)?,
         erp_ord: r.try_get(1)?,
@@ -203,17 +241,62 @@ pub async fn link_get(c: &impl GenericClient, contact_id: i64) -> Result<Option<
 pub async fn rejection(c: &impl GenericClient, contact_id: i64) -> Result<Option<Value>> {
     let st = c.prepare_cached(q::REJECTION_GET).await?;
     match c.query_opt(&st, &[&contact_id]).await? {
-        Some(r) => Ok(Some(r.try_get::<_, Option<Value>>(0)?.unwrap_or(Value::Null))),
+        Some(r) => Ok(Some(
+            r.try_get::<_, Option<Value>>(0)?.unwrap_or(Value::Null),
+        )),
         None => Ok(None),
     }
 }
 
-pub async fn prior_customer_row(c: &impl GenericClient, contact_id: i64, before_id: i64) -> Result<Option<(String, Option<String>)>> {
+pub async fn prior_customer_row(
+    c: &impl GenericClient,
+    contact_id: i64,
+    before_id: i64,
+) -> Result<Option<(String, Option<String>)>> {
     let st = c.prepare_cached(q::PRIOR_CUSTOMER_ROW).await?;
     match c.query_opt(&st, &[&contact_id, &before_id]).await? {
         Some(r) => Ok(Some((r.try_get(0)?, r.try_get(1)?))),
         None => Ok(None),
     }
+}
+
+/// A `sync_log` entry to roll back.
+#[derive(Debug, Clone)]
+pub struct LoggedAction {
+    pub action: String,
+    pub erp_ord: Option<i64>,
+    pub old_data: Option<Value>,
+    pub contact_id: Option<i64>,
+    pub rolled_back: bool,
+    pub outcome: String,
+}
+
+pub async fn sync_log_get(c: &impl GenericClient, id: i64) -> Result<Option<LoggedAction>> {
+    let st = c.prepare_cached(q::SYNC_LOG_GET).await?;
+    let Some(r) = c.query_opt(&st, &[&id]).await? else {
+        return Ok(None);
+    };
+    Ok(Some(LoggedAction {
+        action: r.try_get(0)?,
+        erp_ord: r.try_get(1)?,
+        old_data: r.try_get(2)?,
+        contact_id: r.try_get(3)?,
+        rolled_back: r.try_get(4)?,
+        outcome: r.try_get(5)?,
+    }))
+}
+
+/// Rows not finished yet (pending or running, any worker).
+pub async fn unfinished(pool: &Pool) -> Result<i64> {
+    let c = pool.get().await.map_err(pool_err)?;
+    Ok(c.query_one(q::UNFINISHED, &[]).await?.try_get(0)?)
+}
+
+/// Milliseconds until the earliest pending row is due; None when nothing is pending.
+pub async fn next_due_ms(pool: &Pool) -> Result<Option<i64>> {
+    let c = pool.get().await.map_err(pool_err)?;
+    let st = c.prepare_cached(q::NEXT_DUE).await?;
+    Ok(c.query_one(&st, &[]).await?.try_get(0)?)
 }
 
 /// Whether a lower-id row of the contact is pending or running.

@@ -31,6 +31,10 @@ pub struct Effects {
     pub link: Option<LinkWrite>,
     /// `(tier, assigned_to)` for `customer_link`.
     pub assignment: Option<(String, Option<String>)>,
+    /// A `sync_log` id now rolled back.
+    pub rolled_back: Option<i64>,
+    /// `(contact_id, erp_ord)`: the link to remove (the ERP customer was deleted).
+    pub unlink: Option<(i64, i64)>,
 }
 
 pub async fn process(ctx: &Ctx, row: &OutboxRow, fx: &mut Effects) -> Result<Verdict> {
@@ -60,7 +64,11 @@ pub fn exchanges_json(ex: &[Exchange]) -> (Option<Value>, Option<Value>, i32) {
         })
         .collect::<Vec<_>>();
     let ms: u64 = ex.iter().map(|e| e.elapsed_ms).sum();
-    (Some(Value::Array(req)), Some(Value::Array(resp)), i32::try_from(ms).unwrap_or(i32::MAX))
+    (
+        Some(Value::Array(req)),
+        Some(Value::Array(resp)),
+        i32::try_from(ms).unwrap_or(i32::MAX),
+    )
 }
 
 /// Record one ERP step (success or failure) from the traced client's exchanges.
@@ -156,7 +164,10 @@ async fn customer(ctx: &Ctx, row: &OutboxRow, fx: &mut Effects) -> Result<Verdic
         Err(e) => return Ok(Verdict::Dead(format!("cannot map contact: {e}"))),
     };
     if !view.admission.passed {
-        let r = format!("admission not passed: {}", view.admission.reasons.join(", "));
+        let r = format!(
+            "admission not passed: {}",
+            view.admission.reasons.join(", ")
+        );
         skip_log(fx, &r, Some(fields_json(&view)));
         return Ok(Verdict::Skipped(r));
     }
@@ -167,12 +178,24 @@ async fn customer(ctx: &Ctx, row: &OutboxRow, fx: &mut Effects) -> Result<Verdic
     tracing::debug!(outbox_id = row.id, contact_id = row.contact_id, khid = %view.khid,
         mobile = %masked(view.fields.mobile.as_deref()), "customer: looking up khid");
 
-    let existing = step(ctx, fx, &t, "create", None, false, t.find_by_khid(&view.khid)).await?;
+    let existing = step(
+        ctx,
+        fx,
+        &t,
+        "create",
+        None,
+        false,
+        t.find_by_khid(&view.khid),
+    )
+    .await?;
     let ord = match existing {
         None => {
             if let Some(m) = view.fields.mobile.as_deref() {
                 let owners = step(ctx, fx, &t, "create", None, false, t.find_by_mobile(m)).await?;
-                if let Some(o) = owners.iter().find(|o| o.khid.as_deref() != Some(view.khid.as_str())) {
+                if let Some(o) = owners
+                    .iter()
+                    .find(|o| o.khid.as_deref() != Some(view.khid.as_str()))
+                {
                     let r = format!(
                         "mobile {} already belongs to ERP customer ord {} (khid {})",
                         masked(Some(m)),
@@ -193,7 +216,16 @@ async fn customer(ctx: &Ctx, row: &OutboxRow, fx: &mut Effects) -> Result<Verdic
             }
             let mut fields = view.fields.clone();
             fields.ord = None;
-            let saved = step(ctx, fx, &t, "create", None, true, t.save_customer(view.kind, &fields)).await?;
+            let saved = step(
+                ctx,
+                fx,
+                &t,
+                "create",
+                None,
+                true,
+                t.save_customer(view.kind, &fields),
+            )
+            .await?;
             if let Some(l) = fx.logs.last_mut() {
                 l.erp_ord = Some(saved.ord);
             }
@@ -212,29 +244,71 @@ async fn customer(ctx: &Ctx, row: &OutboxRow, fx: &mut Effects) -> Result<Verdic
                 let r = "unchanged since the last sync";
                 return Ok(Verdict::Skipped(r.into()));
             }
-            let detail = step(ctx, fx, &t, "update", Some(ord), false, t.customer_detail(ord)).await?;
+            let detail = step(
+                ctx,
+                fx,
+                &t,
+                "update",
+                Some(ord),
+                false,
+                t.customer_detail(ord),
+            )
+            .await?;
             let old_data = detail.as_ref().map(|d| {
                 let m: serde_json::Map<String, Value> = d
                     .fields
                     .iter()
-                    .map(|f| (f.id.clone(), f.value.clone().or_else(|| f.text.clone()).map_or(Value::Null, Value::String)))
+                    .map(|f| {
+                        (
+                            f.id.clone(),
+                            f.value
+                                .clone()
+                                .or_else(|| f.text.clone())
+                                .map_or(Value::Null, Value::String),
+                        )
+                    })
                     .collect();
-                crate::erp::mask::redact(&Value::Object(m))
+                // Unmasked on purpose: a rollback restores exactly this (views mask it for readers).
+                Value::Object(m)
             });
             let erp_wx = found
                 .weixin_acc
                 .clone()
                 .filter(|s| !s.trim().is_empty())
-                .or_else(|| detail.as_ref().and_then(|d| d.get("weixinAcc")).map(str::to_string))
+                .or_else(|| {
+                    detail
+                        .as_ref()
+                        .and_then(|d| d.get("weixinAcc"))
+                        .map(str::to_string)
+                })
                 .filter(|s| !s.trim().is_empty());
-            let action = if erp_wx.is_none() && view.wechat_id.is_some() { "supplement" } else { "update" };
+            let action = if erp_wx.is_none() && view.wechat_id.is_some() {
+                "supplement"
+            } else {
+                "update"
+            };
             let mut fields = view.fields.clone();
             fields.ord = Some(ord);
-            step(ctx, fx, &t, action, Some(ord), true, t.edit_customer(view.kind, &fields)).await?;
+            step(
+                ctx,
+                fx,
+                &t,
+                action,
+                Some(ord),
+                true,
+                t.edit_customer(view.kind, &fields),
+            )
+            .await?;
             if let Some(l) = fx.logs.last_mut() {
                 l.old_data = old_data;
             }
-            tracing::info!(outbox_id = row.id, contact_id = row.contact_id, erp_ord = ord, action, "customer updated");
+            tracing::info!(
+                outbox_id = row.id,
+                contact_id = row.contact_id,
+                erp_ord = ord,
+                action,
+                "customer updated"
+            );
             ord
         }
     };
@@ -248,14 +322,36 @@ async fn customer(ctx: &Ctx, row: &OutboxRow, fx: &mut Effects) -> Result<Verdic
         payload_hash: None,
     });
     if let Some(person) = &view.person {
-        let already = link.as_ref().is_some_and(|l| l.person_synced && l.erp_ord == Some(ord));
+        let already = link
+            .as_ref()
+            .is_some_and(|l| l.person_synced && l.erp_ord == Some(ord));
         if !already {
-            let persons = step(ctx, fx, &t, "person", Some(ord), false, t.list_persons(ord)).await?;
+            let persons =
+                step(ctx, fx, &t, "person", Some(ord), false, t.list_persons(ord)).await?;
             if persons.iter().any(|p| mapping::person_matches(p, person)) {
-                tracing::debug!(outbox_id = row.id, contact_id = row.contact_id, erp_ord = ord, "contact person already in the ERP");
+                tracing::debug!(
+                    outbox_id = row.id,
+                    contact_id = row.contact_id,
+                    erp_ord = ord,
+                    "contact person already in the ERP"
+                );
             } else {
-                step(ctx, fx, &t, "person", Some(ord), true, t.add_person(ord, person)).await?;
-                tracing::info!(outbox_id = row.id, contact_id = row.contact_id, erp_ord = ord, "contact person added");
+                step(
+                    ctx,
+                    fx,
+                    &t,
+                    "person",
+                    Some(ord),
+                    true,
+                    t.add_person(ord, person),
+                )
+                .await?;
+                tracing::info!(
+                    outbox_id = row.id,
+                    contact_id = row.contact_id,
+                    erp_ord = ord,
+                    "contact person added"
+                );
             }
         }
         if let Some(l) = fx.link.as_mut() {
@@ -314,13 +410,37 @@ async fn followup(ctx: &Ctx, row: &OutboxRow, fx: &mut Effects) -> Result<Verdic
         return Ok(Verdict::Skipped(r.into()));
     };
     drop(c);
-    let content = signal.get("content").and_then(Value::as_str).unwrap_or("").to_string();
+    let content = signal
+        .get("content")
+        .and_then(Value::as_str)
+        .unwrap_or("")
+        .to_string();
     let date = signal_date(signal.get("ts"));
     let template_id = i64::from(row.template_id.unwrap_or(120));
     let t = ctx.erp.traced();
-    let f = Followup { template_id, content, date, sort: None };
-    step(ctx, fx, &t, "followup", Some(ord), true, t.add_followup(ord, &f)).await?;
-    tracing::info!(outbox_id = row.id, contact_id = row.contact_id, erp_ord = ord, template_id, "follow-up added");
+    let f = Followup {
+        template_id,
+        content,
+        date,
+        sort: None,
+    };
+    step(
+        ctx,
+        fx,
+        &t,
+        "followup",
+        Some(ord),
+        true,
+        t.add_followup(ord, &f),
+    )
+    .await?;
+    tracing::info!(
+        outbox_id = row.id,
+        contact_id = row.contact_id,
+        erp_ord = ord,
+        template_id,
+        "follow-up added"
+    );
     Ok(Verdict::Done)
 }
 
@@ -362,7 +482,9 @@ async fn assign(ctx: &Ctx, row: &OutboxRow, fx: &mut Effects) -> Result<Verdict>
         Ok(v) => v,
         Err(e) => return Ok(Verdict::Dead(format!("cannot map contact: {e}"))),
     };
-    let tier = db::assignment_for(&c, view.score).await?.unwrap_or_else(|| "public".into());
+    let tier = db::assignment_for(&c, view.score)
+        .await?
+        .unwrap_or_else(|| "public".into());
     if link.assigned_tier.as_deref() == Some(tier.as_str()) {
         return Ok(Verdict::Skipped(format!("assignment unchanged ({tier})")));
     }
@@ -384,7 +506,16 @@ async fn assign(ctx: &Ctx, row: &OutboxRow, fx: &mut Effects) -> Result<Verdict>
         None => Assignment::Public,
     };
     let t = ctx.erp.traced();
-    step(ctx, fx, &t, "assign", Some(ord), true, t.assign(ord, &target)).await?;
+    step(
+        ctx,
+        fx,
+        &t,
+        "assign",
+        Some(ord),
+        true,
+        t.assign(ord, &target),
+    )
+    .await?;
     if let (Some(n), Some(l)) = (&note, fx.logs.last_mut()) {
         l.error = Some(n.clone());
     }
@@ -394,8 +525,106 @@ async fn assign(ctx: &Ctx, row: &OutboxRow, fx: &mut Effects) -> Result<Verdict>
     Ok(Verdict::Done)
 }
 
-async fn rollback(_ctx: &Ctx, _row: &OutboxRow, _fx: &mut Effects) -> Result<Verdict> {
-    Ok(Verdict::Dead("rollback is not implemented by this sidecar version".into()))
+/// Undo one `sync_log` entry (`ref_id`): a `create` deletes the ERP customer, an `update` or
+/// `supplement` writes the `old_data` back.
+async fn rollback(ctx: &Ctx, row: &OutboxRow, fx: &mut Effects) -> Result<Verdict> {
+    let Some(log_id) = row.ref_id else {
+        return Ok(Verdict::Dead("rollback row without a sync_log id".into()));
+    };
+    let c = ctx.db().await?;
+    let Some(entry) = db::sync_log_get(&c, log_id).await? else {
+        return Ok(Verdict::Skipped(format!(
+            "sync_log #{log_id} does not exist"
+        )));
+    };
+    if entry.rolled_back {
+        return Ok(Verdict::Skipped(format!(
+            "sync_log #{log_id} is already rolled back"
+        )));
+    }
+    if entry.outcome != "success" {
+        return Ok(Verdict::Skipped(format!(
+            "sync_log #{log_id} has outcome {}: nothing to undo",
+            entry.outcome
+        )));
+    }
+    let Some(ord) = entry.erp_ord else {
+        return Ok(Verdict::Dead(format!("sync_log #{log_id} has no ERP ord")));
+    };
+    let link = db::link_get(&c, row.contact_id).await?;
+    drop(c);
+    let t = ctx.erp.traced();
+    match entry.action.as_str() {
+        "create" => {
+            step(
+                ctx,
+                fx,
+                &t,
+                "delete",
+                Some(ord),
+                true,
+                t.delete_customer(ord),
+            )
+            .await?;
+            fx.unlink = Some((entry.contact_id.unwrap_or(row.contact_id), ord));
+        }
+        "update" | "supplement" => {
+            let Some(old) = entry.old_data.as_ref().and_then(Value::as_object) else {
+                return Ok(Verdict::Dead(format!(
+                    "sync_log #{log_id} has no old data to restore"
+                )));
+            };
+            let kind = match link.as_ref().and_then(|l| l.customer_type.as_deref()) {
+                Some("company") => CustomerKind::Company,
+                _ => CustomerKind::Personal,
+            };
+            let get = |k: &str| old.get(k).and_then(Value::as_str).map(str::to_string);
+            let Some(name) = get("name") else {
+                return Ok(Verdict::Dead(format!(
+                    "sync_log #{log_id}: old data has no name"
+                )));
+            };
+            let fields = crate::erp::CustomerFields {
+                ord: Some(ord),
+                name,
+                khid: get("khid"),
+                ly: get("ly"),
+                mobile: get("mobile"),
+                weixin_acc: Some(get("weixinAcc").unwrap_or_default()),
+                address: get("address"),
+                jz: get("jz"),
+                intro: get("intro"),
+                product: get("product"),
+                person_name: get("person_name"),
+                phone: get("phone"),
+                email: get("email"),
+            };
+            step(
+                ctx,
+                fx,
+                &t,
+                "restore",
+                Some(ord),
+                true,
+                t.edit_customer(kind, &fields),
+            )
+            .await?;
+        }
+        other => {
+            return Ok(Verdict::Skipped(format!(
+                "sync_log action {other} cannot be rolled back"
+            )))
+        }
+    }
+    fx.rolled_back = Some(log_id);
+    tracing::info!(
+        outbox_id = row.id,
+        contact_id = row.contact_id,
+        erp_ord = ord,
+        sync_log_id = log_id,
+        "rolled back"
+    );
+    Ok(Verdict::Done)
 }
 
 #[cfg(test)]
@@ -404,9 +633,21 @@ mod tests {
 
     #[test]
     fn dates() {
-        assert_eq!(signal_date(Some(&json!("2025-10-19T12:43:10+08:00"))), "2025-10-19 12:43:10");
-        assert_eq!(signal_date(Some(&json!("2025-10-19T12:43:10.123456+00:00"))), "2025-10-19 12:43:10");
-        assert_eq!(signal_date(Some(&json!("2025-10-19 12:43:10+08"))), "2025-10-19 12:43:10");
-        assert_eq!(signal_date(Some(&json!("2025-10-19T12:43:10"))), "2025-10-19 12:43:10");
+        assert_eq!(
+            signal_date(Some(&json!("2025-10-19T12:43:10+08:00"))),
+            "2025-10-19 12:43:10"
+        );
+        assert_eq!(
+            signal_date(Some(&json!("2025-10-19T12:43:10.123456+00:00"))),
+            "2025-10-19 12:43:10"
+        );
+        assert_eq!(
+            signal_date(Some(&json!("2025-10-19 12:43:10+08"))),
+            "2025-10-19 12:43:10"
+        );
+        assert_eq!(
+            signal_date(Some(&json!("2025-10-19T12:43:10"))),
+            "2025-10-19 12:43:10"
+        );
     }
 }

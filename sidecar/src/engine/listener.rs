@@ -87,7 +87,9 @@ async fn listen_once(
                         return "listener gone".to_string();
                     }
                 }
-                Ok(AsyncMessage::Notice(n)) => tracing::debug!(notice = %n.message(), "listener notice"),
+                Ok(AsyncMessage::Notice(n)) => {
+                    tracing::debug!(notice = %n.message(), "listener notice")
+                }
                 Ok(_) => {}
                 Err(e) => return e.to_string(),
             }
@@ -95,7 +97,9 @@ async fn listen_once(
         "connection closed".to_string()
     });
     let result = async {
-        client.batch_execute(&format!("LISTEN {}", opts.db.channel)).await?;
+        client
+            .batch_execute(&format!("LISTEN {}", opts.db.channel))
+            .await?;
         healthy.store(true, Ordering::Relaxed);
         tracing::info!(channel = %opts.db.channel, "listening");
         // Poll at once: anything enqueued while we were not listening.

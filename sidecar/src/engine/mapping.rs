@@ -117,7 +117,10 @@ pub fn admission(payload: &Value) -> Admission {
 pub fn contact_view(payload: &Value) -> Result<ContactView, String> {
     let contact_id = payload
         .get("id")
-        .and_then(|v| v.as_i64().or_else(|| v.as_str().and_then(|s| s.parse().ok())))
+        .and_then(|v| {
+            v.as_i64()
+                .or_else(|| v.as_str().and_then(|s| s.parse().ok()))
+        })
         .ok_or("payload has no contact id")?;
     let khid = text(payload, "khid").unwrap_or_else(|| format!("WX{contact_id}"));
     let kind = match text(payload, "type").as_deref() {
@@ -125,7 +128,9 @@ pub fn contact_view(payload: &Value) -> Result<ContactView, String> {
         _ => CustomerKind::Personal,
     };
     let thread = payload.get("thread").unwrap_or(&Value::Null);
-    let score = number(thread, "score").or_else(|| number(payload, "score")).unwrap_or(0.0);
+    let score = number(thread, "score")
+        .or_else(|| number(payload, "score"))
+        .unwrap_or(0.0);
     let person_name = text(payload, "name");
     let name = text(payload, "company")
         .or_else(|| person_name.clone())
@@ -161,7 +166,16 @@ pub fn contact_view(payload: &Value) -> Result<ContactView, String> {
             });
         }
     }
-    Ok(ContactView { contact_id, khid, kind, fields, person, score, wechat_id, admission: admission(payload) })
+    Ok(ContactView {
+        contact_id,
+        khid,
+        kind,
+        fields,
+        person,
+        score,
+        wechat_id,
+        admission: admission(payload),
+    })
 }
 
 /// Stable fingerprint of what would be sent (FNV-1a over the field pairs), for "unchanged" skips.
@@ -189,8 +203,14 @@ pub fn fields_hash(kind: CustomerKind, fields: &CustomerFields, person: Option<&
 /// Whether an ERP person matches the platform's contact person (name, or a phone/mobile).
 pub fn person_matches(erp: &crate::erp::ErpPerson, p: &Person) -> bool {
     let norm = |s: &str| s.chars().filter(|c| !c.is_whitespace()).collect::<String>();
-    let name_eq = erp.name.as_deref().is_some_and(|n| norm(n) == norm(&p.name));
-    let phones: Vec<&str> = [p.phone.as_deref(), p.mobile.as_deref()].into_iter().flatten().collect();
+    let name_eq = erp
+        .name
+        .as_deref()
+        .is_some_and(|n| norm(n) == norm(&p.name));
+    let phones: Vec<&str> = [p.phone.as_deref(), p.mobile.as_deref()]
+        .into_iter()
+        .flatten()
+        .collect();
     let phone_eq = [erp.phone.as_deref(), erp.mobile.as_deref()]
         .into_iter()
         .flatten()

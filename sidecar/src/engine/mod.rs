@@ -49,7 +49,8 @@ use db::OutboxRow;
 /// Options of `erp-sync run` beyond the config file.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct RunOptions {
-    /// Exit when nothing is due and nothing is in flight.
+    /// Exit when no row is pending or running any more (rows waiting for a retry are waited for;
+    /// each ends done, skipped or dead within max_attempts).
     pub once: bool,
 }
 
@@ -86,11 +87,35 @@ pub struct Ctx {
     limiter: Option<DefaultDirectRateLimiter>,
     /// Set on shutdown: tasks stop between rows and release the rest of their chain.
     pub stopping: AtomicBool,
+    /// The ERP refused our login: no claiming until then (a credentials problem is not the rows'
+    /// fault, so they are not spent; one explicit login is tried when the pause ends).
+    login_paused_until: std::sync::Mutex<Option<std::time::Instant>>,
+    /// Ids of the rows this process is working on (claimed, not yet handed back).
+    in_hand: std::sync::Mutex<std::collections::HashSet<i64>>,
+}
+
+/// Removes a chain's ids from [`Ctx::in_hand`] when dropped (also on panic or abort).
+pub struct InHand {
+    ctx: Arc<Ctx>,
+    ids: Vec<i64>,
+}
+
+impl Drop for InHand {
+    fn drop(&mut self) {
+        let mut g = match self.ctx.in_hand.lock() {
+            Ok(g) => g,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        for id in &self.ids {
+            g.remove(id);
+        }
+    }
 }
 
 impl Ctx {
     pub fn new(pool: Pool, erp: ErpClient, worker: String, cfg: EngineConfig) -> Ctx {
-        let limiter = NonZeroU32::new(cfg.rate_limit_per_s).map(|r| RateLimiter::direct(Quota::per_second(r)));
+        let limiter = NonZeroU32::new(cfg.rate_limit_per_s)
+            .map(|r| RateLimiter::direct(Quota::per_second(r)));
         Ctx {
             pool,
             erp,
@@ -99,6 +124,8 @@ impl Ctx {
             sem: Semaphore::new(cfg.concurrency),
             limiter,
             stopping: AtomicBool::new(false),
+            login_paused_until: std::sync::Mutex::new(None),
+            in_hand: std::sync::Mutex::new(std::collections::HashSet::new()),
             cfg,
         }
     }
@@ -126,6 +153,72 @@ impl Ctx {
     pub fn stopping(&self) -> bool {
         self.stopping.load(Ordering::Relaxed)
     }
+
+    /// Snapshot of the ids in hand.
+    pub fn in_hand(&self) -> Vec<i64> {
+        let g = match self.in_hand.lock() {
+            Ok(g) => g,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        g.iter().copied().collect()
+    }
+
+    /// Mark rows as in hand until the returned guard is dropped.
+    pub fn hold(self: &Arc<Self>, ids: Vec<i64>) -> InHand {
+        {
+            let mut g = match self.in_hand.lock() {
+                Ok(g) => g,
+                Err(poisoned) => poisoned.into_inner(),
+            };
+            g.extend(ids.iter().copied());
+        }
+        InHand {
+            ctx: self.clone(),
+            ids,
+        }
+    }
+
+    /// How long claiming pauses after the ERP refused the login.
+    pub fn login_pause(&self) -> Duration {
+        Duration::from_millis(self.cfg.backoff_max_ms.clamp(100, 60_000))
+    }
+
+    /// Pause claiming: the ERP refused our credentials.
+    pub fn pause_for_login(&self) {
+        let until = std::time::Instant::now() + self.login_pause();
+        match self.login_paused_until.lock() {
+            Ok(mut g) => *g = Some(until),
+            Err(poisoned) => *poisoned.into_inner() = Some(until),
+        }
+    }
+
+    fn paused_until(&self) -> Option<std::time::Instant> {
+        match self.login_paused_until.lock() {
+            Ok(g) => *g,
+            Err(poisoned) => *poisoned.into_inner(),
+        }
+    }
+
+    fn clear_pause(&self) {
+        match self.login_paused_until.lock() {
+            Ok(mut g) => *g = None,
+            Err(poisoned) => *poisoned.into_inner() = None,
+        }
+    }
+
+    /// Before claiming: `Some(wait)` while paused for a refused login. When the pause is over,
+    /// claiming resumes and the next ERP call tries the login again under the client's own policy
+    /// (it stops logging in automatically after `erp.max_login_failures`, as the real server asks
+    /// for a captcha after more than 3 failures: fix the credentials and restart the sidecar).
+    async fn login_gate(&self) -> Option<Duration> {
+        let until = self.paused_until()?;
+        let now = std::time::Instant::now();
+        if now < until {
+            return Some(until - now);
+        }
+        self.clear_pause();
+        None
+    }
 }
 
 /// Group claimed rows by contact, each group in id order.
@@ -146,11 +239,20 @@ pub fn chains(rows: Vec<OutboxRow>) -> Vec<Vec<OutboxRow>> {
 }
 
 /// `erp-sync run`: drain the outbox until `shutdown` turns true (or, with `once`, until idle).
-pub async fn run(cfg: &Config, opts: RunOptions, mut shutdown: watch::Receiver<bool>) -> Result<RunSummary> {
+pub async fn run(
+    cfg: &Config,
+    opts: RunOptions,
+    mut shutdown: watch::Receiver<bool>,
+) -> Result<RunSummary> {
     let pool = db::make_pool(&cfg.database)?;
     let erp = ErpClient::new(cfg.erp.clone())?;
     let worker = cfg.worker_id();
-    let ctx = Arc::new(Ctx::new(pool.clone(), erp, worker.clone(), cfg.engine.clone()));
+    let ctx = Arc::new(Ctx::new(
+        pool.clone(),
+        erp,
+        worker.clone(),
+        cfg.engine.clone(),
+    ));
     let e = &cfg.engine;
     if e.dry_run {
         return dry_run(&ctx, opts, shutdown).await;
@@ -162,8 +264,13 @@ pub async fn run(cfg: &Config, opts: RunOptions, mut shutdown: watch::Receiver<b
     // are ours to give back at once instead of waiting for their leases. Worker ids must be unique.
     match db::release(&ctx.pool, &worker, None).await {
         Ok(0) => {}
-        Ok(n) => tracing::info!(released = n, "released rows left by a previous run of this worker"),
-        Err(err) => tracing::warn!(error = %err, "cannot release rows of a previous run (leases will expire)"),
+        Ok(n) => tracing::info!(
+            released = n,
+            "released rows left by a previous run of this worker"
+        ),
+        Err(err) => {
+            tracing::warn!(error = %err, "cannot release rows of a previous run (leases will expire)")
+        }
     }
     let wake = Arc::new(Notify::new());
     let listener_ok = Arc::new(AtomicBool::new(false));
@@ -202,17 +309,36 @@ pub async fn run(cfg: &Config, opts: RunOptions, mut shutdown: watch::Receiver<b
                 Err(err) => tracing::warn!(error = %err, "cannot register worker (will retry)"),
             }
         }
-        let capacity = e.batch_size - tasks.len() as i64;
+        let gate = ctx.login_gate().await;
+        let capacity = if gate.is_some() {
+            0
+        } else {
+            e.batch_size - tasks.len() as i64
+        };
         let mut claimed = 0usize;
         let mut claim_failed = false;
         if capacity > 0 {
-            match db::claim(&ctx.pool, &worker, e.lease_ms, capacity, e.chain_max).await {
+            match db::claim(
+                &ctx.pool,
+                &worker,
+                e.lease_ms,
+                capacity,
+                e.chain_max,
+                &ctx.in_hand(),
+            )
+            .await
+            {
                 Ok(rows) => {
                     db_failures = 0;
                     claimed = rows.len();
                     for chain in chains(rows) {
                         let ctx = ctx.clone();
-                        tasks.spawn(async move { worker::run_chain(&ctx, chain).await });
+                        // Registered before the task starts, so the next claim never re-takes them.
+                        let held = ctx.hold(chain.iter().map(|r| r.id).collect());
+                        tasks.spawn(async move {
+                            let _held = held;
+                            worker::run_chain(&ctx, chain).await
+                        });
                     }
                 }
                 Err(err) => {
@@ -233,9 +359,21 @@ pub async fn run(cfg: &Config, opts: RunOptions, mut shutdown: watch::Receiver<b
             }
             continue;
         }
+        if let Some(g) = gate {
+            tokio::select! {
+                _ = tokio::time::sleep(g.min(poll)) => {}
+                Some(res) = tasks.join_next(), if !tasks.is_empty() => collect(&mut summary, res),
+                _ = shutdown.changed() => {}
+            }
+            continue;
+        }
         if tasks.is_empty() && !claim_failed {
             if opts.once {
-                break;
+                match db::unfinished(&ctx.pool).await {
+                    Ok(0) => break,
+                    Ok(_) => {} // rows waiting for a retry (or held by others): wait for them
+                    Err(err) => tracing::warn!(error = %err, "cannot count unfinished rows"),
+                }
             }
             if !idle_written {
                 idle.store(true, Ordering::Relaxed);
@@ -249,7 +387,21 @@ pub async fn run(cfg: &Config, opts: RunOptions, mut shutdown: watch::Receiver<b
                 }
             }
         }
-        let wait = if claim_failed { db_backoff.delay(db_failures).min(poll) } else { poll };
+        let wait = if claim_failed {
+            db_backoff.delay(db_failures).min(poll)
+        } else {
+            // Wake for the earliest retry if it comes before the next poll.
+            match db::next_due_ms(&ctx.pool).await {
+                Ok(Some(ms)) => poll.min(Duration::from_millis(
+                    u64::try_from(ms).unwrap_or(0).max(20),
+                )),
+                Ok(None) => poll,
+                Err(err) => {
+                    tracing::debug!(error = %err, "cannot read the next due time");
+                    poll
+                }
+            }
+        };
         tokio::select! {
             _ = wake.notified() => {}
             _ = tokio::time::sleep(wait) => {}
@@ -261,7 +413,11 @@ pub async fn run(cfg: &Config, opts: RunOptions, mut shutdown: watch::Receiver<b
     // ---- shutdown: stop claiming, let in-flight rows finish, release the rest ----
     ctx.stopping.store(true, Ordering::Relaxed);
     let deadline = Duration::from_millis(e.shutdown_deadline_ms);
-    tracing::info!(in_flight = tasks.len(), deadline_ms = e.shutdown_deadline_ms, "stopping");
+    tracing::info!(
+        in_flight = tasks.len(),
+        deadline_ms = e.shutdown_deadline_ms,
+        "stopping"
+    );
     let drained = tokio::time::timeout(deadline, async {
         let mut s = RunSummary::default();
         while let Some(res) = tasks.join_next().await {
@@ -273,7 +429,10 @@ pub async fn run(cfg: &Config, opts: RunOptions, mut shutdown: watch::Receiver<b
     match drained {
         Ok(s) => summary.add(&s),
         Err(_) => {
-            tracing::warn!(in_flight = tasks.len(), "shutdown deadline reached: abandoning in-flight rows");
+            tracing::warn!(
+                in_flight = tasks.len(),
+                "shutdown deadline reached: abandoning in-flight rows"
+            );
             tasks.abort_all();
             while let Some(res) = tasks.join_next().await {
                 collect(&mut summary, res);
@@ -300,8 +459,14 @@ pub async fn run(cfg: &Config, opts: RunOptions, mut shutdown: watch::Receiver<b
     if let Err(err) = db::worker_delete(&ctx.pool, &worker).await {
         tracing::warn!(error = %err, "cannot remove worker row");
     }
-    tracing::info!(done = summary.done, skipped = summary.skipped, dead = summary.dead,
-        retried = summary.retried, released = summary.released, "erp-sync engine stopped");
+    tracing::info!(
+        done = summary.done,
+        skipped = summary.skipped,
+        dead = summary.dead,
+        retried = summary.retried,
+        released = summary.released,
+        "erp-sync engine stopped"
+    );
     Ok(summary)
 }
 
@@ -309,11 +474,17 @@ fn collect(summary: &mut RunSummary, res: std::result::Result<RunSummary, tokio:
     match res {
         Ok(s) => summary.add(&s),
         Err(e) if e.is_cancelled() => {}
-        Err(e) => tracing::error!(error = %e, "contact task panicked (its rows are released by lease expiry)"),
+        Err(e) => {
+            tracing::error!(error = %e, "contact task panicked (its rows are released by lease expiry)")
+        }
     }
 }
 
-fn spawn_heartbeat(ctx: Arc<Ctx>, idle: Arc<AtomicBool>, mut stop: watch::Receiver<bool>) -> tokio::task::JoinHandle<()> {
+fn spawn_heartbeat(
+    ctx: Arc<Ctx>,
+    idle: Arc<AtomicBool>,
+    mut stop: watch::Receiver<bool>,
+) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(Duration::from_millis(ctx.cfg.heartbeat_ms));
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -325,7 +496,13 @@ fn spawn_heartbeat(ctx: Arc<Ctx>, idle: Arc<AtomicBool>, mut stop: watch::Receiv
             let idle_now = idle.load(Ordering::Relaxed);
             match tokio::time::timeout(
                 Duration::from_millis(ctx.cfg.heartbeat_ms),
-                db::heartbeat(&ctx.pool, &ctx.worker, idle_now, ctx.cfg.lease_ms),
+                db::heartbeat(
+                    &ctx.pool,
+                    &ctx.worker,
+                    idle_now,
+                    ctx.cfg.lease_ms,
+                    &ctx.in_hand(),
+                ),
             )
             .await
             {
@@ -338,7 +515,11 @@ fn spawn_heartbeat(ctx: Arc<Ctx>, idle: Arc<AtomicBool>, mut stop: watch::Receiv
 }
 
 /// `run --dry-run`: plan, log and record; change nothing else.
-async fn dry_run(ctx: &Arc<Ctx>, opts: RunOptions, mut shutdown: watch::Receiver<bool>) -> Result<RunSummary> {
+async fn dry_run(
+    ctx: &Arc<Ctx>,
+    opts: RunOptions,
+    mut shutdown: watch::Receiver<bool>,
+) -> Result<RunSummary> {
     tracing::info!("dry run: no ERP calls, outbox untouched");
     let mut summary = RunSummary::default();
     let mut after: i64 = 0;
@@ -359,7 +540,9 @@ async fn dry_run(ctx: &Arc<Ctx>, opts: RunOptions, mut shutdown: watch::Receiver
             after = after.max(row.id);
             match worker::plan_row(ctx, row).await {
                 Ok(()) => summary.planned += 1,
-                Err(e) => tracing::warn!(outbox_id = row.id, contact_id = row.contact_id, error = %e, "dry run: cannot plan row"),
+                Err(e) => {
+                    tracing::warn!(outbox_id = row.id, contact_id = row.contact_id, error = %e, "dry run: cannot plan row")
+                }
             }
         }
         if full {
@@ -382,13 +565,23 @@ mod tests {
     use super::*;
 
     fn row(id: i64, contact: i64) -> OutboxRow {
-        OutboxRow { id, contact_id: contact, kind: "customer".into(), ref_id: None, template_id: None, attempts: 0 }
+        OutboxRow {
+            id,
+            contact_id: contact,
+            kind: "customer".into(),
+            ref_id: None,
+            template_id: None,
+            attempts: 0,
+        }
     }
 
     #[test]
     fn chains_group_and_order() {
         let c = chains(vec![row(5, 2), row(1, 1), row(3, 1), row(2, 2), row(9, 3)]);
-        let ids: Vec<Vec<i64>> = c.iter().map(|ch| ch.iter().map(|r| r.id).collect()).collect();
+        let ids: Vec<Vec<i64>> = c
+            .iter()
+            .map(|ch| ch.iter().map(|r| r.id).collect())
+            .collect();
         assert_eq!(ids, vec![vec![1, 3], vec![2, 5], vec![9]]);
     }
 }

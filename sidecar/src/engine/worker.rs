@@ -8,13 +8,20 @@ use serde_json::json;
 use super::db::{self, LogEntry, OutboxRow};
 use super::handlers::{self, Effects, Verdict};
 use super::{mapping, Ctx, RunSummary};
-use crate::error::{Result, RetryClass};
+use crate::error::{Error, Result, RetryClass};
 
 /// What the outbox row becomes.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Ack {
-    Finish { status: &'static str, reason: Option<String> },
-    Retry { delay: Duration, error: String, counts: bool },
+    Finish {
+        status: &'static str,
+        reason: Option<String>,
+    },
+    Retry {
+        delay: Duration,
+        error: String,
+        counts: bool,
+    },
 }
 
 /// After a row: go on with the chain or stop (and release the rest).
@@ -27,9 +34,25 @@ pub enum Next {
 /// Map a handler result to the outbox acknowledgement.
 pub fn ack_for(result: &Result<Verdict>, attempts: i32, backoff: &super::backoff::Backoff) -> Ack {
     match result {
-        Ok(Verdict::Done) => Ack::Finish { status: "done", reason: None },
-        Ok(Verdict::Skipped(r)) => Ack::Finish { status: "skipped", reason: Some(r.clone()) },
-        Ok(Verdict::Dead(r)) => Ack::Finish { status: "dead", reason: Some(r.clone()) },
+        Ok(Verdict::Done) => Ack::Finish {
+            status: "done",
+            reason: None,
+        },
+        Ok(Verdict::Skipped(r)) => Ack::Finish {
+            status: "skipped",
+            reason: Some(r.clone()),
+        },
+        Ok(Verdict::Dead(r)) => Ack::Finish {
+            status: "dead",
+            reason: Some(r.clone()),
+        },
+        // Refused credentials are not the row's fault: keep it (not counted) and let the engine
+        // pause claiming until a login works again.
+        Err(e @ Error::LoginFailed(_)) => Ack::Retry {
+            delay: backoff.delay(1),
+            error: e.to_string(),
+            counts: false,
+        },
         Err(e) => match e.retry_class() {
             RetryClass::Retry => Ack::Retry {
                 delay: backoff.delay(u32::try_from(attempts.max(0)).unwrap_or(0) + 1),
@@ -38,8 +61,15 @@ pub fn ack_for(result: &Result<Verdict>, attempts: i32, backoff: &super::backoff
             },
             // The client re-logs in itself; reaching here means the repeat expired again. Try
             // later without counting it against the row.
-            RetryClass::Relogin => Ack::Retry { delay: backoff.delay(1), error: e.to_string(), counts: false },
-            RetryClass::Fatal => Ack::Finish { status: "dead", reason: Some(e.to_string()) },
+            RetryClass::Relogin => Ack::Retry {
+                delay: backoff.delay(1),
+                error: e.to_string(),
+                counts: false,
+            },
+            RetryClass::Fatal => Ack::Finish {
+                status: "dead",
+                reason: Some(e.to_string()),
+            },
         },
     }
 }
@@ -71,6 +101,10 @@ pub async fn run_chain(ctx: &Ctx, chain: Vec<OutboxRow>) -> RunSummary {
         let mut fx = Effects::default();
         let result = handlers::process(ctx, row, &mut fx).await;
         let ack = ack_for(&result, row.attempts, &ctx.backoff);
+        if let Err(Error::LoginFailed(why)) = &result {
+            tracing::error!(outbox_id = row.id, error = %why, "ERP login refused: pausing");
+            ctx.pause_for_login();
+        }
         match &ack {
             Ack::Finish { status, reason } => {
                 let level_warn = *status == "dead";
@@ -83,33 +117,42 @@ pub async fn run_chain(ctx: &Ctx, chain: Vec<OutboxRow>) -> RunSummary {
                 }
                 // A fatal ERP error already has its failed sync_log entry from the step.
             }
-            Ack::Retry { delay, error, counts } => {
+            Ack::Retry {
+                delay,
+                error,
+                counts,
+            } => {
                 tracing::warn!(outbox_id = row.id, contact_id = row.contact_id, kind = %row.kind,
                     attempt = row.attempts + i32::from(*counts), retry_in_ms = delay.as_millis() as u64,
                     error = %error, "row failed, will retry");
             }
         }
-        let next = match write_back(ctx, row, &fx, &ack).await {
-            Ok(WriteBack::Acked(status)) => {
-                match status.as_str() {
-                    "done" => s.done += 1,
-                    "skipped" => s.skipped += 1,
-                    "dead" => s.dead += 1,
-                    _ => s.retried += 1,
+        let next =
+            match write_back(ctx, row, &fx, &ack).await {
+                Ok(WriteBack::Acked(status)) => {
+                    match status.as_str() {
+                        "done" => s.done += 1,
+                        "skipped" => s.skipped += 1,
+                        "dead" => s.dead += 1,
+                        _ => s.retried += 1,
+                    }
+                    if status == "pending" {
+                        Next::Stop
+                    } else {
+                        Next::Continue
+                    }
                 }
-                if status == "pending" { Next::Stop } else { Next::Continue }
-            }
-            Ok(WriteBack::LeaseLost) => {
-                tracing::warn!(outbox_id = row.id, contact_id = row.contact_id,
+                Ok(WriteBack::LeaseLost) => {
+                    tracing::warn!(outbox_id = row.id, contact_id = row.contact_id,
                     "lease lost before write-back (another worker took the row); result discarded");
-                Next::Stop
-            }
-            Err(e) => {
-                tracing::error!(outbox_id = row.id, contact_id = row.contact_id, error = %e,
+                    Next::Stop
+                }
+                Err(e) => {
+                    tracing::error!(outbox_id = row.id, contact_id = row.contact_id, error = %e,
                     "write-back failed; the row will be reclaimed when its lease expires");
-                Next::Stop
-            }
-        };
+                    Next::Stop
+                }
+            };
         if next == Next::Stop {
             release_rest(ctx, &chain[i + 1..], &mut s).await;
             return s;
@@ -125,7 +168,9 @@ async fn release_rest(ctx: &Ctx, rest: &[OutboxRow], s: &mut RunSummary) {
     let ids: Vec<i64> = rest.iter().map(|r| r.id).collect();
     match db::release(&ctx.pool, &ctx.worker, Some(&ids)).await {
         Ok(n) => s.released += n,
-        Err(e) => tracing::warn!(error = %e, rows = ?ids, "cannot release rows (their leases will expire)"),
+        Err(e) => {
+            tracing::warn!(error = %e, rows = ?ids, "cannot release rows (their leases will expire)")
+        }
     }
 }
 
@@ -144,7 +189,11 @@ async fn write_back(ctx: &Ctx, row: &OutboxRow, fx: &Effects, ack: &Ack) -> Resu
         attempt += 1;
         match write_back_once(ctx, row, fx, ack).await {
             Ok(w) => return Ok(w),
-            Err(e) if e.retry_class() == RetryClass::Retry && Instant::now() < deadline && !ctx.stopping() => {
+            Err(e)
+                if e.retry_class() == RetryClass::Retry
+                    && Instant::now() < deadline
+                    && !ctx.stopping() =>
+            {
                 tracing::warn!(outbox_id = row.id, error = %e, attempt, "write-back failed, retrying");
                 tokio::time::sleep(backoff.delay(attempt)).await;
             }
@@ -165,7 +214,14 @@ async fn write_back_once(ctx: &Ctx, row: &OutboxRow, fx: &Effects, ack: &Ack) ->
         let st = tx.prepare_cached(db::q::LINK_UPSERT).await?;
         tx.execute(
             &st,
-            &[&row.contact_id, &l.khid, &l.erp_ord, &l.customer_type, &l.person_synced, &l.payload_hash],
+            &[
+                &row.contact_id,
+                &l.khid,
+                &l.erp_ord,
+                &l.customer_type,
+                &l.person_synced,
+                &l.payload_hash,
+            ],
         )
         .await?;
     }
@@ -173,23 +229,40 @@ async fn write_back_once(ctx: &Ctx, row: &OutboxRow, fx: &Effects, ack: &Ack) ->
         let st = tx.prepare_cached(db::q::LINK_ASSIGN).await?;
         tx.execute(&st, &[&row.contact_id, tier, to]).await?;
     }
+    if let Some(id) = fx.rolled_back {
+        let st = tx.prepare_cached(db::q::SYNC_LOG_ROLLED_BACK).await?;
+        tx.execute(&st, &[&id]).await?;
+    }
+    if let Some((contact, ord)) = fx.unlink {
+        let st = tx.prepare_cached(db::q::LINK_DELETE).await?;
+        tx.execute(&st, &[&contact, &ord]).await?;
+    }
     db::insert_logs(&tx, row, &ctx.worker, &fx.logs).await?;
     let status = match ack {
         Ack::Finish { status, reason } => {
             let st = tx.prepare_cached(db::q::FINISH).await?;
-            let n = tx.execute(&st, &[&row.id, &ctx.worker, status, reason]).await?;
+            let n = tx
+                .execute(&st, &[&row.id, &ctx.worker, status, reason])
+                .await?;
             if n != 1 {
                 tx.rollback().await?;
                 return Ok(WriteBack::LeaseLost);
             }
             (*status).to_string()
         }
-        Ack::Retry { delay, error, counts } => {
+        Ack::Retry {
+            delay,
+            error,
+            counts,
+        } => {
             let delay_ms = delay.as_millis() as i64;
             let attempts = row.attempts + i32::from(*counts);
             let dies = *counts && attempts >= ctx.cfg.max_attempts;
             let st = tx.prepare_cached(db::q::PENDING_TWIN).await?;
-            let twin: Option<i64> = match tx.query_opt(&st, &[&row.contact_id, &row.kind, &row.id]).await? {
+            let twin: Option<i64> = match tx
+                .query_opt(&st, &[&row.contact_id, &row.kind, &row.id])
+                .await?
+            {
                 Some(r) => Some(r.try_get(0)?),
                 None => None,
             };
@@ -198,10 +271,13 @@ async fn write_back_once(ctx: &Ctx, row: &OutboxRow, fx: &Effects, ack: &Ack) ->
                     // A newer pending row of the same kind will do this work with fresh data:
                     // hand it our attempt count and backoff, and end this one as coalesced.
                     let st = tx.prepare_cached(db::q::CARRY_RETRY).await?;
-                    tx.execute(&st, &[&twin, &attempts, &delay_ms, error]).await?;
+                    tx.execute(&st, &[&twin, &attempts, &delay_ms, error])
+                        .await?;
                     let st = tx.prepare_cached(db::q::FINISH).await?;
                     let reason = format!("coalesced into outbox row #{twin} after: {error}");
-                    let n = tx.execute(&st, &[&row.id, &ctx.worker, &"skipped", &reason]).await?;
+                    let n = tx
+                        .execute(&st, &[&row.id, &ctx.worker, &"skipped", &reason])
+                        .await?;
                     if n != 1 {
                         tx.rollback().await?;
                         return Ok(WriteBack::LeaseLost);
@@ -211,7 +287,17 @@ async fn write_back_once(ctx: &Ctx, row: &OutboxRow, fx: &Effects, ack: &Ack) ->
                 _ => {
                     let st = tx.prepare_cached(db::q::RETRY).await?;
                     let r = tx
-                        .query_opt(&st, &[&row.id, &ctx.worker, &delay_ms, error, &ctx.cfg.max_attempts, counts])
+                        .query_opt(
+                            &st,
+                            &[
+                                &row.id,
+                                &ctx.worker,
+                                &delay_ms,
+                                error,
+                                &ctx.cfg.max_attempts,
+                                counts,
+                            ],
+                        )
                         .await?;
                     match r {
                         Some(r) => r.try_get::<_, String>(0)?,
@@ -237,9 +323,11 @@ pub async fn plan_row(ctx: &Ctx, row: &OutboxRow) -> Result<()> {
             None => ("skip", None, "contact no longer exists".to_string()),
             Some(p) => match mapping::contact_view(&p) {
                 Err(e) => ("skip", None, format!("cannot map contact: {e}")),
-                Ok(v) if !v.admission.passed => {
-                    ("skip", None, format!("admission not passed: {}", v.admission.reasons.join(", ")))
-                }
+                Ok(v) if !v.admission.passed => (
+                    "skip",
+                    None,
+                    format!("admission not passed: {}", v.admission.reasons.join(", ")),
+                ),
                 Ok(v) => {
                     let fields: serde_json::Map<String, serde_json::Value> = v
                         .fields
@@ -247,9 +335,15 @@ pub async fn plan_row(ctx: &Ctx, row: &OutboxRow) -> Result<()> {
                         .into_iter()
                         .map(|(k, val)| (k.to_string(), json!(val)))
                         .collect();
-                    let req = crate::erp::mask::redact(&json!({"intsort": v.kind.intsort(), "fields": fields,
-                        "person": v.person.as_ref().map(|p| &p.name)}));
-                    let action = if link.as_ref().and_then(|l| l.erp_ord).is_some() { "update" } else { "create" };
+                    let req = crate::erp::mask::redact(
+                        &json!({"intsort": v.kind.intsort(), "fields": fields,
+                        "person": v.person.as_ref().map(|p| &p.name)}),
+                    );
+                    let action = if link.as_ref().and_then(|l| l.erp_ord).is_some() {
+                        "update"
+                    } else {
+                        "create"
+                    };
                     (action, Some(req), format!("would {action} ERP customer {} (create or update decided by a khid lookup)", v.khid))
                 }
             },
@@ -270,8 +364,14 @@ pub async fn plan_row(ctx: &Ctx, row: &OutboxRow) -> Result<()> {
                 Some(p) => mapping::contact_view(&p).map(|v| v.score).unwrap_or(0.0),
                 None => 0.0,
             };
-            let tier = db::assignment_for(&c, score).await?.unwrap_or_else(|| "public".into());
-            ("assign", Some(json!({"tier": tier, "score": score})), format!("would assign tier {tier}"))
+            let tier = db::assignment_for(&c, score)
+                .await?
+                .unwrap_or_else(|| "public".into());
+            (
+                "assign",
+                Some(json!({"tier": tier, "score": score})),
+                format!("would assign tier {tier}"),
+            )
         }
         other => ("skip", None, format!("kind {other} not planned")),
     };
@@ -295,20 +395,40 @@ pub async fn plan_row(ctx: &Ctx, row: &OutboxRow) -> Result<()> {
 mod tests {
     use super::super::backoff::Backoff;
     use super::*;
-    use crate::error::Error;
 
     #[test]
     fn acks() {
         let b = Backoff::new(1_000, 10_000);
-        assert_eq!(ack_for(&Ok(Verdict::Done), 0, &b), Ack::Finish { status: "done", reason: None });
-        assert!(matches!(ack_for(&Err(Error::Timeout { timeout_ms: 1 }), 2, &b), Ack::Retry { counts: true, .. }));
-        assert!(matches!(ack_for(&Err(Error::SessionExpired), 2, &b), Ack::Retry { counts: false, .. }));
+        assert_eq!(
+            ack_for(&Ok(Verdict::Done), 0, &b),
+            Ack::Finish {
+                status: "done",
+                reason: None
+            }
+        );
+        assert!(matches!(
+            ack_for(&Err(Error::Timeout { timeout_ms: 1 }), 2, &b),
+            Ack::Retry { counts: true, .. }
+        ));
+        assert!(matches!(
+            ack_for(&Err(Error::SessionExpired), 2, &b),
+            Ack::Retry { counts: false, .. }
+        ));
+        assert!(matches!(
+            ack_for(&Err(Error::LoginFailed("密码错误".into())), 2, &b),
+            Ack::Retry { counts: false, .. }
+        ));
         assert_eq!(
             ack_for(&Err(Error::Business("重复".into())), 0, &b),
-            Ack::Finish { status: "dead", reason: Some("ERP refused: 重复".into()) }
+            Ack::Finish {
+                status: "dead",
+                reason: Some("ERP refused: 重复".into())
+            }
         );
         match ack_for(&Err(Error::HttpStatus { status: 503 }), 2, &b) {
-            Ack::Retry { delay, .. } => assert!(delay >= Duration::from_millis(2_000) && delay <= Duration::from_millis(4_000)),
+            Ack::Retry { delay, .. } => assert!(
+                delay >= Duration::from_millis(2_000) && delay <= Duration::from_millis(4_000)
+            ),
             other => panic!("unexpected {other:?}"),
         }
     }

@@ -44,7 +44,10 @@ impl std::fmt::Debug for ErpClient {
 /// Where a request goes and how its reply is checked.
 enum Proto<'a> {
     /// Mobile endpoint: session in the body, envelope reply.
-    Mobile { cmdkey: Option<&'a str>, datas: Vec<Value> },
+    Mobile {
+        cmdkey: Option<&'a str>,
+        datas: Vec<Value>,
+    },
     /// webapi: `ZBAPI-Token` header, plain JSON body, `{Code, Msg}` reply.
     Webapi { body: Value },
 }
@@ -54,15 +57,25 @@ impl ErpClient {
     pub fn new(cfg: ErpConfig) -> Result<Self> {
         let base = cfg.base_url.trim().trim_end_matches('/').to_string();
         if !(base.starts_with("http://") || base.starts_with("https://")) {
-            return Err(Error::Config(format!("erp.base_url must start with http:// or https://, got {base:?}")));
+            return Err(Error::Config(format!(
+                "erp.base_url must start with http:// or https://, got {base:?}"
+            )));
         }
         if cfg.timeout_ms == 0 {
             return Err(Error::Config("erp.timeout_ms must be > 0".into()));
         }
         let serialnum = if cfg.serialnum.trim().is_empty() {
-            rand::rng().sample_iter(rand::distr::Alphanumeric).take(20).map(char::from).collect()
+            rand::rng()
+                .sample_iter(rand::distr::Alphanumeric)
+                .take(20)
+                .map(char::from)
+                .collect()
         } else {
-            cfg.serialnum.chars().filter(char::is_ascii_alphanumeric).take(20).collect()
+            cfg.serialnum
+                .chars()
+                .filter(char::is_ascii_alphanumeric)
+                .take(20)
+                .collect()
         };
         let timeout = Duration::from_millis(cfg.timeout_ms);
         let http = reqwest::Client::builder()
@@ -73,7 +86,13 @@ impl ErpClient {
             .build()
             .map_err(|e| Error::Config(format!("cannot build HTTP client: {e}")))?;
         Ok(Self {
-            inner: Arc::new(Inner { cfg, base, serialnum, http, session: SessionCell::default() }),
+            inner: Arc::new(Inner {
+                cfg,
+                base,
+                serialnum,
+                http,
+                session: SessionCell::default(),
+            }),
             trace: None,
         })
     }
@@ -84,7 +103,10 @@ impl ErpClient {
 
     /// A clone with its own exchange buffer (see the module doc).
     pub fn traced(&self) -> Self {
-        Self { inner: self.inner.clone(), trace: Some(Arc::new(Mutex::new(Vec::new()))) }
+        Self {
+            inner: self.inner.clone(),
+            trace: Some(Arc::new(Mutex::new(Vec::new()))),
+        }
     }
 
     /// Drain the exchanges recorded by this traced clone (empty for an untraced client).
@@ -146,7 +168,9 @@ impl ErpClient {
             }
             if let Some(until) = st.blocked_until {
                 if Instant::now() < until {
-                    return Err(Error::LoginFailed(format!("in backoff after a failed login (last: {last})")));
+                    return Err(Error::LoginFailed(format!(
+                        "in backoff after a failed login (last: {last})"
+                    )));
                 }
             }
         }
@@ -178,8 +202,10 @@ impl ErpClient {
     async fn do_login(&self) -> Result<Secret> {
         let cfg = &self.inner.cfg;
         let body = protocol::login_request(&cfg.username, &cfg.password, &self.inner.serialnum);
-        self.roundtrip(protocol::LOGIN, None, &body, None, |v| protocol::parse_login(&v).map(Secret::new))
-            .await
+        self.roundtrip(protocol::LOGIN, None, &body, None, |v| {
+            protocol::parse_login(&v).map(Secret::new)
+        })
+        .await
     }
 
     // ------------------------------------------------------------------ transport
@@ -216,7 +242,9 @@ impl ErpClient {
             let bytes = resp.bytes().await.map_err(map_err)?;
             if !status.is_success() {
                 response = unparsed(&bytes);
-                return Err(Error::HttpStatus { status: status.as_u16() });
+                return Err(Error::HttpStatus {
+                    status: status.as_u16(),
+                });
             }
             let v = match protocol::parse_json(&bytes) {
                 Ok(v) => v,
@@ -232,7 +260,9 @@ impl ErpClient {
         let elapsed_ms = started.elapsed().as_millis() as u64;
         match &result {
             Ok(_) => debug!(endpoint, cmdkey, elapsed_ms, http_status, "erp call ok"),
-            Err(e) => debug!(endpoint, cmdkey, elapsed_ms, http_status, error = %e, "erp call failed"),
+            Err(e) => {
+                debug!(endpoint, cmdkey, elapsed_ms, http_status, error = %e, "erp call failed")
+            }
         }
         if let Some(t) = &self.trace {
             let ex = Exchange {
@@ -256,12 +286,18 @@ impl ErpClient {
         match proto {
             Proto::Mobile { cmdkey, datas } => {
                 let body = protocol::request(s.token.expose(), *cmdkey, datas.clone());
-                self.roundtrip(endpoint, *cmdkey, &body, None, protocol::parse_envelope).await
+                self.roundtrip(endpoint, *cmdkey, &body, None, protocol::parse_envelope)
+                    .await
             }
             Proto::Webapi { body } => {
                 self.roundtrip(endpoint, None, body, Some(&s.token), |v| {
                     let msg = protocol::parse_webapi(&v)?;
-                    Ok(Envelope { status: 0, message: Some(msg), body: Value::Null, root: v })
+                    Ok(Envelope {
+                        status: 0,
+                        message: Some(msg),
+                        body: Value::Null,
+                        root: v,
+                    })
                 })
                 .await
             }
@@ -273,7 +309,11 @@ impl ErpClient {
         let s = self.session().await?;
         match self.send(endpoint, &s, &proto).await {
             Err(Error::SessionExpired) => {
-                debug!(endpoint, generation = s.generation, "erp session expired; re-login");
+                debug!(
+                    endpoint,
+                    generation = s.generation,
+                    "erp session expired; re-login"
+                );
                 let s2 = self.relogin(Some(s.generation), false).await?;
                 self.send(endpoint, &s2, &proto).await
             }
@@ -281,7 +321,12 @@ impl ErpClient {
         }
     }
 
-    async fn mobile(&self, endpoint: &str, cmdkey: Option<&str>, datas: Vec<Value>) -> Result<Envelope> {
+    async fn mobile(
+        &self,
+        endpoint: &str,
+        cmdkey: Option<&str>,
+        datas: Vec<Value>,
+    ) -> Result<Envelope> {
         self.call(endpoint, Proto::Mobile { cmdkey, datas }).await
     }
 
@@ -289,22 +334,46 @@ impl ErpClient {
 
     /// The customer whose `khid` is exactly `khid` (list filter + exact match on the rows).
     pub async fn find_by_khid(&self, khid: &str) -> Result<Option<ErpCustomer>> {
-        let filter = ListFilter { khid: Some(khid.to_string()), pagesize: 50, pageindex: 1, ..ListFilter::default() };
+        let filter = ListFilter {
+            khid: Some(khid.to_string()),
+            pagesize: 50,
+            pageindex: 1,
+            ..ListFilter::default()
+        };
         let page = self.list_customers(&filter).await?;
-        Ok(page.rows.into_iter().filter(|c| c.khid.as_deref() == Some(khid)).min_by_key(|c| c.ord))
+        Ok(page
+            .rows
+            .into_iter()
+            .filter(|c| c.khid.as_deref() == Some(khid))
+            .min_by_key(|c| c.ord))
     }
 
     /// Customers whose `mobile` is exactly `mobile` (first 100 list matches).
     pub async fn find_by_mobile(&self, mobile: &str) -> Result<Vec<ErpCustomer>> {
-        let filter = ListFilter { mobile: Some(mobile.to_string()), pagesize: 100, pageindex: 1, ..ListFilter::default() };
+        let filter = ListFilter {
+            mobile: Some(mobile.to_string()),
+            pagesize: 100,
+            pageindex: 1,
+            ..ListFilter::default()
+        };
         let page = self.list_customers(&filter).await?;
         let want = mobile.trim();
-        Ok(page.rows.into_iter().filter(|c| c.mobile.as_deref().map(str::trim) == Some(want)).collect())
+        Ok(page
+            .rows
+            .into_iter()
+            .filter(|c| c.mobile.as_deref().map(str::trim) == Some(want))
+            .collect())
     }
 
     /// `custom/add.asp` without cmdkey: a new ord.
     pub async fn allocate_ord(&self, kind: CustomerKind) -> Result<i64> {
-        let env = self.mobile(protocol::CUSTOM_ADD, None, vec![item("intsort", kind.intsort())]).await?;
+        let env = self
+            .mobile(
+                protocol::CUSTOM_ADD,
+                None,
+                vec![item("intsort", kind.intsort())],
+            )
+            .await?;
         protocol::parse_allocate(&env)
     }
 
@@ -314,28 +383,62 @@ impl ErpClient {
         d
     }
 
-    async fn dosave(&self, kind: CustomerKind, ord: i64, fields: &CustomerFields) -> Result<String> {
+    async fn dosave(
+        &self,
+        kind: CustomerKind,
+        ord: i64,
+        fields: &CustomerFields,
+    ) -> Result<String> {
         let endpoint = format!("{}?intsort={}", protocol::CUSTOM_ADD, kind.intsort());
-        let env = self.mobile(&endpoint, Some(protocol::CMD_SAVE), Self::save_datas(ord, fields)).await?;
+        let env = self
+            .mobile(
+                &endpoint,
+                Some(protocol::CMD_SAVE),
+                Self::save_datas(ord, fields),
+            )
+            .await?;
         protocol::parse_write_outcome(&env)
     }
 
     /// Create a customer: allocate an ord when `fields.ord` is `None`, then `__sys_dosave`. With
     /// `verify_creates`, read it back (khid, else details); a missing record is a `Protocol` error.
-    pub async fn save_customer(&self, kind: CustomerKind, fields: &CustomerFields) -> Result<SaveResult> {
+    pub async fn save_customer(
+        &self,
+        kind: CustomerKind,
+        fields: &CustomerFields,
+    ) -> Result<SaveResult> {
         let ord = match fields.ord {
             Some(o) => o,
             None => self.allocate_ord(kind).await?,
         };
         let message = self.dosave(kind, ord, fields).await?;
-        let verified = if self.inner.cfg.verify_creates { Some(self.verify(ord, fields.khid.as_deref()).await?) } else { None };
-        Ok(SaveResult { ord, message, verified })
+        let verified = if self.inner.cfg.verify_creates {
+            Some(self.verify(ord, fields.khid.as_deref()).await?)
+        } else {
+            None
+        };
+        Ok(SaveResult {
+            ord,
+            message,
+            verified,
+        })
     }
 
     async fn verify(&self, ord: i64, khid: Option<&str>) -> Result<ErpCustomer> {
         if let Some(k) = khid.filter(|k| !k.is_empty()) {
-            let filter = ListFilter { khid: Some(k.to_string()), pagesize: 50, pageindex: 1, ..ListFilter::default() };
-            if let Some(c) = self.list_customers(&filter).await?.rows.into_iter().find(|c| c.ord == ord) {
+            let filter = ListFilter {
+                khid: Some(k.to_string()),
+                pagesize: 50,
+                pageindex: 1,
+                ..ListFilter::default()
+            };
+            if let Some(c) = self
+                .list_customers(&filter)
+                .await?
+                .rows
+                .into_iter()
+                .find(|c| c.ord == ord)
+            {
                 return Ok(c);
             }
         }
@@ -343,7 +446,10 @@ impl ErpClient {
             Some(d) => {
                 let mut raw = Map::new();
                 for f in &d.fields {
-                    raw.insert(f.id.clone(), f.value.clone().map_or(Value::Null, Value::String));
+                    raw.insert(
+                        f.id.clone(),
+                        f.value.clone().map_or(Value::Null, Value::String),
+                    );
                 }
                 raw.insert("ord".into(), Value::from(ord));
                 list::customer_from_row(raw)
@@ -368,7 +474,12 @@ impl ErpClient {
     /// `custom/list.asp` `refresh`.
     pub async fn list_customers(&self, filter: &ListFilter) -> Result<ListPage> {
         let mut d = Vec::new();
-        for (id, v) in [("khid", &filter.khid), ("ly", &filter.ly), ("mobile", &filter.mobile), ("name", &filter.name)] {
+        for (id, v) in [
+            ("khid", &filter.khid),
+            ("ly", &filter.ly),
+            ("mobile", &filter.mobile),
+            ("name", &filter.name),
+        ] {
             if let Some(v) = v {
                 d.push(item(id, v.as_str()));
             }
@@ -382,13 +493,21 @@ impl ErpClient {
         if let Some(s) = &filter.sort {
             d.push(item("_rpt_sort", s.as_str()));
         }
-        let env = self.mobile(protocol::CUSTOM_LIST, Some(protocol::CMD_REFRESH), d).await?;
+        let env = self
+            .mobile(protocol::CUSTOM_LIST, Some(protocol::CMD_REFRESH), d)
+            .await?;
         list::customer_page(&env)
     }
 
     /// `custom/add.asp` with `delete_cmdkey`: `true` if deleted, `false` if it did not exist.
     pub async fn delete_customer(&self, ord: i64) -> Result<bool> {
-        let env = self.mobile(protocol::CUSTOM_ADD, Some(&self.inner.cfg.delete_cmdkey), vec![item("ord", ord)]).await?;
+        let env = self
+            .mobile(
+                protocol::CUSTOM_ADD,
+                Some(&self.inner.cfg.delete_cmdkey),
+                vec![item("ord", ord)],
+            )
+            .await?;
         if protocol::is_not_found(&env) {
             return Ok(false);
         }
@@ -397,7 +516,9 @@ impl ErpClient {
 
     /// Update an existing customer (`fields.ord` required) through `update_mode`.
     pub async fn edit_customer(&self, kind: CustomerKind, fields: &CustomerFields) -> Result<()> {
-        let ord = fields.ord.ok_or_else(|| Error::Config("edit_customer needs fields.ord".into()))?;
+        let ord = fields
+            .ord
+            .ok_or_else(|| Error::Config("edit_customer needs fields.ord".into()))?;
         match self.inner.cfg.update_mode {
             UpdateMode::Save => self.dosave(kind, ord, fields).await.map(|_| ()),
             UpdateMode::Webapi => {
@@ -414,7 +535,14 @@ impl ErpClient {
                     m.insert("person_name".into(), Value::String(fields.name.clone()));
                 }
                 m.insert("intsort".into(), Value::from(kind.intsort()));
-                self.call(protocol::WEBAPI_CUSTOMER_EDIT, Proto::Webapi { body: Value::Object(m) }).await.map(|_| ())
+                self.call(
+                    protocol::WEBAPI_CUSTOMER_EDIT,
+                    Proto::Webapi {
+                        body: Value::Object(m),
+                    },
+                )
+                .await
+                .map(|_| ())
             }
         }
     }
@@ -427,8 +555,14 @@ impl ErpClient {
         let mut out = Vec::new();
         let mut pageindex = 1u32;
         loop {
-            let d = vec![item(&field, customer_ord), item("pagesize", 100), item("pageindex", pageindex)];
-            let env = self.mobile(protocol::PERSON_LIST, Some(protocol::CMD_REFRESH), d).await?;
+            let d = vec![
+                item(&field, customer_ord),
+                item("pagesize", 100),
+                item("pageindex", pageindex),
+            ];
+            let env = self
+                .mobile(protocol::PERSON_LIST, Some(protocol::CMD_REFRESH), d)
+                .await?;
             let t = list::parse_table(&env)?;
             let n = t.rows.len();
             out.extend(t.rows.into_iter().map(|r| list::person_from_row(r, &field)));
@@ -442,13 +576,22 @@ impl ErpClient {
 
     /// `person/add.asp` `__sys_dosave`; returns the person's ord when the ERP reports one.
     pub async fn add_person(&self, customer_ord: i64, person: &Person) -> Result<Option<i64>> {
-        let mut d = vec![item(&self.inner.cfg.person_customer_field, customer_ord), item("name", person.name.as_str())];
-        for (id, v) in [("mobile", &person.mobile), ("phone", &person.phone), ("email", &person.email)] {
+        let mut d = vec![
+            item(&self.inner.cfg.person_customer_field, customer_ord),
+            item("name", person.name.as_str()),
+        ];
+        for (id, v) in [
+            ("mobile", &person.mobile),
+            ("phone", &person.phone),
+            ("email", &person.email),
+        ] {
             if let Some(v) = v {
                 d.push(item(id, v.as_str()));
             }
         }
-        let env = self.mobile(protocol::PERSON_ADD, Some(protocol::CMD_SAVE), d).await?;
+        let env = self
+            .mobile(protocol::PERSON_ADD, Some(protocol::CMD_SAVE), d)
+            .await?;
         protocol::parse_write_outcome(&env)?;
         Ok(protocol::parse_written_id(&env))
     }
@@ -494,18 +637,37 @@ mod tests {
 
     #[test]
     fn new_validates_and_redacts() -> Result<()> {
-        assert!(matches!(ErpClient::new(ErpConfig { base_url: "ftp://x".into(), ..ErpConfig::default() }), Err(Error::Config(_))));
-        let c = ErpClient::new(ErpConfig { password: "pw-xyz".into(), base_url: "http://h/".into(), ..ErpConfig::default() })?;
+        assert!(matches!(
+            ErpClient::new(ErpConfig {
+                base_url: "ftp://x".into(),
+                ..ErpConfig::default()
+            }),
+            Err(Error::Config(_))
+        ));
+        let c = ErpClient::new(ErpConfig {
+            password: "pw-xyz".into(),
+            base_url: "http://h/".into(),
+            ..ErpConfig::default()
+        })?;
         assert!(!format!("{c:?}").contains("pw-xyz"));
         assert_eq!(c.inner.base, "http://h");
         assert_eq!(c.inner.serialnum.len(), 20);
-        assert!(c.inner.serialnum.chars().all(|ch| ch.is_ascii_alphanumeric()));
+        assert!(c
+            .inner
+            .serialnum
+            .chars()
+            .all(|ch| ch.is_ascii_alphanumeric()));
         Ok(())
     }
 
     #[test]
     fn save_datas_ids() {
-        let f = CustomerFields { name: "甲".into(), weixin_acc: Some("wx".into()), khid: Some("WX1".into()), ..Default::default() };
+        let f = CustomerFields {
+            name: "甲".into(),
+            weixin_acc: Some("wx".into()),
+            khid: Some("WX1".into()),
+            ..Default::default()
+        };
         let d = ErpClient::save_datas(5, &f);
         let ids: Vec<&str> = d.iter().filter_map(|v| v["id"].as_str()).collect();
         assert_eq!(ids, ["ord", "name", "khid", "weixinAcc"]);

@@ -130,7 +130,10 @@ mod tests {
 
     #[test]
     fn debug_redacts_password() {
-        let cfg = ErpConfig { password: "s3cret-pw".into(), ..ErpConfig::default() };
+        let cfg = ErpConfig {
+            password: "s3cret-pw".into(),
+            ..ErpConfig::default()
+        };
         let s = format!("{cfg:?}");
         assert!(!s.contains("s3cret-pw"));
         assert!(s.contains("<redacted>"));

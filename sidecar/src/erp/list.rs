@@ -25,9 +25,17 @@ pub fn parse_table(env: &Envelope) -> Result<Table> {
     .into_iter()
     .flatten()
     .find(|t| !t.is_null())
-    .ok_or_else(|| Error::Protocol(format!("list reply without source.table: {}", short(&env.root))))?;
+    .ok_or_else(|| {
+        Error::Protocol(format!(
+            "list reply without source.table: {}",
+            short(&env.root)
+        ))
+    })?;
     let Value::Object(t) = table else {
-        return Err(Error::Protocol(format!("source.table is not an object: {}", short(table))));
+        return Err(Error::Protocol(format!(
+            "source.table is not an object: {}",
+            short(table)
+        )));
     };
     let cols: Vec<String> = match t.get("cols") {
         Some(Value::Array(c)) => c
@@ -38,22 +46,38 @@ pub fn parse_table(env: &Envelope) -> Result<Table> {
             })
             .collect(),
         None | Some(Value::Null) => Vec::new(),
-        Some(other) => return Err(Error::Protocol(format!("table.cols is not an array: {}", short(other)))),
+        Some(other) => {
+            return Err(Error::Protocol(format!(
+                "table.cols is not an array: {}",
+                short(other)
+            )))
+        }
     };
     let rows_v: &[Value] = match t.get("rows") {
         Some(Value::Array(r)) => r,
         None | Some(Value::Null) => &[],
-        Some(other) => return Err(Error::Protocol(format!("table.rows is not an array: {}", short(other)))),
+        Some(other) => {
+            return Err(Error::Protocol(format!(
+                "table.rows is not an array: {}",
+                short(other)
+            )))
+        }
     };
     let mut rows = Vec::with_capacity(rows_v.len());
     for (i, r) in rows_v.iter().enumerate() {
         match r {
             Value::Array(cells) => {
                 if cols.is_empty() && !cells.is_empty() {
-                    return Err(Error::Protocol(format!("positional row {i} but table has no cols")));
+                    return Err(Error::Protocol(format!(
+                        "positional row {i} but table has no cols"
+                    )));
                 }
                 if cells.len() > cols.len() {
-                    return Err(Error::Protocol(format!("row {i} has {} cells for {} cols", cells.len(), cols.len())));
+                    return Err(Error::Protocol(format!(
+                        "row {i} has {} cells for {} cols",
+                        cells.len(),
+                        cols.len()
+                    )));
                 }
                 let mut m = Map::with_capacity(cols.len());
                 for (c, v) in cols.iter().zip(cells.iter()) {
@@ -64,7 +88,12 @@ pub fn parse_table(env: &Envelope) -> Result<Table> {
                 rows.push(m);
             }
             Value::Object(o) => rows.push(o.clone()),
-            other => return Err(Error::Protocol(format!("row {i} is neither array nor object: {}", short(other)))),
+            other => {
+                return Err(Error::Protocol(format!(
+                    "row {i} is neither array nor object: {}",
+                    short(other)
+                )))
+            }
         }
     }
     let page = match t.get("page") {
@@ -77,13 +106,20 @@ pub fn parse_table(env: &Envelope) -> Result<Table> {
                 recordcount: g("recordcount") as u64,
             }
         }
-        _ => PageInfo { pageindex: 1, pagecount: u32::from(!rows.is_empty()), pagesize: rows.len() as u32, recordcount: rows.len() as u64 },
+        _ => PageInfo {
+            pageindex: 1,
+            pagecount: u32::from(!rows.is_empty()),
+            pagesize: rows.len() as u32,
+            recordcount: rows.len() as u64,
+        },
     };
     Ok(Table { page, rows })
 }
 
 fn get_str(m: &Map<String, Value>, keys: &[&str]) -> Option<String> {
-    keys.iter().find_map(|k| m.get(*k).and_then(as_string_loose)).filter(|s| !s.is_empty())
+    keys.iter()
+        .find_map(|k| m.get(*k).and_then(as_string_loose))
+        .filter(|s| !s.is_empty())
 }
 
 fn get_i64(m: &Map<String, Value>, keys: &[&str]) -> Option<i64> {
@@ -92,7 +128,12 @@ fn get_i64(m: &Map<String, Value>, keys: &[&str]) -> Option<i64> {
 
 /// A customer row; a row without a numeric `ord` is a protocol violation.
 pub fn customer_from_row(row: Map<String, Value>) -> Result<ErpCustomer> {
-    let ord = get_i64(&row, &["ord", "id"]).ok_or_else(|| Error::Protocol(format!("customer row without ord: {}", short(&Value::Object(row.clone())))))?;
+    let ord = get_i64(&row, &["ord", "id"]).ok_or_else(|| {
+        Error::Protocol(format!(
+            "customer row without ord: {}",
+            short(&Value::Object(row.clone()))
+        ))
+    })?;
     Ok(ErpCustomer {
         ord,
         name: get_str(&row, &["name"]),
@@ -109,7 +150,11 @@ pub fn customer_from_row(row: Map<String, Value>) -> Result<ErpCustomer> {
 
 pub fn customer_page(env: &Envelope) -> Result<ListPage> {
     let t = parse_table(env)?;
-    let rows = t.rows.into_iter().map(customer_from_row).collect::<Result<Vec<_>>>()?;
+    let rows = t
+        .rows
+        .into_iter()
+        .map(customer_from_row)
+        .collect::<Result<Vec<_>>>()?;
     Ok(ListPage { page: t.page, rows })
 }
 
@@ -132,26 +177,42 @@ pub fn parse_detail(env: &Envelope, fallback_ord: i64) -> Result<CustomerDetail>
         .body
         .get("bill")
         .filter(|b| b.is_object())
-        .ok_or_else(|| Error::Protocol(format!("detail reply without body.bill: {}", short(&env.root))))?;
+        .ok_or_else(|| {
+            Error::Protocol(format!(
+                "detail reply without body.bill: {}",
+                short(&env.root)
+            ))
+        })?;
     let mut fields = Vec::new();
     let mut push_fields = |arr: &Value| -> Result<()> {
         let Value::Array(a) = arr else {
-            return Err(Error::Protocol(format!("bill fields is not an array: {}", short(arr))));
+            return Err(Error::Protocol(format!(
+                "bill fields is not an array: {}",
+                short(arr)
+            )));
         };
         for f in a {
             let Value::Object(o) = f else { continue };
-            let Some(id) = o.get("id").and_then(as_string_loose) else { continue };
+            let Some(id) = o.get("id").and_then(as_string_loose) else {
+                continue;
+            };
             fields.push(DetailField {
                 id,
                 text: o.get("text").and_then(as_string_loose),
-                value: o.get("value").or_else(|| o.get("val")).and_then(as_string_loose),
+                value: o
+                    .get("value")
+                    .or_else(|| o.get("val"))
+                    .and_then(as_string_loose),
             });
         }
         Ok(())
     };
     if let Some(groups) = bill.get("groups") {
         let Value::Array(gs) = groups else {
-            return Err(Error::Protocol(format!("bill.groups is not an array: {}", short(groups))));
+            return Err(Error::Protocol(format!(
+                "bill.groups is not an array: {}",
+                short(groups)
+            )));
         };
         for g in gs {
             if let Some(fs) = g.get("fields") {
@@ -165,7 +226,13 @@ pub fn parse_detail(env: &Envelope, fallback_ord: i64) -> Result<CustomerDetail>
     let ord = bill
         .get("value")
         .and_then(as_i64_loose)
-        .or_else(|| fields.iter().find(|f| f.id == "ord").and_then(|f| f.value.as_deref()).and_then(|v| v.trim().parse().ok()))
+        .or_else(|| {
+            fields
+                .iter()
+                .find(|f| f.id == "ord")
+                .and_then(|f| f.value.as_deref())
+                .and_then(|v| v.trim().parse().ok())
+        })
         .unwrap_or(fallback_ord);
     Ok(CustomerDetail { ord, fields })
 }
@@ -185,12 +252,22 @@ mod tests {
 
     #[test]
     fn positional_rows() -> Result<()> {
-        let e = env(json!({"header":{"status":0},"body":{"model":"source","source":{"table":{
+        let e = env(
+            json!({"header":{"status":0},"body":{"model":"source","source":{"table":{
             "page":{"pageindex":"1","pagecount":3,"pagesize":"2","recordcount":"5"},
             "cols":[{"id":"ord"},{"id":"name"},{"id":"khid"},{"id":"mobile"},{"id":"weixinAcc"},{"id":"date1"},{"id":"catename"}],
-            "rows":[["12","甲公司","WX1","13800000001","wx_a","2025-01-01 10:00:00","张三"],["13","乙","WX2","","","",""]]}}}}));
+            "rows":[["12","甲公司","WX1","13800000001","wx_a","2025-01-01 10:00:00","张三"],["13","乙","WX2","","","",""]]}}}}),
+        );
         let p = customer_page(&e)?;
-        assert_eq!(p.page, PageInfo { pageindex: 1, pagecount: 3, pagesize: 2, recordcount: 5 });
+        assert_eq!(
+            p.page,
+            PageInfo {
+                pageindex: 1,
+                pagecount: 3,
+                pagesize: 2,
+                recordcount: 5
+            }
+        );
         assert_eq!(p.rows.len(), 2);
         assert_eq!(p.rows[0].ord, 12);
         assert_eq!(p.rows[0].weixin_acc.as_deref(), Some("wx_a"));
@@ -211,11 +288,15 @@ mod tests {
 
     #[test]
     fn empty_cols_no_rows() -> Result<()> {
-        let e = env(json!({"header":{"status":"0"},"body":{"source":{"table":{"page":{"pageindex":1,"pagecount":0,"pagesize":20,"recordcount":0},"cols":[],"rows":[]}}}}));
+        let e = env(
+            json!({"header":{"status":"0"},"body":{"source":{"table":{"page":{"pageindex":1,"pagecount":0,"pagesize":20,"recordcount":0},"cols":[],"rows":[]}}}}),
+        );
         let p = customer_page(&e)?;
         assert!(p.rows.is_empty());
         assert_eq!(p.page.pagesize, 20);
-        let e2 = env(json!({"header":{"status":0},"body":{"source":{"table":{"cols":null,"rows":null}}}}));
+        let e2 = env(
+            json!({"header":{"status":0},"body":{"source":{"table":{"cols":null,"rows":null}}}}),
+        );
         assert!(customer_page(&e2)?.rows.is_empty());
         Ok(())
     }
@@ -224,19 +305,32 @@ mod tests {
     fn bad_tables() {
         let no_table = env(json!({"header":{"status":0},"body":{"model":"source"}}));
         assert!(matches!(customer_page(&no_table), Err(Error::Protocol(_))));
-        let no_cols = env(json!({"header":{"status":0},"body":{"source":{"table":{"cols":[],"rows":[["1"]]}}}}));
+        let no_cols = env(
+            json!({"header":{"status":0},"body":{"source":{"table":{"cols":[],"rows":[["1"]]}}}}),
+        );
         assert!(matches!(customer_page(&no_cols), Err(Error::Protocol(_))));
-        let too_many = env(json!({"header":{"status":0},"body":{"source":{"table":{"cols":["ord"],"rows":[["1","2"]]}}}}));
+        let too_many = env(
+            json!({"header":{"status":0},"body":{"source":{"table":{"cols":["ord"],"rows":[["1","2"]]}}}}),
+        );
         assert!(matches!(customer_page(&too_many), Err(Error::Protocol(_))));
-        let no_ord = env(json!({"header":{"status":0},"body":{"source":{"table":{"cols":["name"],"rows":[["x"]]}}}}));
+        let no_ord = env(
+            json!({"header":{"status":0},"body":{"source":{"table":{"cols":["name"],"rows":[["x"]]}}}}),
+        );
         assert!(matches!(customer_page(&no_ord), Err(Error::Protocol(_))));
-        let scalar_row = env(json!({"header":{"status":0},"body":{"source":{"table":{"cols":["ord"],"rows":[3]}}}}));
-        assert!(matches!(customer_page(&scalar_row), Err(Error::Protocol(_))));
+        let scalar_row = env(
+            json!({"header":{"status":0},"body":{"source":{"table":{"cols":["ord"],"rows":[3]}}}}),
+        );
+        assert!(matches!(
+            customer_page(&scalar_row),
+            Err(Error::Protocol(_))
+        ));
     }
 
     #[test]
     fn short_rows_are_padded_by_absence() -> Result<()> {
-        let e = env(json!({"header":{"status":0},"body":{"source":{"table":{"cols":["ord","name","khid"],"rows":[["9"]]}}}}));
+        let e = env(
+            json!({"header":{"status":0},"body":{"source":{"table":{"cols":["ord","name","khid"],"rows":[["9"]]}}}}),
+        );
         let p = customer_page(&e)?;
         assert_eq!(p.rows[0].ord, 9);
         assert_eq!(p.rows[0].name, None);
@@ -245,9 +339,15 @@ mod tests {
 
     #[test]
     fn persons() -> Result<()> {
-        let e = env(json!({"header":{"status":0},"body":{"source":{"table":{"cols":[{"id":"ord"},{"id":"name"},{"id":"company"},{"id":"mobile"}],"rows":[["3","李四","12","13911112222"]]}}}}));
+        let e = env(
+            json!({"header":{"status":0},"body":{"source":{"table":{"cols":[{"id":"ord"},{"id":"name"},{"id":"company"},{"id":"mobile"}],"rows":[["3","李四","12","13911112222"]]}}}}),
+        );
         let t = parse_table(&e)?;
-        let p: Vec<ErpPerson> = t.rows.into_iter().map(|r| person_from_row(r, "company")).collect();
+        let p: Vec<ErpPerson> = t
+            .rows
+            .into_iter()
+            .map(|r| person_from_row(r, "company"))
+            .collect();
         assert_eq!(p[0].ord, Some(3));
         assert_eq!(p[0].customer_ord, Some(12));
         assert_eq!(p[0].mobile.as_deref(), Some("13911112222"));
@@ -256,15 +356,19 @@ mod tests {
 
     #[test]
     fn details() -> Result<()> {
-        let e = env(json!({"header":{"status":0},"body":{"model":"bill","bill":{"value":"42","groups":[
+        let e = env(
+            json!({"header":{"status":0},"body":{"model":"bill","bill":{"value":"42","groups":[
             {"id":"base","fields":[{"id":"name","text":"客户名称","value":"甲"},{"id":"khid","text":"客户编号","value":"WX1"}]},
-            {"id":"more","fields":[{"id":"mobile","text":"手机","value":13800000000_i64}, "junk", {"text":"no id"}]}]}}}));
+            {"id":"more","fields":[{"id":"mobile","text":"手机","value":13800000000_i64}, "junk", {"text":"no id"}]}]}}}),
+        );
         let d = parse_detail(&e, 0)?;
         assert_eq!(d.ord, 42);
         assert_eq!(d.get("name"), Some("甲"));
         assert_eq!(d.get("mobile"), Some("13800000000"));
         assert_eq!(d.fields.len(), 3);
-        let flat = env(json!({"header":{"status":0},"body":{"bill":{"fields":[{"id":"ord","value":"7"}]}}}));
+        let flat = env(
+            json!({"header":{"status":0},"body":{"bill":{"fields":[{"id":"ord","value":"7"}]}}}),
+        );
         assert_eq!(parse_detail(&flat, 0)?.ord, 7);
         let none = env(json!({"header":{"status":0},"body":{"model":"message"}}));
         assert!(matches!(parse_detail(&none, 1), Err(Error::Protocol(_))));

@@ -63,13 +63,16 @@ fn utf8_len(first: u8) -> usize {
 pub fn redact(v: &Value) -> Value {
     match v {
         Value::Object(m) => {
-            let id = m.get("id").and_then(Value::as_str).map(str::to_ascii_lowercase);
+            let id = m
+                .get("id")
+                .and_then(Value::as_str)
+                .map(str::to_ascii_lowercase);
             let mut out = serde_json::Map::with_capacity(m.len());
             for (k, val) in m {
                 let kl = k.to_ascii_lowercase();
-                let redacted = if SECRET_KEYS.contains(&kl.as_str()) {
-                    Value::String("<redacted>".into())
-                } else if k == "val" && id.as_deref().is_some_and(|i| SECRET_KEYS.contains(&i)) {
+                let secret = SECRET_KEYS.contains(&kl.as_str())
+                    || (k == "val" && id.as_deref().is_some_and(|i| SECRET_KEYS.contains(&i)));
+                let redacted = if secret {
                     Value::String("<redacted>".into())
                 } else if (k == "val" && id.as_deref().is_some_and(|i| PHONE_KEYS.contains(&i)))
                     || PHONE_KEYS.contains(&kl.as_str())
@@ -107,7 +110,10 @@ mod tests {
 
     #[test]
     fn masks_in_text() {
-        assert_eq!(mask_mobiles_in_text("手机13812345678已存在"), "手机138****5678已存在");
+        assert_eq!(
+            mask_mobiles_in_text("手机13812345678已存在"),
+            "手机138****5678已存在"
+        );
         assert_eq!(mask_mobiles_in_text("ord 123456789012"), "ord 123456789012");
         assert_eq!(mask_mobiles_in_text("短"), "短");
     }

@@ -22,7 +22,17 @@ pub const CMD_REFRESH: &str = "refresh";
 pub const SERVER_EXCEPTION_PREFIX: &str = "服务器异常";
 
 /// Words that mark a `body.message.text` without an explicit `result` as a refusal.
-const REFUSAL_WORDS: [&str; 9] = ["失败", "已存在", "重复", "不能", "不允许", "错误", "无权", "不存在", "无效"];
+const REFUSAL_WORDS: [&str; 9] = [
+    "失败",
+    "已存在",
+    "重复",
+    "不能",
+    "不允许",
+    "错误",
+    "无权",
+    "不存在",
+    "无效",
+];
 
 /// One `{"id","val"}` item.
 pub fn item(id: &str, val: impl Into<Value>) -> Value {
@@ -53,7 +63,11 @@ pub fn login_request(user: &str, password: &str, serialnum: &str) -> Value {
 pub fn as_i64_loose(v: &Value) -> Option<i64> {
     match v {
         Value::Number(n) => n.as_i64().or_else(|| n.as_f64().map(|f| f as i64)),
-        Value::String(s) => s.trim().parse::<i64>().ok().or_else(|| s.trim().parse::<f64>().ok().map(|f| f as i64)),
+        Value::String(s) => s
+            .trim()
+            .parse::<i64>()
+            .ok()
+            .or_else(|| s.trim().parse::<f64>().ok().map(|f| f as i64)),
         Value::Bool(b) => Some(i64::from(*b)),
         _ => None,
     }
@@ -74,7 +88,10 @@ pub fn as_string_loose(v: &Value) -> Option<String> {
 pub fn parse_json(bytes: &[u8]) -> Result<Value> {
     serde_json::from_slice(bytes).map_err(|e| {
         let snippet: String = String::from_utf8_lossy(&bytes[..bytes.len().min(120)]).into_owned();
-        Error::Protocol(format!("unparseable reply ({e}): {}", super::mask::mask_mobiles_in_text(&snippet)))
+        Error::Protocol(format!(
+            "unparseable reply ({e}): {}",
+            super::mask::mask_mobiles_in_text(&snippet)
+        ))
     })
 }
 
@@ -110,24 +127,37 @@ fn message_text(body: &Value) -> Option<String> {
 /// - no header at all is accepted when the reply has a body/value/source (the spec's simplified shapes).
 pub fn parse_envelope(root: Value) -> Result<Envelope> {
     let Value::Object(ref obj) = root else {
-        return Err(Error::Protocol(format!("reply is not a JSON object: {}", short(&root))));
+        return Err(Error::Protocol(format!(
+            "reply is not a JSON object: {}",
+            short(&root)
+        )));
     };
     let header = obj.get("header");
     let status = match header {
         Some(Value::Object(h)) => match h.get("status") {
-            Some(s) => as_i64_loose(s).ok_or_else(|| Error::Protocol(format!("bad header.status {}", short(s))))?,
+            Some(s) => as_i64_loose(s)
+                .ok_or_else(|| Error::Protocol(format!("bad header.status {}", short(s))))?,
             None => 0,
         },
         Some(Value::Null) | None => {
-            if obj.contains_key("body") || obj.contains_key("value") || obj.contains_key("source") || obj.contains_key("bill") {
+            if obj.contains_key("body")
+                || obj.contains_key("value")
+                || obj.contains_key("source")
+                || obj.contains_key("bill")
+            {
                 0
             } else {
-                return Err(Error::Protocol(format!("reply has no header: {}", short(&root))));
+                return Err(Error::Protocol(format!(
+                    "reply has no header: {}",
+                    short(&root)
+                )));
             }
         }
         Some(other) => return Err(Error::Protocol(format!("bad header {}", short(other)))),
     };
-    let message = header.and_then(|h| h.get("message")).and_then(as_string_loose);
+    let message = header
+        .and_then(|h| h.get("message"))
+        .and_then(as_string_loose);
     let body = obj.get("body").cloned().unwrap_or(Value::Null);
     if let Some(text) = message_text(&body) {
         if text.trim_start().starts_with(SERVER_EXCEPTION_PREFIX) {
@@ -135,7 +165,12 @@ pub fn parse_envelope(root: Value) -> Result<Envelope> {
         }
     }
     match status {
-        0 => Ok(Envelope { status, message, body, root }),
+        0 => Ok(Envelope {
+            status,
+            message,
+            body,
+            root,
+        }),
         1 => Err(Error::SessionExpired),
         n => {
             let m = message.or_else(|| message_text(&body)).unwrap_or_default();
@@ -155,14 +190,24 @@ pub fn parse_login(root: &Value) -> Result<String> {
         .and_then(Value::as_object)
         .ok_or_else(|| Error::Protocol(format!("login reply has no header: {}", short(root))))?;
     let status = header.get("status").and_then(as_i64_loose);
-    let message = header.get("message").and_then(as_string_loose).unwrap_or_default();
+    let message = header
+        .get("message")
+        .and_then(as_string_loose)
+        .unwrap_or_default();
     match status {
         Some(0) => match header.get("session").and_then(as_string_loose) {
             Some(s) if !s.is_empty() => Ok(s),
             _ => Err(Error::Protocol("login succeeded without a session".into())),
         },
-        Some(_) => Err(Error::LoginFailed(if message.is_empty() { "login refused".into() } else { message })),
-        None => Err(Error::Protocol(format!("login reply without status: {}", short(root)))),
+        Some(_) => Err(Error::LoginFailed(if message.is_empty() {
+            "login refused".into()
+        } else {
+            message
+        })),
+        None => Err(Error::Protocol(format!(
+            "login reply without status: {}",
+            short(root)
+        ))),
     }
 }
 
@@ -175,7 +220,11 @@ pub fn parse_write_outcome(env: &Envelope) -> Result<String> {
     if let Some(Value::Object(m)) = msg {
         if let Some(r) = m.get("result").or_else(|| m.get("success")) {
             return match as_i64_loose(r) {
-                Some(0) => Err(Error::Business(if text.is_empty() { "refused".into() } else { text })),
+                Some(0) => Err(Error::Business(if text.is_empty() {
+                    "refused".into()
+                } else {
+                    text
+                })),
                 Some(_) => Ok(text),
                 None => Err(Error::Protocol(format!("bad message.result {}", short(r)))),
             };
@@ -201,7 +250,10 @@ pub fn parse_allocate(env: &Envelope) -> Result<i64> {
             _ => Err(Error::Protocol(format!("bad allocated ord {}", short(c)))),
         };
     }
-    Err(Error::Protocol(format!("allocation reply without ord: {}", short(&env.root))))
+    Err(Error::Protocol(format!(
+        "allocation reply without ord: {}",
+        short(&env.root)
+    )))
 }
 
 /// An id returned by a write, if any (`body.message.value` / `body.bill.value` / `value`).
@@ -220,21 +272,38 @@ pub fn parse_written_id(env: &Envelope) -> Option<i64> {
 /// Whether a reply says "no such record" (detail / delete of a missing customer).
 pub fn is_not_found(env: &Envelope) -> bool {
     let has_bill = env.body.get("bill").is_some_and(|b| !b.is_null());
-    !has_bill && env.message_text().is_some_and(|t| t.contains("不存在") || t.contains("已被删除"))
+    !has_bill
+        && env
+            .message_text()
+            .is_some_and(|t| t.contains("不存在") || t.contains("已被删除"))
 }
 
 /// The webapi reply `{"Code":200|300|400|500,"Msg"}`: 200 → Ok(Msg); 300 → Business; 400 →
 /// SessionExpired; 500 → ServerException; anything else → Protocol. `Code` may be a string.
 pub fn parse_webapi(root: &Value) -> Result<String> {
-    let code = root.get("Code").or_else(|| root.get("code")).and_then(as_i64_loose);
-    let msg = root.get("Msg").or_else(|| root.get("msg")).and_then(as_string_loose).unwrap_or_default();
+    let code = root
+        .get("Code")
+        .or_else(|| root.get("code"))
+        .and_then(as_i64_loose);
+    let msg = root
+        .get("Msg")
+        .or_else(|| root.get("msg"))
+        .and_then(as_string_loose)
+        .unwrap_or_default();
     match code {
         Some(200) => Ok(msg),
-        Some(300) => Err(Error::Business(if msg.is_empty() { "refused".into() } else { msg })),
+        Some(300) => Err(Error::Business(if msg.is_empty() {
+            "refused".into()
+        } else {
+            msg
+        })),
         Some(400) => Err(Error::SessionExpired),
         Some(500) => Err(Error::ServerException(msg)),
         Some(n) => Err(Error::Protocol(format!("webapi Code {n}: {msg}"))),
-        None => Err(Error::Protocol(format!("webapi reply without Code: {}", short(root)))),
+        None => Err(Error::Protocol(format!(
+            "webapi reply without Code: {}",
+            short(root)
+        ))),
     }
 }
 
@@ -264,7 +333,10 @@ mod tests {
     #[test]
     fn status_number_or_string() -> Result<()> {
         assert_eq!(env(json!({"header":{"status":0},"body":{}}))?.status, 0);
-        assert_eq!(env(json!({"header":{"status":"0","message":"","session":"x"},"body":{}}))?.status, 0);
+        assert_eq!(
+            env(json!({"header":{"status":"0","message":"","session":"x"},"body":{}}))?.status,
+            0
+        );
         assert_eq!(env(json!({"header":{"status":" 0 "}}))?.status, 0);
         assert_eq!(env(json!({"header":{}, "body":{}}))?.status, 0);
         Ok(())
@@ -272,27 +344,49 @@ mod tests {
 
     #[test]
     fn status_one_is_session_expired() {
-        assert!(matches!(env(json!({"header":{"status":1,"message":"会话超时"}})), Err(Error::SessionExpired)));
-        assert!(matches!(env(json!({"header":{"status":"1"}})), Err(Error::SessionExpired)));
+        assert!(matches!(
+            env(json!({"header":{"status":1,"message":"会话超时"}})),
+            Err(Error::SessionExpired)
+        ));
+        assert!(matches!(
+            env(json!({"header":{"status":"1"}})),
+            Err(Error::SessionExpired)
+        ));
     }
 
     #[test]
     fn other_status_and_garbage() {
         let e = env(json!({"header":{"status":7,"message":"?"}}));
         assert!(matches!(e, Err(Error::Protocol(_))));
-        assert!(matches!(env(json!({"header":{"status":"abc"}})), Err(Error::Protocol(_))));
+        assert!(matches!(
+            env(json!({"header":{"status":"abc"}})),
+            Err(Error::Protocol(_))
+        ));
         assert!(matches!(env(json!([1, 2])), Err(Error::Protocol(_))));
         assert!(matches!(env(json!({"foo":1})), Err(Error::Protocol(_))));
-        assert!(matches!(env(json!({"header":"x"})), Err(Error::Protocol(_))));
-        assert!(matches!(parse_json(b"{\"header\":{\"status\":0,"), Err(Error::Protocol(_))));
-        assert!(matches!(parse_json(b"<html>500</html>"), Err(Error::Protocol(_))));
+        assert!(matches!(
+            env(json!({"header":"x"})),
+            Err(Error::Protocol(_))
+        ));
+        assert!(matches!(
+            parse_json(b"{\"header\":{\"status\":0,"),
+            Err(Error::Protocol(_))
+        ));
+        assert!(matches!(
+            parse_json(b"<html>500</html>"),
+            Err(Error::Protocol(_))
+        ));
     }
 
     #[test]
     fn server_exception() {
-        let e = env(json!({"header":{"status":0},"body":{"model":"message","message":{"text":"服务器异常：对象关闭时不允许操作"}}}));
+        let e = env(
+            json!({"header":{"status":0},"body":{"model":"message","message":{"text":"服务器异常：对象关闭时不允许操作"}}}),
+        );
         match e {
-            Err(err @ Error::ServerException(_)) => assert_eq!(err.retry_class(), RetryClass::Retry),
+            Err(err @ Error::ServerException(_)) => {
+                assert_eq!(err.retry_class(), RetryClass::Retry)
+            }
             other => panic!("{other:?}"),
         }
         let e = env(json!({"header":{"status":2,"message":"服务器异常 xx"}}));
@@ -301,31 +395,65 @@ mod tests {
 
     #[test]
     fn allocate_shapes() -> Result<()> {
-        assert_eq!(parse_allocate(&env(json!({"header":{"status":0},"body":{"model":"bill","bill":{"value":123}}}))?)?, 123);
-        assert_eq!(parse_allocate(&env(json!({"header":{"status":"0"},"body":{"bill":{"value":"456"}}}))?)?, 456);
+        assert_eq!(
+            parse_allocate(&env(
+                json!({"header":{"status":0},"body":{"model":"bill","bill":{"value":123}}})
+            )?)?,
+            123
+        );
+        assert_eq!(
+            parse_allocate(&env(
+                json!({"header":{"status":"0"},"body":{"bill":{"value":"456"}}})
+            )?)?,
+            456
+        );
         assert_eq!(parse_allocate(&env(json!({"value": 789}))?)?, 789);
-        assert_eq!(parse_allocate(&env(json!({"header":{"status":0},"value":"5"}))?)?, 5);
-        assert!(matches!(parse_allocate(&env(json!({"header":{"status":0},"body":{}}))?), Err(Error::Protocol(_))));
-        assert!(matches!(parse_allocate(&env(json!({"header":{"status":0},"body":{"bill":{"value":"x"}}}))?), Err(Error::Protocol(_))));
-        assert!(matches!(parse_allocate(&env(json!({"header":{"status":0},"body":{"bill":{"value":0}}}))?), Err(Error::Protocol(_))));
+        assert_eq!(
+            parse_allocate(&env(json!({"header":{"status":0},"value":"5"}))?)?,
+            5
+        );
+        assert!(matches!(
+            parse_allocate(&env(json!({"header":{"status":0},"body":{}}))?),
+            Err(Error::Protocol(_))
+        ));
+        assert!(matches!(
+            parse_allocate(&env(
+                json!({"header":{"status":0},"body":{"bill":{"value":"x"}}})
+            )?),
+            Err(Error::Protocol(_))
+        ));
+        assert!(matches!(
+            parse_allocate(&env(
+                json!({"header":{"status":0},"body":{"bill":{"value":0}}})
+            )?),
+            Err(Error::Protocol(_))
+        ));
         Ok(())
     }
 
     #[test]
     fn write_outcomes() -> Result<()> {
-        let ok = env(json!({"header":{"status":0},"body":{"model":"message","message":{"text":"保存成功","result":1}}}))?;
+        let ok = env(
+            json!({"header":{"status":0},"body":{"model":"message","message":{"text":"保存成功","result":1}}}),
+        )?;
         assert_eq!(parse_write_outcome(&ok)?, "保存成功");
-        let ok2 = env(json!({"header":{"status":0},"body":{"model":"message","message":{"text":"保存成功"}}}))?;
+        let ok2 = env(
+            json!({"header":{"status":0},"body":{"model":"message","message":{"text":"保存成功"}}}),
+        )?;
         assert_eq!(parse_write_outcome(&ok2)?, "保存成功");
         let ok3 = env(json!({"header":{"status":0},"body":{}}))?;
         assert_eq!(parse_write_outcome(&ok3)?, "");
-        let refused = env(json!({"header":{"status":0},"body":{"message":{"text":"手机号码已存在","result":"0"}}}))?;
+        let refused = env(
+            json!({"header":{"status":0},"body":{"message":{"text":"手机号码已存在","result":"0"}}}),
+        )?;
         match parse_write_outcome(&refused) {
             Err(e @ Error::Business(_)) => assert_eq!(e.retry_class(), RetryClass::Fatal),
             other => panic!("{other:?}"),
         }
         let refused2 = env(json!({"header":{"status":0},"body":{"message":"客户编号重复"}}))?;
-        assert!(matches!(parse_write_outcome(&refused2), Err(Error::Business(t)) if t == "客户编号重复"));
+        assert!(
+            matches!(parse_write_outcome(&refused2), Err(Error::Business(t)) if t == "客户编号重复")
+        );
         let bad = env(json!({"header":{"status":0},"body":{"message":{"text":"?","result":[1]}}}))?;
         assert!(matches!(parse_write_outcome(&bad), Err(Error::Protocol(_))));
         Ok(())
@@ -333,31 +461,67 @@ mod tests {
 
     #[test]
     fn login_shapes() {
-        assert_eq!(parse_login(&json!({"header":{"status":0,"message":"API鉴权成功.","session":"abc"}})).ok(), Some("abc".to_string()));
-        assert_eq!(parse_login(&json!({"header":{"status":"0","session":"abc"}})).ok(), Some("abc".to_string()));
-        assert!(matches!(parse_login(&json!({"header":{"status":2,"message":"密码错误"}})), Err(Error::LoginFailed(m)) if m == "密码错误"));
-        assert!(matches!(parse_login(&json!({"header":{"status":0,"session":""}})), Err(Error::Protocol(_))));
-        assert!(matches!(parse_login(&json!({"x":1})), Err(Error::Protocol(_))));
+        assert_eq!(
+            parse_login(&json!({"header":{"status":0,"message":"API鉴权成功.","session":"abc"}}))
+                .ok(),
+            Some("abc".to_string())
+        );
+        assert_eq!(
+            parse_login(&json!({"header":{"status":"0","session":"abc"}})).ok(),
+            Some("abc".to_string())
+        );
+        assert!(
+            matches!(parse_login(&json!({"header":{"status":2,"message":"密码错误"}})), Err(Error::LoginFailed(m)) if m == "密码错误")
+        );
+        assert!(matches!(
+            parse_login(&json!({"header":{"status":0,"session":""}})),
+            Err(Error::Protocol(_))
+        ));
+        assert!(matches!(
+            parse_login(&json!({"x":1})),
+            Err(Error::Protocol(_))
+        ));
     }
 
     #[test]
     fn webapi_codes() {
         assert!(parse_webapi(&json!({"Code":200,"Msg":"ok"})).is_ok());
         assert!(parse_webapi(&json!({"Code":"200"})).is_ok());
-        assert!(matches!(parse_webapi(&json!({"Code":300,"Msg":"名称重复"})), Err(Error::Business(_))));
-        assert!(matches!(parse_webapi(&json!({"Code":400,"Msg":"token"})), Err(Error::SessionExpired)));
-        assert!(matches!(parse_webapi(&json!({"Code":500,"Msg":"x"})), Err(Error::ServerException(_))));
-        assert!(matches!(parse_webapi(&json!({"Code":201})), Err(Error::Protocol(_))));
-        assert!(matches!(parse_webapi(&json!({"Msg":"x"})), Err(Error::Protocol(_))));
+        assert!(matches!(
+            parse_webapi(&json!({"Code":300,"Msg":"名称重复"})),
+            Err(Error::Business(_))
+        ));
+        assert!(matches!(
+            parse_webapi(&json!({"Code":400,"Msg":"token"})),
+            Err(Error::SessionExpired)
+        ));
+        assert!(matches!(
+            parse_webapi(&json!({"Code":500,"Msg":"x"})),
+            Err(Error::ServerException(_))
+        ));
+        assert!(matches!(
+            parse_webapi(&json!({"Code":201})),
+            Err(Error::Protocol(_))
+        ));
+        assert!(matches!(
+            parse_webapi(&json!({"Msg":"x"})),
+            Err(Error::Protocol(_))
+        ));
     }
 
     #[test]
     fn not_found_and_written_id() -> Result<()> {
-        let nf = env(json!({"header":{"status":0},"body":{"model":"message","message":{"text":"该客户不存在或已被删除"}}}))?;
+        let nf = env(
+            json!({"header":{"status":0},"body":{"model":"message","message":{"text":"该客户不存在或已被删除"}}}),
+        )?;
         assert!(is_not_found(&nf));
-        let found = env(json!({"header":{"status":0},"body":{"model":"bill","bill":{"value":3,"groups":[]}}}))?;
+        let found = env(
+            json!({"header":{"status":0},"body":{"model":"bill","bill":{"value":3,"groups":[]}}}),
+        )?;
         assert!(!is_not_found(&found));
-        let w = env(json!({"header":{"status":0},"body":{"message":{"text":"保存成功","value":"77"}}}))?;
+        let w = env(
+            json!({"header":{"status":0},"body":{"message":{"text":"保存成功","value":"77"}}}),
+        )?;
         assert_eq!(parse_written_id(&w), Some(77));
         Ok(())
     }

@@ -71,7 +71,11 @@ impl SessionCell {
     pub fn install(&self, token: Secret) -> Current {
         let generation = self.generation.fetch_add(1, Ordering::SeqCst) + 1;
         self.logins.fetch_add(1, Ordering::Relaxed);
-        let c = Current { token, generation, obtained: Instant::now() };
+        let c = Current {
+            token,
+            generation,
+            obtained: Instant::now(),
+        };
         match self.current.write() {
             Ok(mut g) => *g = Some(c.clone()),
             Err(p) => *p.into_inner() = Some(c.clone()),
@@ -117,9 +121,21 @@ mod tests {
 
     #[test]
     fn backoff_doubles_and_caps() {
-        assert_eq!(LoginState::backoff(100, 1000, 1), Duration::from_millis(100));
-        assert_eq!(LoginState::backoff(100, 1000, 2), Duration::from_millis(200));
-        assert_eq!(LoginState::backoff(100, 1000, 5), Duration::from_millis(1000));
-        assert_eq!(LoginState::backoff(100, 1000, 60), Duration::from_millis(1000));
+        assert_eq!(
+            LoginState::backoff(100, 1000, 1),
+            Duration::from_millis(100)
+        );
+        assert_eq!(
+            LoginState::backoff(100, 1000, 2),
+            Duration::from_millis(200)
+        );
+        assert_eq!(
+            LoginState::backoff(100, 1000, 5),
+            Duration::from_millis(1000)
+        );
+        assert_eq!(
+            LoginState::backoff(100, 1000, 60),
+            Duration::from_millis(1000)
+        );
     }
 }

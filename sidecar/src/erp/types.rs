@@ -33,6 +33,7 @@ impl CustomerKind {
 pub struct CustomerFields {
     /// The customer's ord: allocated (create) or existing (update). `None` on `save_customer` = allocate first.
     pub ord: Option<i64>,
+    /// 客户名称; empty = not sent.
     pub name: String,
     pub khid: Option<String>,
     /// 客户来源 (e.g. `171`).
@@ -50,9 +51,13 @@ pub struct CustomerFields {
 }
 
 impl CustomerFields {
-    /// `(spec id, value)` pairs of the set fields, `ord` excluded, in the spec's order.
+    /// `(spec id, value)` pairs of the set fields, `ord` excluded, in the spec's order. An empty
+    /// `name` is not sent (an update then keeps the stored name; a create is refused by the ERP).
     pub fn pairs(&self) -> Vec<(&'static str, &str)> {
-        let mut v: Vec<(&'static str, &str)> = vec![("name", self.name.as_str())];
+        let mut v: Vec<(&'static str, &str)> = Vec::with_capacity(12);
+        if !self.name.is_empty() {
+            v.push(("name", self.name.as_str()));
+        }
         let opt = [
             ("khid", &self.khid),
             ("ly", &self.ly),

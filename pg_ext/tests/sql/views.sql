@@ -1,0 +1,51 @@
+-- SQL-file test of the user-visible views (erp_sync.contact_status, erp_sync.queue) and the
+-- manual sync button, over a small fixed data set. Run by pg_ext/tests/sql/run.sh, which
+-- diffs the psql echo output against views.expected in a fresh database.
+SET client_min_messages = warning;
+SET timezone = 'UTC';
+CREATE EXTENSION erp_sync;
+\ir ../../../sql/middle_platform.sql
+
+INSERT INTO mp.contacts (id, type, name, company, phone, phone_verified, score, list_status, wechat_id) VALUES
+    (1, 'company',  '王小明', '上海某某有限公司', '+86 138-0013-8001', true,  80, 'white', 'wx_1'),
+    (2, 'personal', '李四五', NULL,              '13900139002',       true,  65, 'white', NULL),
+    (3, 'personal', '张三',   NULL,              '1380013',           false, 50, 'grey',  NULL),
+    (4, 'company',  '赵六六', NULL,              '13700137004',       true,  90, 'white', NULL),
+    (5, 'personal', '钱七七', NULL,              '13600136005',       true,  70, 'white', NULL);
+INSERT INTO mp.threads (contact_id, score, summary) VALUES (1, 85, '想要报价'), (3, 40, '随便看看');
+INSERT INTO mp.signals (contact_id, content) VALUES (1, '客户说很好，发合同'), (3, '无人接听');
+-- what the sidecar would write: contact 2 synced, contact 5 failed
+UPDATE erp_sync.outbox SET status = 'done', finished_at = now() WHERE contact_id = 2;
+INSERT INTO erp_sync.customer_link (contact_id, khid, erp_ord, synced_at)
+    VALUES (2, 'WX2', 5002, '2025-10-19 12:00:00+08');
+UPDATE erp_sync.outbox SET status = 'dead', last_error = 'ERP: 手机号已存在', finished_at = now()
+    WHERE contact_id = 5;
+
+-- as the owner (superuser): full mobiles
+SELECT contact_id, khid, mobile, admission_passed, sync_state, erp_ord, last_error, last_synced_at
+FROM erp_sync.contact_status ORDER BY contact_id;
+SELECT contact_id, jsonb_pretty(admission_reasons) AS reasons
+FROM erp_sync.contact_status WHERE NOT admission_passed ORDER BY contact_id;
+
+SELECT kind, status, rows, oldest_pending_age IS NOT NULL AS has_pending_age
+FROM erp_sync.queue ORDER BY kind, status;
+
+SELECT contact_id, kind, ref_id IS NOT NULL AS has_ref, template_id, status, last_error
+FROM erp_sync.outbox ORDER BY id;
+
+-- the monitoring role: masked mobiles; the views but not the tables behind them
+SET ROLE erp_sync_reader;
+SELECT contact_id, mobile, sync_state FROM erp_sync.contact_status ORDER BY contact_id;
+SELECT has_table_privilege('erp_sync.outbox', 'SELECT') AS reads_outbox,
+       has_schema_privilege('mp', 'USAGE') AS sees_platform_schema,
+       has_table_privilege('erp_sync.queue', 'SELECT') AS reads_queue;
+RESET ROLE;
+
+-- the manual sync button on a contact that is still grey, then the grey -> white upgrade
+INSERT INTO mp.contacts (id, type, name, phone, phone_verified, score, list_status)
+    VALUES (9, 'personal', '孙八八', '13800138009', true, 75, 'grey');
+SELECT erp_sync.request_sync(9) ->> 'status' AS status;
+SELECT contact_id, sync_state, admission_reasons FROM erp_sync.contact_status WHERE contact_id = 9;
+UPDATE mp.contacts SET list_status = 'white' WHERE id = 9;
+SELECT contact_id, sync_state, admission_reasons FROM erp_sync.contact_status WHERE contact_id = 9;
+SELECT erp_sync.request_sync(9) ->> 'status' AS status;

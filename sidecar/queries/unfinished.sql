@@ -1,0 +1,1 @@
+SELECT count(*) FROM erp_sync.outbox WHERE status IN ('pending', 'running')

@@ -1,0 +1,336 @@
+//! Scenario 1 and the conflict rules, end to end: real cluster + extension, real simulator, real
+//! `erp-sync run` process. Also scenario 2 (follow-ups) and 3 (assignment).
+
+mod sync_util;
+
+use anyhow::Result;
+use serde_json::json;
+use std::time::Duration;
+use sync_util::{field, mobile, NewContact, World};
+
+const SETTLE: Duration = Duration::from_secs(30);
+
+#[test]
+fn company_and_personal_customers() -> Result<()> {
+    let w = World::start()?;
+    let company = w.contact(&NewContact::company(
+        "张三丰",
+        "上海某某科技有限公司",
+        &mobile(1),
+    ))?;
+    w.thread(company, 92, "想要采购100台设备")?;
+    let personal = w.contact(&NewContact::personal("王五六", &mobile(2)))?;
+    w.thread(personal, 65, "咨询价格")?;
+    // The sidecar runs with the least-privilege role the extension grants.
+    w.exec("CREATE ROLE sidecar LOGIN IN ROLE erp_sync_worker")?;
+    let url = w.pg.url_for("erp", "sidecar");
+    let s = w.sidecar("w1", &[("ERP_SYNC_DATABASE_URL", url.as_str())])?;
+    w.settle(SETTLE, &[&s])?;
+
+    let c = w.erp_by_khid(&format!("WX{company}"))?;
+    assert_eq!(c.len(), 1, "one company customer: {c:?}");
+    let c = &c[0];
+    assert_eq!(field(c, "name").as_deref(), Some("上海某某科技有限公司"));
+    assert_eq!(field(c, "intsort").as_deref(), Some("1"));
+    assert_eq!(field(c, "ly").as_deref(), Some("171"));
+    assert_eq!(field(c, "mobile").as_deref(), Some(mobile(1).as_str()));
+    assert_eq!(
+        field(c, "weixinAcc").as_deref(),
+        Some(format!("wx_{}", mobile(1)).as_str())
+    );
+    assert_eq!(field(c, "jz").as_deref(), Some("175"));
+    assert_eq!(field(c, "intro").as_deref(), Some("来自微信中台，评分: 92"));
+    assert_eq!(field(c, "product").as_deref(), Some("想要采购100台设备"));
+    assert_eq!(field(c, "person_name").as_deref(), Some("张三丰经理"));
+
+    let p = w.erp_by_khid(&format!("WX{personal}"))?;
+    assert_eq!(p.len(), 1, "one personal customer: {p:?}");
+    assert_eq!(field(&p[0], "name").as_deref(), Some("王五六"));
+    assert_eq!(field(&p[0], "intsort").as_deref(), Some("2"));
+    assert_eq!(field(&p[0], "jz").as_deref(), Some("176"));
+
+    // customer_link and sync_log written back; the company's contact person exists once.
+    let ord = w.erp_ord(company)?.expect("company linked");
+    assert_eq!(field(c, "ord").as_deref(), Some(ord.to_string().as_str()));
+    assert!(w.erp_ord(personal)?.is_some());
+    let persons: Vec<_> = w
+        .erp_persons()?
+        .into_iter()
+        .filter(|p| field(p, "name").as_deref() == Some("张三丰经理"))
+        .collect();
+    assert_eq!(persons.len(), 1, "{persons:?}");
+    assert_eq!(
+        w.count("SELECT count(*) FROM erp_sync.sync_log WHERE action = 'create' AND outcome = 'success'")?,
+        2
+    );
+    // No unmasked mobile in sync_log.
+    assert_eq!(
+        w.count(&format!(
+            "SELECT count(*) FROM erp_sync.sync_log WHERE request::text LIKE '%{}%'",
+            mobile(1)
+        ))?,
+        0
+    );
+    assert_eq!(
+        w.count("SELECT count(*) FROM erp_sync.outbox WHERE status <> 'done'")?,
+        0
+    );
+    Ok(())
+}
+
+#[test]
+fn followups_in_order_with_templates_and_assignment_tiers() -> Result<()> {
+    let w = World::start()?;
+    w.exec(
+        "INSERT INTO erp_sync.sales_reps (erp_user_id, name, tier) VALUES
+         ('u_top', '金牌', 'top'), ('u_reg', '普通', 'regular')",
+    )?;
+    let hot = w.contact(&NewContact::personal("李雷雷", &mobile(11)))?;
+    w.thread(hot, 85, "hot")?;
+    let warm = w.contact(&NewContact::personal("韩梅梅", &mobile(12)))?;
+    w.thread(warm, 70, "warm")?;
+    let cold = w.contact(&NewContact::personal("小明明", &mobile(13)))?;
+    w.thread(cold, 40, "cold")?;
+    let msgs = [
+        "客户说很好，准备发合同",
+        "电话无人接听",
+        "约了下周面谈",
+        "还在考虑中",
+    ];
+    for m in msgs {
+        w.signal(hot, m)?;
+    }
+    let s = w.sidecar("w1", &[])?;
+    w.settle(SETTLE, &[&s])?;
+
+    let ord = w.erp_ord(hot)?.expect("hot linked").to_string();
+    let fu: Vec<_> = w
+        .erp_followups()?
+        .into_iter()
+        .filter(|f| field(f, "ord").as_deref() == Some(ord.as_str()))
+        .collect();
+    let got: Vec<(String, String)> = fu
+        .iter()
+        .map(|f| {
+            (
+                field(f, "intro").unwrap_or_default(),
+                field(f, "c1").unwrap_or_default(),
+            )
+        })
+        .collect();
+    let want: Vec<(String, String)> = [106, 107, 109, 120]
+        .iter()
+        .zip(msgs)
+        .map(|(t, m)| (t.to_string(), m.to_string()))
+        .collect();
+    assert_eq!(
+        got, want,
+        "follow-ups in signal order with the chosen templates"
+    );
+
+    let tiers: Vec<(Option<String>, Option<String>)> = [hot, warm, cold]
+        .iter()
+        .map(|id| {
+            let r = w.query("SELECT assigned_tier, assigned_to FROM erp_sync.customer_link WHERE contact_id = $1", &[id])?;
+            Ok((r[0].get(0), r[0].get(1)))
+        })
+        .collect::<Result<_>>()?;
+    assert_eq!(
+        tiers,
+        vec![
+            (Some("top".into()), Some("u_top".into())),
+            (Some("regular".into()), Some("u_reg".into())),
+            (Some("public".into()), None)
+        ]
+    );
+    let asg = w.erp_assignments()?;
+    let of = |id: i64| -> Result<Vec<serde_json::Value>> {
+        let ord = w.erp_ord(id)?.expect("linked").to_string();
+        Ok(asg
+            .iter()
+            .filter(|a| field(a, "ord").as_deref() == Some(ord.as_str()))
+            .cloned()
+            .collect())
+    };
+    assert_eq!(field(&of(hot)?[0], "member2").as_deref(), Some("u_top"));
+    assert_eq!(field(&of(warm)?[0], "member2").as_deref(), Some("u_reg"));
+    assert_eq!(field(&of(cold)?[0], "member1").as_deref(), Some("1"));
+
+    // Score crosses a threshold → re-assigned; an unchanged tier is not sent again.
+    w.exec(&format!(
+        "UPDATE mp.threads SET score = 90 WHERE contact_id = {warm}"
+    ))?;
+    w.settle(SETTLE, &[&s])?;
+    let r = w.query(
+        "SELECT assigned_tier, assigned_to FROM erp_sync.customer_link WHERE contact_id = $1",
+        &[&warm],
+    )?;
+    assert_eq!(r[0].get::<_, Option<String>>(0).as_deref(), Some("top"));
+    Ok(())
+}
+
+#[test]
+fn existing_khid_is_updated_and_weixin_supplemented() -> Result<()> {
+    let w = World::start()?;
+    let id = 5001;
+    let ord = w.erp_seed_customer(
+        2,
+        json!({
+            "name": "旧名字", "khid": format!("WX{id}"), "mobile": mobile(21), "ly": "171"
+        }),
+    )?;
+    let mut c = NewContact::personal("新名字", &mobile(21));
+    c.id = Some(id);
+    w.contact(&c)?;
+    let s = w.sidecar("w1", &[])?;
+    w.settle(SETTLE, &[&s])?;
+
+    let found = w.erp_by_khid(&format!("WX{id}"))?;
+    assert_eq!(found.len(), 1, "updated, not duplicated: {found:?}");
+    assert_eq!(
+        field(&found[0], "ord").as_deref(),
+        Some(ord.to_string().as_str())
+    );
+    assert_eq!(field(&found[0], "name").as_deref(), Some("新名字"));
+    assert_eq!(
+        field(&found[0], "weixinAcc").as_deref(),
+        Some(format!("wx_{}", mobile(21)).as_str())
+    );
+    assert_eq!(w.erp_ord(id)?, Some(ord));
+    let r = w.query(
+        "SELECT action, old_data->>'name' FROM erp_sync.sync_log WHERE contact_id = $1 AND outcome = 'success'",
+        &[&id],
+    )?;
+    assert_eq!(r.len(), 1);
+    assert_eq!(
+        r[0].get::<_, String>(0),
+        "supplement",
+        "ERP had no weixinAcc, platform has one"
+    );
+    assert_eq!(
+        r[0].get::<_, Option<String>>(1).as_deref(),
+        Some("旧名字"),
+        "old data kept for rollback"
+    );
+
+    // A later change of the contact is an update of the same ERP customer.
+    w.exec(&format!(
+        "UPDATE mp.contacts SET address = '北京市海淀区' WHERE id = {id}"
+    ))?;
+    w.settle(SETTLE, &[&s])?;
+    let found = w.erp_by_khid(&format!("WX{id}"))?;
+    assert_eq!(found.len(), 1);
+    assert_eq!(field(&found[0], "address").as_deref(), Some("北京市海淀区"));
+    assert_eq!(
+        w.count(&format!(
+            "SELECT count(*) FROM erp_sync.sync_log WHERE contact_id = {id} AND action = 'update'"
+        ))?,
+        1
+    );
+    Ok(())
+}
+
+#[test]
+fn duplicate_mobile_is_skipped_and_followups_too() -> Result<()> {
+    let w = World::start()?;
+    let other = w.erp_seed_customer(
+        2,
+        json!({"name": "手工录入", "khid": "HAND1", "mobile": mobile(31)}),
+    )?;
+    let id = w.contact(&NewContact::personal("重复手机", &mobile(31)))?;
+    w.signal(id, "很好")?;
+    let s = w.sidecar("w1", &[])?;
+    w.settle(SETTLE, &[&s])?;
+    assert!(
+        w.erp_by_khid(&format!("WX{id}"))?.is_empty(),
+        "no duplicate customer"
+    );
+    let rows = w.rows_of(id)?;
+    assert_eq!(rows[0].0, "customer");
+    assert_eq!(rows[0].1, "skipped");
+    let why = rows[0].2.clone().unwrap_or_default();
+    assert!(
+        why.contains(&other.to_string()) && !why.contains(&mobile(31)),
+        "{why}"
+    );
+    assert_eq!(rows[1].0, "followup");
+    assert_eq!(rows[1].1, "skipped", "{rows:?}");
+    assert_eq!(
+        w.count(&format!(
+            "SELECT count(*) FROM erp_sync.sync_log WHERE contact_id = {id} AND action = 'skip'"
+        ))?,
+        2
+    );
+    Ok(())
+}
+
+#[test]
+fn dry_run_changes_nothing_but_the_log() -> Result<()> {
+    let w = World::start()?;
+    let id = w.contact(&NewContact::personal("试运行", &mobile(41)))?;
+    let out = std::process::Command::new(e2e::erp_sync_bin())
+        .args(["run", "--dry-run", "--once"])
+        .env("ERP_SYNC_DATABASE_URL", w.pg.url())
+        .env("ERP_SYNC_ERP_BASE_URL", w.sim.base_url())
+        .output()?;
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(w.erp_customers()?.is_empty());
+    assert_eq!(w.rows_of(id)?[0].1, "pending");
+    assert_eq!(
+        w.count("SELECT count(*) FROM erp_sync.sync_log WHERE outcome = 'dry_run'")?,
+        1
+    );
+    Ok(())
+}
+
+#[test]
+fn rollback_of_an_update_and_of_a_create() -> Result<()> {
+    let w = World::start()?;
+    let id = 6001;
+    w.erp_seed_customer(
+        2,
+        json!({"name": "原来的名字", "khid": format!("WX{id}"), "mobile": mobile(51)}),
+    )?;
+    let mut c = NewContact::personal("平台名字", &mobile(51));
+    c.id = Some(id);
+    w.contact(&c)?;
+    let created = w.contact(&NewContact::personal("新建客户", &mobile(52)))?;
+    let s = w.sidecar("w1", &[])?;
+    w.settle(SETTLE, &[&s])?;
+    assert_eq!(
+        field(&w.erp_by_khid(&format!("WX{id}"))?[0], "name").as_deref(),
+        Some("平台名字")
+    );
+    assert_eq!(w.erp_by_khid(&format!("WX{created}"))?.len(), 1);
+
+    // Roll both back: rows of kind 'rollback' pointing at the sync_log entries.
+    w.exec(&format!(
+        "INSERT INTO erp_sync.outbox (contact_id, kind, ref_id)
+         SELECT contact_id, 'rollback', id FROM erp_sync.sync_log
+         WHERE contact_id IN ({id}, {created}) AND action IN ('create', 'update', 'supplement') AND outcome = 'success'
+         ORDER BY id"
+    ))?;
+    w.settle(SETTLE, &[&s])?;
+    assert_eq!(
+        field(&w.erp_by_khid(&format!("WX{id}"))?[0], "name").as_deref(),
+        Some("原来的名字")
+    );
+    assert!(
+        w.erp_by_khid(&format!("WX{created}"))?.is_empty(),
+        "created customer deleted"
+    );
+    assert_eq!(w.erp_ord(created)?, None);
+    assert_eq!(
+        w.count("SELECT count(*) FROM erp_sync.sync_log WHERE outcome = 'rolled_back'")?,
+        2
+    );
+    assert_eq!(
+        w.count("SELECT count(*) FROM erp_sync.sync_log WHERE action IN ('delete', 'restore')")?,
+        2
+    );
+    Ok(())
+}

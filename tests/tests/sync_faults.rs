@@ -1,0 +1,179 @@
+//! ERP faults end to end: every transient fault is retried until the data is in the ERP exactly once;
+//! a business refusal is dead at once with the ERP's text; a session expiry is not counted.
+
+mod sync_util;
+
+use anyhow::Result;
+use serde_json::json;
+use std::time::Duration;
+use sync_util::{mobile, NewContact, World};
+
+const SETTLE: Duration = Duration::from_secs(45);
+
+/// N personal contacts; returns their ids.
+fn contacts(w: &World, n: i64, base: i64) -> Result<Vec<i64>> {
+    (0..n)
+        .map(|i| {
+            w.contact(&NewContact::personal(
+                &format!("客户{i:03}"),
+                &mobile(base + i),
+            ))
+        })
+        .collect()
+}
+
+fn assert_each_once(w: &World, ids: &[i64]) -> Result<()> {
+    for id in ids {
+        let n = w.erp_by_khid(&format!("WX{id}"))?.len();
+        assert_eq!(n, 1, "contact {id}: {n} ERP customers");
+    }
+    assert_eq!(
+        w.count("SELECT count(*) FROM erp_sync.outbox WHERE status <> 'done'")?,
+        0
+    );
+    Ok(())
+}
+
+#[test]
+fn transient_faults_are_retried_to_exactly_once() -> Result<()> {
+    let w = World::start()?;
+    // 5xx burst, hangs past the client timeout, truncated JSON, server exceptions.
+    w.faults(json!({"error_next": 4, "hang_next": 2, "hang_ms": 5000, "malformed_next": 3, "server_exception_next": 3}))?;
+    let ids = contacts(&w, 8, 100)?;
+    let s = w.sidecar("w1", &[])?;
+    w.settle(SETTLE, &[&s])?;
+    assert_each_once(&w, &ids)?;
+    assert!(
+        w.count("SELECT coalesce(sum(attempts), 0) FROM erp_sync.outbox")? > 0,
+        "some attempts failed"
+    );
+    assert!(w.count("SELECT count(*) FROM erp_sync.sync_log WHERE outcome = 'failed'")? > 0);
+    Ok(())
+}
+
+#[test]
+fn session_expiry_is_not_an_attempt() -> Result<()> {
+    let w = World::start()?;
+    let ids = contacts(&w, 2, 200)?;
+    let s = w.sidecar("w1", &[])?;
+    w.settle(SETTLE, &[&s])?;
+    w.faults(json!({"expire_next": 2}))?;
+    let more = contacts(&w, 3, 210)?;
+    w.settle(SETTLE, &[&s])?;
+    assert_each_once(&w, &ids)?;
+    assert_each_once(&w, &more)?;
+    assert_eq!(
+        w.count("SELECT coalesce(sum(attempts), 0) FROM erp_sync.outbox")?,
+        0
+    );
+    Ok(())
+}
+
+#[test]
+fn business_refusal_is_dead_at_once() -> Result<()> {
+    let w = World::start()?;
+    w.faults(json!({"refuse": [{"field": "name", "value": "禁止客户", "text": "保存失败：客户名称不允许"}]}))?;
+    let bad = w.contact(&NewContact::personal("禁止客户", &mobile(300)))?;
+    w.signal(bad, "很好")?;
+    let good = w.contact(&NewContact::personal("正常客户", &mobile(301)))?;
+    let s = w.sidecar("w1", &[])?;
+    w.settle(SETTLE, &[&s])?;
+    let rows = w.rows_of(bad)?;
+    assert_eq!(rows[0].1, "dead");
+    assert_eq!(
+        w.count(&format!("SELECT attempts::bigint FROM erp_sync.outbox WHERE contact_id = {bad} AND kind = 'customer'"))?,
+        0
+    );
+    assert!(
+        rows[0]
+            .2
+            .as_deref()
+            .unwrap_or("")
+            .contains("客户名称不允许"),
+        "{rows:?}"
+    );
+    assert_eq!(
+        rows[1].1, "dead",
+        "follow-up of a customer that is not in the ERP: {rows:?}"
+    );
+    assert_eq!(
+        w.count(&format!("SELECT count(*) FROM erp_sync.sync_log WHERE contact_id = {bad} AND outcome = 'failed'"))?,
+        1
+    );
+    assert_eq!(
+        w.erp_by_khid(&format!("WX{good}"))?.len(),
+        1,
+        "other contacts are not blocked"
+    );
+
+    // retry_failed brings the dead rows back; with the refusal lifted they go through, in order.
+    w.faults(json!({"refuse": []}))?;
+    w.exec(&format!("SELECT erp_sync.retry_failed({bad})"))?;
+    w.settle(SETTLE, &[&s])?;
+    assert_eq!(w.erp_by_khid(&format!("WX{bad}"))?.len(), 1);
+    assert!(
+        w.rows_of(bad)?.iter().all(|r| r.1 == "done"),
+        "{:?}",
+        w.rows_of(bad)?
+    );
+    Ok(())
+}
+
+#[test]
+fn ok_but_not_persisted_is_caught_by_read_back() -> Result<()> {
+    let w = World::start()?;
+    w.faults(json!({"not_persisted_next": 2}))?;
+    let ids = contacts(&w, 3, 400)?;
+    let s = w.sidecar("w1", &[])?;
+    w.settle(SETTLE, &[&s])?;
+    assert_each_once(&w, &ids)?;
+    assert!(w.count("SELECT coalesce(sum(attempts), 0) FROM erp_sync.outbox")? >= 1);
+    Ok(())
+}
+
+#[test]
+fn retries_exhausted_is_dead_with_last_error() -> Result<()> {
+    let w = World::start()?;
+    w.faults(json!({"error_rate": 1.0}))?;
+    let id = w.contact(&NewContact::personal("总失败", &mobile(500)))?;
+    let s = w.sidecar("w1", &[("ERP_SYNC_ENGINE_MAX_ATTEMPTS", "3")])?;
+    w.settle(SETTLE, &[&s])?;
+    let r = w.query(
+        "SELECT status, attempts, last_error FROM erp_sync.outbox WHERE contact_id = $1",
+        &[&id],
+    )?;
+    assert_eq!(r[0].get::<_, String>(0), "dead");
+    assert_eq!(r[0].get::<_, i32>(1), 3);
+    assert!(r[0].get::<_, Option<String>>(2).is_some());
+    Ok(())
+}
+
+#[test]
+fn refused_login_keeps_rows_until_fixed() -> Result<()> {
+    let w = World::start()?;
+    let ids = contacts(&w, 3, 600)?;
+    let mut bad = w.sidecar("w1", &[("ERP_SYNC_ERP_PASSWORD", "wrong")])?;
+    assert!(e2e::wait_until(Duration::from_secs(20), || bad
+        .proc
+        .output()
+        .contains("ERP login refused")));
+    std::thread::sleep(Duration::from_secs(2));
+    assert_eq!(
+        w.count("SELECT count(*) FROM erp_sync.outbox WHERE status IN ('dead', 'done')")?,
+        0
+    );
+    assert_eq!(
+        w.count("SELECT coalesce(sum(attempts), 0) FROM erp_sync.outbox")?,
+        0,
+        "not spent"
+    );
+    let logins = w.sim.get("/_sim/stats")?["logins_failed"]
+        .as_i64()
+        .unwrap_or(0);
+    assert!(logins <= 3, "no login hammering: {logins} failed logins");
+    assert_eq!(bad.proc.terminate(Duration::from_secs(10))?, Some(0));
+    let good = w.sidecar("w2", &[])?;
+    w.settle(SETTLE, &[&good])?;
+    assert_each_once(&w, &ids)?;
+    Ok(())
+}

@@ -1,0 +1,288 @@
+//! Shared helpers of the `sync_*` end-to-end tests: one cluster + one simulator per test, sidecars
+//! started with fast timings, SQL helpers to create platform data, and readers for what the ERP
+//! simulator stored.
+#![allow(dead_code)]
+
+use anyhow::{anyhow, bail, Context, Result};
+use e2e::{wait_until, Cluster, Sidecar, Sim};
+use serde_json::Value;
+use std::time::Duration;
+
+/// Timings that keep tests fast: frequent polls, short leases (expired leases come back in ~2 s),
+/// quick retries, and an ERP timeout shorter than the simulator's hang.
+pub const FAST: &[(&str, &str)] = &[
+    ("ERP_SYNC_ENGINE_POLL_INTERVAL_MS", "300"),
+    ("ERP_SYNC_ENGINE_LEASE_MS", "2000"),
+    ("ERP_SYNC_ENGINE_HEARTBEAT_MS", "400"),
+    ("ERP_SYNC_ENGINE_BACKOFF_BASE_MS", "100"),
+    ("ERP_SYNC_ENGINE_BACKOFF_MAX_MS", "800"),
+    ("ERP_SYNC_ENGINE_RATE_LIMIT_PER_S", "0"),
+    ("ERP_SYNC_ENGINE_SHUTDOWN_DEADLINE_MS", "3000"),
+    ("ERP_SYNC_ERP_TIMEOUT_MS", "1500"),
+    ("ERP_SYNC_ERP_RELOGIN_BACKOFF_MS", "100"),
+    ("ERP_SYNC_ERP_RELOGIN_BACKOFF_MAX_MS", "500"),
+];
+
+pub struct World {
+    pub pg: Cluster,
+    pub sim: Sim,
+}
+
+/// A platform contact to insert into `mp.contacts`; defaults pass admission.
+#[derive(Debug, Clone)]
+pub struct NewContact {
+    pub id: Option<i64>,
+    pub company_type: bool,
+    pub name: String,
+    pub company: Option<String>,
+    pub phone: Option<String>,
+    pub verified: bool,
+    pub score: i32,
+    pub wechat_id: Option<String>,
+    pub address: Option<String>,
+    pub contact_person: Option<String>,
+    pub contact_phone: Option<String>,
+    pub email: Option<String>,
+}
+
+impl NewContact {
+    pub fn personal(name: &str, phone: &str) -> NewContact {
+        NewContact {
+            id: None,
+            company_type: false,
+            name: name.into(),
+            company: None,
+            phone: Some(phone.into()),
+            verified: true,
+            score: 75,
+            wechat_id: Some(format!("wx_{phone}")),
+            address: Some("上海市浦东新区".into()),
+            contact_person: None,
+            contact_phone: None,
+            email: None,
+        }
+    }
+
+    pub fn company(name: &str, company: &str, phone: &str) -> NewContact {
+        NewContact {
+            company_type: true,
+            company: Some(company.into()),
+            contact_person: Some(format!("{name}经理")),
+            contact_phone: Some("13900001111".into()),
+            email: Some("sales@example.com".into()),
+            ..NewContact::personal(name, phone)
+        }
+    }
+}
+
+/// Mobile number `1380000NNNN` for test contact `n`.
+pub fn mobile(n: i64) -> String {
+    format!("138{:08}", n)
+}
+
+impl World {
+    pub fn start() -> Result<World> {
+        World::start_with(&[])
+    }
+
+    pub fn start_with(sim_args: &[&str]) -> Result<World> {
+        let pg = Cluster::start()?;
+        let sim = Sim::start(sim_args)?;
+        Ok(World { pg, sim })
+    }
+
+    pub fn sidecar(&self, worker: &str, extra: &[(&str, &str)]) -> Result<Sidecar> {
+        let mut env: Vec<(&str, &str)> = FAST.to_vec();
+        env.extend_from_slice(extra);
+        Sidecar::start(&self.pg, &self.sim, worker, &env)
+    }
+
+    pub fn exec(&self, sql: &str) -> Result<()> {
+        self.pg
+            .client()?
+            .batch_execute(sql)
+            .with_context(|| format!("SQL: {sql}"))
+    }
+
+    pub fn query(
+        &self,
+        sql: &str,
+        params: &[&(dyn postgres::types::ToSql + Sync)],
+    ) -> Result<Vec<postgres::Row>> {
+        self.pg
+            .client()?
+            .query(sql, params)
+            .with_context(|| format!("SQL: {sql}"))
+    }
+
+    pub fn count(&self, sql: &str) -> Result<i64> {
+        self.pg.count(sql)
+    }
+
+    pub fn contact(&self, c: &NewContact) -> Result<i64> {
+        let mut db = self.pg.client()?;
+        let ty = if c.company_type {
+            "company"
+        } else {
+            "personal"
+        };
+        let row = db.query_one(
+            "INSERT INTO mp.contacts (id, type, name, company, phone, phone_verified, score, list_status,
+                                      wechat_id, address, contact_person, contact_phone, email)
+             VALUES (coalesce($1, nextval('mp.contacts_id_seq')), $2, $3, $4, $5, $6, $7, 'white',
+                     $8, $9, $10, $11, $12)
+             RETURNING id",
+            &[
+                &c.id, &ty, &c.name, &c.company, &c.phone, &c.verified, &c.score, &c.wechat_id,
+                &c.address, &c.contact_person, &c.contact_phone, &c.email,
+            ],
+        )?;
+        Ok(row.try_get(0)?)
+    }
+
+    pub fn thread(&self, contact_id: i64, score: i32, summary: &str) -> Result<i64> {
+        let mut db = self.pg.client()?;
+        let row = db.query_one(
+            "INSERT INTO mp.threads (contact_id, score, summary) VALUES ($1, $2, $3) RETURNING id",
+            &[&contact_id, &score, &summary],
+        )?;
+        Ok(row.try_get(0)?)
+    }
+
+    pub fn signal(&self, contact_id: i64, content: &str) -> Result<i64> {
+        let mut db = self.pg.client()?;
+        let row = db.query_one(
+            "INSERT INTO mp.signals (contact_id, content) VALUES ($1, $2) RETURNING id",
+            &[&contact_id, &content],
+        )?;
+        Ok(row.try_get(0)?)
+    }
+
+    pub fn unfinished(&self) -> Result<i64> {
+        self.count("SELECT count(*) FROM erp_sync.outbox WHERE status IN ('pending', 'running')")
+    }
+
+    /// Wait until no outbox row is pending or running.
+    pub fn settle(&self, timeout: Duration, sidecars: &[&Sidecar]) -> Result<()> {
+        if wait_until(timeout, || matches!(self.unfinished(), Ok(0))) {
+            return Ok(());
+        }
+        let mut diag = String::new();
+        for r in self.query(
+            "SELECT id, contact_id, kind, status, attempts, coalesce(last_error, '') FROM erp_sync.outbox
+             WHERE status IN ('pending', 'running') ORDER BY id LIMIT 20",
+            &[],
+        )? {
+            diag.push_str(&format!(
+                "  #{} contact {} {} {} attempts={} {}\n",
+                r.get::<_, i64>(0),
+                r.get::<_, i64>(1),
+                r.get::<_, String>(2),
+                r.get::<_, String>(3),
+                r.get::<_, i32>(4),
+                r.get::<_, String>(5)
+            ));
+        }
+        for s in sidecars {
+            let out = s.proc.output();
+            let tail: Vec<&str> = out.lines().rev().take(30).collect();
+            diag.push_str(&format!(
+                "--- sidecar log tail ---\n{}\n",
+                tail.into_iter().rev().collect::<Vec<_>>().join("\n")
+            ));
+        }
+        bail!("outbox did not settle within {timeout:?}:\n{diag}")
+    }
+
+    /// `(status, last_error)` of every outbox row of a contact, by id.
+    pub fn rows_of(&self, contact_id: i64) -> Result<Vec<(String, String, Option<String>)>> {
+        Ok(self
+            .query(
+                "SELECT kind, status, last_error FROM erp_sync.outbox WHERE contact_id = $1 ORDER BY id",
+                &[&contact_id],
+            )?
+            .iter()
+            .map(|r| (r.get(0), r.get(1), r.get(2)))
+            .collect())
+    }
+
+    pub fn erp_ord(&self, contact_id: i64) -> Result<Option<i64>> {
+        let rows = self.query(
+            "SELECT erp_ord FROM erp_sync.customer_link WHERE contact_id = $1",
+            &[&contact_id],
+        )?;
+        Ok(rows.first().and_then(|r| r.get::<_, Option<i64>>(0)))
+    }
+
+    // ---- simulator side ----
+
+    pub fn faults(&self, patch: Value) -> Result<()> {
+        self.sim.post("/_sim/faults", &patch).map(drop)
+    }
+
+    /// Every customer the simulator stores.
+    pub fn erp_customers(&self) -> Result<Vec<Value>> {
+        records(self.sim.get("/_sim/customers")?, "customers")
+    }
+
+    /// Customers whose khid is `khid`.
+    pub fn erp_by_khid(&self, khid: &str) -> Result<Vec<Value>> {
+        Ok(self
+            .erp_customers()?
+            .into_iter()
+            .filter(|c| field(c, "khid").as_deref() == Some(khid))
+            .collect())
+    }
+
+    pub fn erp_persons(&self) -> Result<Vec<Value>> {
+        records(self.sim.get("/_sim/persons")?, "persons")
+    }
+
+    pub fn erp_followups(&self) -> Result<Vec<Value>> {
+        records(self.sim.get("/_sim/followups")?, "followups")
+    }
+
+    pub fn erp_assignments(&self) -> Result<Vec<Value>> {
+        records(self.sim.get("/_sim/assignments")?, "assignments")
+    }
+
+    /// Create a customer directly in the simulator (as if typed into the ERP by hand).
+    /// `fields` holds the spec's field ids (name, khid, mobile, weixinAcc, …).
+    pub fn erp_seed_customer(&self, intsort: u8, fields: Value) -> Result<i64> {
+        let v = self.sim.post(
+            "/_sim/customers",
+            &serde_json::json!([{"intsort": intsort, "fields": fields}]),
+        )?;
+        v.get("ords")
+            .and_then(|o| o.get(0))
+            .and_then(Value::as_i64)
+            .ok_or_else(|| anyhow!("seeding a customer returned no ord: {v}"))
+    }
+}
+
+fn records(v: Value, key: &str) -> Result<Vec<Value>> {
+    match v {
+        Value::Array(a) => Ok(a),
+        Value::Object(mut m) => match m
+            .remove(key)
+            .or_else(|| m.remove("records"))
+            .or_else(|| m.remove("items"))
+        {
+            Some(Value::Array(a)) => Ok(a),
+            other => bail!("unexpected /_sim/{key} reply: {other:?}"),
+        },
+        other => bail!("unexpected /_sim/{key} reply: {other}"),
+    }
+}
+
+/// A field of a simulator record as a string (numbers stringified), looking inside `fields` too.
+pub fn field(rec: &Value, key: &str) -> Option<String> {
+    let v = rec
+        .get(key)
+        .or_else(|| rec.get("fields").and_then(|f| f.get(key)))?;
+    match v {
+        Value::String(s) => Some(s.clone()),
+        Value::Null => None,
+        other => Some(other.to_string()),
+    }
+}

@@ -1,0 +1,77 @@
+//! Wake-up path: with the fallback poll made very long, only LISTEN/NOTIFY can wake an idle sidecar
+//! quickly — before and after PostgreSQL restarts under it (the listener reconnects and re-LISTENs).
+
+mod sync_util;
+
+use anyhow::Result;
+use e2e::wait_until;
+use std::time::{Duration, Instant};
+use sync_util::{mobile, NewContact, World};
+
+const SLOW_POLL: &[(&str, &str)] = &[("ERP_SYNC_ENGINE_POLL_INTERVAL_MS", "600000")];
+
+fn idle(w: &World) -> bool {
+    w.count("SELECT count(*) FROM erp_sync.workers WHERE idle")
+        .is_ok_and(|n| n == 1)
+}
+
+fn synced_within(w: &World, id: i64, t: Duration) -> bool {
+    wait_until(t, || matches!(w.erp_ord(id), Ok(Some(_))))
+}
+
+#[test]
+fn notify_wakes_an_idle_sidecar_even_after_a_postgres_restart() -> Result<()> {
+    let w = World::start()?;
+    let s = w.sidecar("w1", SLOW_POLL)?;
+    assert!(
+        wait_until(Duration::from_secs(10), || idle(&w)),
+        "worker never went idle: {}",
+        s.proc.output()
+    );
+
+    let t = Instant::now();
+    let a = w.contact(&NewContact::personal("通知一", &mobile(71)))?;
+    assert!(
+        synced_within(&w, a, Duration::from_secs(5)),
+        "not woken by NOTIFY: {}",
+        s.proc.output()
+    );
+    eprintln!("woken and synced in {:?}", t.elapsed());
+
+    w.pg.restart("fast")?;
+    // The listener notices, reconnects with backoff, re-LISTENs and polls once.
+    assert!(wait_until(Duration::from_secs(15), || s
+        .proc
+        .output()
+        .matches("listening")
+        .count()
+        >= 2));
+    assert!(wait_until(Duration::from_secs(10), || idle(&w)));
+    let b = w.contact(&NewContact::personal("通知二", &mobile(72)))?;
+    assert!(
+        synced_within(&w, b, Duration::from_secs(5)),
+        "not woken after restart: {}",
+        s.proc.output()
+    );
+    Ok(())
+}
+
+#[test]
+fn busy_sidecar_gets_no_notifications_but_drains() -> Result<()> {
+    let w = World::start()?;
+    w.faults(serde_json::json!({"latency_ms": 30}))?;
+    let s = w.sidecar("w1", SLOW_POLL)?;
+    assert!(wait_until(Duration::from_secs(10), || idle(&w)));
+    let mut ids = Vec::new();
+    for i in 0..15 {
+        ids.push(w.contact(&NewContact::personal(
+            &format!("批量{i:02}"),
+            &mobile(80 + i),
+        ))?);
+    }
+    w.settle(Duration::from_secs(30), &[&s])?;
+    for id in ids {
+        assert!(w.erp_ord(id)?.is_some());
+    }
+    Ok(())
+}
