@@ -10,7 +10,7 @@ PG_CONFIG  ?= /usr/lib/postgresql/15/bin/pg_config
 PGRX_DATA  ?= /tmp/erp_sync-pgrx-data
 export CARGO_TERM_COLOR ?= never
 
-.PHONY: setup build install-ext test test-unit test-pgrx test-e2e demo bench chaos clean-demo
+.PHONY: setup build install-ext test test-unit test-pgrx test-sql test-e2e demo bench chaos
 
 setup:
 	@scripts/setup.sh
@@ -30,10 +30,13 @@ test-pgrx: setup
 	cargo pgrx test pg15 -p pg_ext --runas postgres --pgdata $(PGRX_DATA)
 
 # pgrx test installs a build with test-only objects; install the plain extension afterwards.
+test-sql: install-ext
+	scripts/test-sql.sh
+
 test-e2e: build install-ext
 	cargo test -p e2e -- --test-threads=2
 
-test: test-unit test-pgrx test-e2e
+test: test-unit test-pgrx test-sql test-e2e
 
 demo: build install-ext
 	@scripts/demo.sh

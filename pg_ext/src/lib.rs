@@ -2,14 +2,16 @@
 //! transactional outbox for the Zhibang ERP. `CREATE EXTENSION erp_sync`.
 //!
 //! Table of contents. SQL objects are created in this order:
-//! 1. `sql/bootstrap.sql`  tables, indexes, seed rows (before everything else)
-//! 2. Rust functions       rules (`rules::sql`), capture trigger + track/untrack/request_sync
-//!                         (`capture`), payload functions
-//! 3. `sql/ops.sql`        outbox row CHECK; SQL helpers for the sidecar and operators:
-//!                         pick_rep, retry_failed
-//! 4. `sql/views.sql`      contact_status (rebuilt by track), queue, settings_effective,
-//!                         config-change triggers
-//! 5. `sql/roles.sql`      roles, grants, SECURITY DEFINER for the trigger (last)
+//!
+//! ```text
+//! 1. sql/bootstrap.sql  tables, indexes, seed rows (before everything else)
+//! 2. Rust functions     rules (rules::sql), capture trigger + track/untrack/request_sync
+//!                       (capture), payload functions
+//! 3. sql/ops.sql        outbox row CHECK; pick_rep, retry_failed
+//! 4. sql/views.sql      contact_status (rebuilt by track), queue, settings_effective,
+//!                       config-change triggers
+//! 5. sql/roles.sql      roles, grants, SECURITY DEFINER for the trigger (last)
+//! ```
 
 use pgrx::prelude::*;
 

@@ -42,6 +42,12 @@ mod tests {
         text(&format!("SELECT pg_temp.sqlstate_of({})", pgrx::spi::quote_literal(sql)))
     }
 
+    /// Tests run concurrently against one database and create the same schema, tables, rows in
+    /// erp_sync.tracked_tables / settings: take turns (the lock ends with the test's transaction).
+    fn serial() {
+        run("SELECT pg_advisory_xact_lock(20251019)");
+    }
+
     fn platform() {
         run(MIDDLE_PLATFORM);
     }
@@ -62,6 +68,7 @@ mod tests {
 
     #[pg_test]
     fn rules_scalar_functions() {
+        serial();
         assert_eq!(one::<String>("SELECT erp_sync.normalize_mobile('+86 138-0013-8000')").as_deref(), Some("13800138000"));
         assert_eq!(one::<String>("SELECT erp_sync.normalize_mobile('1380013')"), None);
         assert_eq!(text("SELECT erp_sync.mask_mobile('13812341234')"), "138****1234");
@@ -78,6 +85,7 @@ mod tests {
 
     #[pg_test]
     fn rules_volatility_is_declared() {
+        serial();
         let v = text(
             "SELECT string_agg(proname || ':' || provolatile::text || proparallel::text || CASE WHEN proisstrict THEN 's' ELSE '' END,
                                ',' ORDER BY proname, provolatile)
@@ -89,6 +97,7 @@ mod tests {
 
     #[pg_test]
     fn settings_defaults_and_overrides() {
+        serial();
         assert_eq!(text("SELECT erp_sync.setting('admission.min_score')"), "60");
         assert_eq!(text("SELECT erp_sync.setting('notify.channel')"), "erp_sync");
         assert_eq!(one::<String>("SELECT erp_sync.setting('no.such.key')"), None);
@@ -100,6 +109,7 @@ mod tests {
 
     #[pg_test]
     fn admission_check_jsonb() {
+        serial();
         let ok = jsonb(
             r#"SELECT erp_sync.admission_check('{"type":"personal","name":"李四五","phone":"138 0013 8000",
                 "phone_verified":true,"score":60}')"#,
@@ -131,6 +141,7 @@ mod tests {
 
     #[pg_test]
     fn select_template_from_table() {
+        serial();
         assert_eq!(int("SELECT erp_sync.select_template('客户说很好，请发合同')::int8"), 106);
         assert_eq!(int("SELECT erp_sync.select_template('电话未接')::int8"), 107);
         assert_eq!(int("SELECT erp_sync.select_template('再等等吧')::int8"), 108);
@@ -144,6 +155,7 @@ mod tests {
 
     #[pg_test]
     fn assignment_and_pick_rep() {
+        serial();
         assert_eq!(text("SELECT erp_sync.assignment_for(80)"), "top");
         assert_eq!(text("SELECT erp_sync.assignment_for(79)"), "regular");
         assert_eq!(text("SELECT erp_sync.assignment_for(59)"), "public");
@@ -166,6 +178,7 @@ mod tests {
 
     #[pg_test]
     fn track_reference_schema() {
+        serial();
         platform();
         assert_eq!(int("SELECT count(*) FROM erp_sync.tracked_tables"), 3);
         assert_eq!(int("SELECT count(*) FROM pg_trigger WHERE tgname = 'erp_sync_capture'"), 3);
@@ -179,6 +192,7 @@ mod tests {
 
     #[pg_test]
     fn track_bad_arguments_raise_with_sqlstate_and_hint() {
+        serial();
         platform();
         run("CREATE TABLE public.people (pid bigint, mobile text)");
         let s = sqlstate("SELECT erp_sync.track('public.people', 'customer')");
@@ -205,6 +219,7 @@ mod tests {
 
     #[pg_test]
     fn untrack_stops_capture() {
+        serial();
         platform();
         assert_eq!(text("SELECT erp_sync.untrack('mp.contacts')"), "contact");
         good_contact(1);
@@ -218,6 +233,7 @@ mod tests {
 
     #[pg_test]
     fn contact_insert_update_coalesce_and_noop() {
+        serial();
         platform();
         good_contact(1);
         assert_eq!(outbox("contact_id = 1 AND kind = 'customer' AND status = 'pending'"), 1);
@@ -240,6 +256,7 @@ mod tests {
 
     #[pg_test]
     fn contact_rejected_then_grey_to_white_upgrade() {
+        serial();
         platform();
         run("INSERT INTO mp.contacts (id, type, name, phone, phone_verified, score, list_status)
              VALUES (7, 'personal', '赵六六', '13900139000', true, 75, 'grey')");
@@ -258,6 +275,7 @@ mod tests {
 
     #[pg_test]
     fn contact_settings_changed_in_same_transaction_apply() {
+        serial();
         platform();
         run("INSERT INTO erp_sync.settings (key, value) VALUES ('admission.min_score', '85')");
         good_contact(1); // score 80
@@ -271,6 +289,7 @@ mod tests {
 
     #[pg_test]
     fn thread_paths() {
+        serial();
         platform();
         good_contact(1);
         run("UPDATE erp_sync.outbox SET status = 'done', finished_at = now()");
@@ -300,6 +319,7 @@ mod tests {
 
     #[pg_test]
     fn signal_followup_and_skipped() {
+        serial();
         platform();
         good_contact(1);
         run("INSERT INTO mp.signals (id, contact_id, content) VALUES (100, 1, '客户说很好，尽快发合同')");
@@ -320,6 +340,7 @@ mod tests {
 
     #[pg_test]
     fn signal_without_contact_table_is_skipped() {
+        serial();
         platform();
         good_contact(1);
         run("SELECT erp_sync.untrack('mp.contacts')");
@@ -331,6 +352,7 @@ mod tests {
 
     #[pg_test]
     fn notify_once_per_transaction_when_a_worker_is_idle() {
+        serial();
         platform();
         run("INSERT INTO erp_sync.workers (worker_id, idle, heartbeat_at) VALUES ('w1', true, now())");
         let before = notifies_sent();
@@ -344,6 +366,7 @@ mod tests {
 
     #[pg_test]
     fn broken_wake_up_setting_keeps_the_outbox_row() {
+        serial();
         platform();
         run("INSERT INTO erp_sync.settings (key, value) VALUES ('notify.idle_fresh', 'not an interval')");
         run("INSERT INTO erp_sync.workers (worker_id, idle, heartbeat_at) VALUES ('w1', true, now())");
@@ -353,6 +376,7 @@ mod tests {
 
     #[pg_test]
     fn no_notify_when_workers_are_busy_or_stale() {
+        serial();
         platform();
         run("INSERT INTO erp_sync.workers (worker_id, idle, heartbeat_at) VALUES
              ('busy', false, now()), ('stale', true, now() - interval '1 hour')");
@@ -367,6 +391,7 @@ mod tests {
 
     #[pg_test]
     fn custom_table_with_own_names_and_wrong_types_never_fails_the_write() {
+        serial();
         run("CREATE SCHEMA crm");
         run("CREATE TABLE crm.people (pid bigint PRIMARY KEY, kind text, nm text, mobile bigint,
                                      ok text, pts text, ls text, wx int, memo text)");
@@ -395,6 +420,7 @@ mod tests {
 
     #[pg_test]
     fn huge_odd_and_hostile_values_never_fail_the_write() {
+        serial();
         platform();
         let big = "长".repeat(40_000); // ~120 KB in UTF-8
         run(&format!(
@@ -420,6 +446,7 @@ mod tests {
 
     #[pg_test]
     fn missing_outbox_table_never_fails_the_write() {
+        serial();
         platform();
         run("ALTER TABLE erp_sync.outbox RENAME TO outbox_gone");
         good_contact(1);
@@ -433,7 +460,21 @@ mod tests {
     }
 
     #[pg_test]
+    fn capture_failure_is_recorded_as_skipped() {
+        serial();
+        platform();
+        run("ALTER TABLE erp_sync.rejections RENAME TO rejections_gone");
+        run("INSERT INTO mp.contacts (id, name) VALUES (1, 'x')"); // fails admission, cannot reject
+        assert_eq!(int("SELECT count(*) FROM mp.contacts"), 1);
+        let err = text("SELECT last_error FROM erp_sync.outbox WHERE contact_id = 1 AND status = 'skipped'");
+        assert!(err.starts_with("capture failed: relation \"erp_sync.rejections\" does not exist"), "{err}");
+        assert_eq!(text("SELECT sync_state FROM erp_sync.contact_status WHERE contact_id = 1"), "skipped");
+        run("ALTER TABLE erp_sync.rejections_gone RENAME TO rejections");
+    }
+
+    #[pg_test]
     fn dropped_tracked_column_never_fails_the_write() {
+        serial();
         platform();
         run("ALTER TABLE mp.contacts DROP COLUMN name");
         run("INSERT INTO mp.contacts (id, phone) VALUES (1, '13800138000')");
@@ -445,6 +486,7 @@ mod tests {
 
     #[pg_test]
     fn request_sync_button() {
+        serial();
         platform();
         good_contact(1);
         let r = jsonb("SELECT erp_sync.request_sync(1)");
@@ -463,6 +505,7 @@ mod tests {
 
     #[pg_test]
     fn payload_functions() {
+        serial();
         platform();
         good_contact(1);
         run("INSERT INTO mp.threads (id, contact_id, score, summary) VALUES (1, 1, 60, 'old'), (2, 1, 91, '新的')");
@@ -484,6 +527,7 @@ mod tests {
 
     #[pg_test]
     fn retry_failed_revives_dead_rows() {
+        serial();
         platform();
         good_contact(1);
         good_contact(2);
@@ -500,6 +544,7 @@ mod tests {
 
     #[pg_test]
     fn outbox_row_check_names_the_problem() {
+        serial();
         platform();
         good_contact(1);
         let s = sqlstate("UPDATE erp_sync.outbox SET status = 'runing'");
@@ -516,6 +561,7 @@ mod tests {
 
     #[pg_test]
     fn contact_status_states_and_masking() {
+        serial();
         platform();
         good_contact(1); // pending
         good_contact(2); // synced
@@ -551,6 +597,7 @@ mod tests {
 
     #[pg_test]
     fn queue_view_counts() {
+        serial();
         platform();
         good_contact(1);
         good_contact(2);
@@ -562,6 +609,7 @@ mod tests {
 
     #[pg_test]
     fn platform_role_without_erp_sync_rights_can_write() {
+        serial();
         platform();
         run("CREATE ROLE erp_sync_test_app NOLOGIN");
         run("GRANT USAGE ON SCHEMA mp TO erp_sync_test_app");

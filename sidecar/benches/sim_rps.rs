@@ -43,6 +43,11 @@ fn main() -> R {
 
 /// CPU seconds (user + system) used so far by the simulator's threads.
 fn sim_cpu_secs() -> f64 {
+    thread_cpu_secs("sim-worker")
+}
+
+/// CPU seconds used so far by the threads whose name starts with `prefix`.
+fn thread_cpu_secs(prefix: &str) -> f64 {
     let Ok(dir) = std::fs::read_dir("/proc/self/task") else {
         return f64::NAN;
     };
@@ -54,7 +59,7 @@ fn sim_cpu_secs() -> f64 {
         let (Some(open), Some(close)) = (stat.find('('), stat.rfind(')')) else {
             continue;
         };
-        if !stat[open + 1..close].starts_with("sim-worker") {
+        if !stat[open + 1..close].starts_with(prefix) {
             continue;
         }
         let rest: Vec<&str> = stat[close + 2..].split_whitespace().collect();
@@ -248,9 +253,11 @@ async fn run(sim_rt: tokio::runtime::Handle) -> R {
     let traced = client.traced();
     // Interleaved blocks so that load changes on the machine hit all three alike; block 0 is warm-up.
     let (mut raw_t, mut cl_t, mut tr_t) = (Duration::ZERO, Duration::ZERO, Duration::ZERO);
+    let (mut raw_c, mut cl_c, mut tr_c) = (0.0f64, 0.0f64, 0.0f64);
     let blocks = 11u64;
     let per = iters / (blocks - 1);
     for block in 0..blocks {
+        let c0 = thread_cpu_secs("load-gen");
         let t0 = Instant::now();
         for _ in 0..per {
             let b = http
@@ -266,12 +273,14 @@ async fn run(sim_rt: tokio::runtime::Handle) -> R {
             }
         }
         let t1 = Instant::now();
+        let c1 = thread_cpu_secs("load-gen");
         for _ in 0..per {
             if client.find_by_khid("WX1").await?.is_none() {
                 return Err("WX1 not found".into());
             }
         }
         let t2 = Instant::now();
+        let c2 = thread_cpu_secs("load-gen");
         for _ in 0..per {
             traced.find_by_khid("WX1").await?;
             if traced.take_exchanges().len() != 1 {
@@ -279,7 +288,11 @@ async fn run(sim_rt: tokio::runtime::Handle) -> R {
             }
         }
         let t3 = Instant::now();
+        let c3 = thread_cpu_secs("load-gen");
         if block > 0 {
+            raw_c += c1 - c0;
+            cl_c += c2 - c1;
+            tr_c += c3 - c2;
             raw_t += t1 - t0;
             cl_t += t2 - t1;
             tr_t += t3 - t2;
@@ -293,10 +306,12 @@ async fn run(sim_rt: tokio::runtime::Handle) -> R {
     );
     println!("  sequential round trip: raw POST {raw_us:.1} µs, ErpClient::find_by_khid {cl_us:.1} µs, traced {tr_us:.1} µs");
     println!(
-        "  client overhead per call: {:.1} µs (traced: {:.1} µs)",
+        "  client overhead per call (wall, noisy): {:.1} µs (traced: {:.1} µs)",
         cl_us - raw_us,
         tr_us - raw_us
     );
+    let (rc, cc, tc) = (raw_c * 1e6 / n, cl_c * 1e6 / n, tr_c * 1e6 / n);
+    println!("  caller CPU per call: raw POST {rc:.1} µs, ErpClient {cc:.1} µs, traced {tc:.1} µs → client overhead {:.1} µs CPU (traced {:.1} µs)", cc - rc, tc - rc);
 
     // 5. A create through the client (allocate + save + verify = 3 requests).
     let t0 = Instant::now();

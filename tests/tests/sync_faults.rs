@@ -97,7 +97,7 @@ fn business_refusal_is_dead_at_once() -> Result<()> {
         "follow-up of a customer that is not in the ERP: {rows:?}"
     );
     assert_eq!(
-        w.count(&format!("SELECT count(*) FROM erp_sync.sync_log WHERE contact_id = {bad} AND outcome = 'failed'"))?,
+        w.count(&format!("SELECT count(*) FROM erp_sync.sync_log WHERE contact_id = {bad} AND outcome = 'failed' AND action = 'create'"))?,
         1
     );
     assert_eq!(

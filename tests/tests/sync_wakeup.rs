@@ -75,3 +75,19 @@ fn busy_sidecar_gets_no_notifications_but_drains() -> Result<()> {
     }
     Ok(())
 }
+
+#[test]
+fn killed_listener_backend_is_replaced() -> Result<()> {
+    let w = World::start()?;
+    let s = w.sidecar("w1", SLOW_POLL)?;
+    assert!(wait_until(Duration::from_secs(10), || idle(&w)));
+    let killed = w.count(
+        "SELECT count(*) FROM (SELECT pg_terminate_backend(pid) FROM pg_stat_activity
+         WHERE application_name = 'erp-sync-listener') t",
+    )?;
+    assert_eq!(killed, 1, "one listener connection");
+    assert!(wait_until(Duration::from_secs(10), || s.proc.output().matches("listening").count() >= 2));
+    let a = w.contact(&NewContact::personal("监听重连", &mobile(91)))?;
+    assert!(synced_within(&w, a, Duration::from_secs(5)), "{}", s.proc.output());
+    Ok(())
+}

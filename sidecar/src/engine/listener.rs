@@ -75,7 +75,9 @@ async fn listen_once(
     healthy: &AtomicBool,
     shutdown: &mut watch::Receiver<bool>,
 ) -> crate::error::Result<Stop> {
-    let pg = db::pg_config(&opts.db)?;
+    let mut pg = db::pg_config(&opts.db)?;
+    // Identifiable in pg_stat_activity (the pool's connections are `erp-sync`).
+    pg.application_name("erp-sync-listener");
     let (client, mut connection) = pg.connect(NoTls).await?;
     let (tx, mut rx) = mpsc::unbounded_channel::<()>();
     let driver = tokio::spawn(async move {

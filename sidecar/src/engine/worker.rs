@@ -101,6 +101,15 @@ pub async fn run_chain(ctx: &Ctx, chain: Vec<OutboxRow>) -> RunSummary {
         let mut fx = Effects::default();
         let result = handlers::process(ctx, row, &mut fx).await;
         let ack = ack_for(&result, row.attempts, &ctx.backoff);
+        if let (Ok(Verdict::Dead(reason)), true) = (&result, fx.logs.iter().all(|l| l.outcome != "failed")) {
+            // Dead without an ERP call (e.g. a follow-up whose customer is not in the ERP): audit it too.
+            fx.logs.push(LogEntry {
+                action: action_of_kind(&row.kind),
+                outcome: "failed",
+                error: Some(reason.clone()),
+                ..LogEntry::default()
+            });
+        }
         if let Err(Error::LoginFailed(why)) = &result {
             tracing::error!(outbox_id = row.id, error = %why, "ERP login refused: pausing");
             ctx.pause_for_login();
@@ -159,6 +168,16 @@ pub async fn run_chain(ctx: &Ctx, chain: Vec<OutboxRow>) -> RunSummary {
         }
     }
     s
+}
+
+/// The sync_log action recorded for a row of `kind` that fails before any ERP call.
+fn action_of_kind(kind: &str) -> &'static str {
+    match kind {
+        "followup" => "followup",
+        "assign" => "assign",
+        "rollback" => "restore",
+        _ => "create",
+    }
 }
 
 async fn release_rest(ctx: &Ctx, rest: &[OutboxRow], s: &mut RunSummary) {

@@ -57,7 +57,8 @@ impl Endpoint {
 #[derive(Debug, Clone, Serialize)]
 pub struct LoggedRequest {
     pub seq: u64,
-    pub at: String,
+    /// Unix time of receipt (ms).
+    pub at_ms: u64,
     pub endpoint: &'static str,
     /// Path and query as received.
     pub path: String,

@@ -14,7 +14,7 @@ use serde_json::{json, Map, Value};
 
 use super::app::{Endpoint, LoggedRequest, LoginOutcome, Sim};
 use super::faults::Injected;
-use super::state::{now_text, ListQuery, Page, CUSTOMER_COLS, PERSON_COLS};
+use super::state::{ListQuery, Page, CUSTOMER_COLS, PERSON_COLS};
 use crate::erp::protocol as p;
 
 type S = State<Arc<Sim>>;
@@ -209,7 +209,9 @@ async fn handle(
             (ep == Endpoint::WebapiEdit).then(|| parsed.clone().unwrap_or(Value::Null));
         sim.log_request(LoggedRequest {
             seq,
-            at: now_text(),
+            at_ms: std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_millis() as u64),
             endpoint: ep.name(),
             path: req.path.clone(),
             cmdkey: req.cmdkey.clone(),
