@@ -11,6 +11,7 @@ KEEP=${DEMO_KEEP:-0}     # DEMO_KEEP=1 leaves everything running for you to expl
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'; }
 
 WORK=$(mktemp -d /tmp/erp_sync_demo.XXXXXX)
+chmod 755 "$WORK"   # the postgres OS user runs the cluster inside it
 PGPORT=$(free_port); SIMPORT=$(free_port)
 PSQL=(psql -X -q -h 127.0.0.1 -p "$PGPORT" -U postgres -v ON_ERROR_STOP=1)
 pids=()

@@ -139,12 +139,15 @@ CREATE TABLE erp_sync.erp_customers (
 );
 CREATE INDEX erp_customers_khid_idx ON erp_sync.erp_customers (khid);
 
--- Sidecar workers; the capture trigger NOTIFYs only when a fresh one is idle.
+-- Sidecar workers; the capture trigger NOTIFYs only when a fresh one is idle, and each backend
+-- at most once per idle period: idle_since is when the worker last went from busy to idle (NULL
+-- while busy; a writer that leaves it NULL counts as idle since its last heartbeat).
 CREATE TABLE erp_sync.workers (
     worker_id    text PRIMARY KEY,
     idle         bool NOT NULL DEFAULT false,
     heartbeat_at timestamptz NOT NULL DEFAULT now(),
-    started_at   timestamptz NOT NULL DEFAULT now()
+    started_at   timestamptz NOT NULL DEFAULT now(),
+    idle_since   timestamptz  -- (extra)
 );
 
 -- Operator data survives pg_dump (extension tables are otherwise not dumped).

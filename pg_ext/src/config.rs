@@ -1,7 +1,7 @@
 //! Snapshot of the extension's configuration tables (settings, follow-up templates, tracked
-//! tables) and the per-transaction "already checked for an idle sidecar" flag.
+//! tables).
 //!
-//! The capture trigger runs once per platform row, so it must not re-read these tables every
+//! The capture trigger runs for every platform write, so it must not re-read these tables every
 //! time. The snapshot lives across transactions and is dropped by a relcache invalidation
 //! callback: a statement trigger on each configuration table (`erp_sync.config_changed()`)
 //! registers a relcache invalidation of that table, which every backend processes after the
@@ -43,8 +43,6 @@ thread_local! {
     /// set by the invalidation callback when the snapshot was borrowed at that moment
     static STALE: Cell<bool> = const { Cell::new(false) };
     static CALLBACK_REGISTERED: Cell<bool> = const { Cell::new(false) };
-    /// local transaction id whose wake-up check is done
-    static WAKE_CHECKED: Cell<Option<u32>> = const { Cell::new(None) };
 }
 
 #[pg_guard]
@@ -246,15 +244,4 @@ pub fn tracked(entity: &str) -> SpiResult<Option<Tracked>> {
     add_watched(&watch);
     with_snapshot(|c| c.tracked = Some(Rc::clone(&t)));
     Ok(t.get(entity).cloned())
-}
-
-fn current_lxid() -> u32 {
-    // SAFETY: MyProc is set for every backend that can run SQL.
-    unsafe { (*pg_sys::MyProc).lxid }
-}
-
-/// True the first time it is called in a transaction: the wake-up check runs once per transaction.
-pub fn first_wake_check() -> bool {
-    let lxid = current_lxid();
-    WAKE_CHECKED.with(|w| w.replace(Some(lxid)) != Some(lxid))
 }

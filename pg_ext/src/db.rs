@@ -12,10 +12,10 @@ thread_local! {
     static PLANS: RefCell<HashMap<String, Rc<OwnedPreparedStatement>>> = RefCell::new(HashMap::new());
 }
 
-pub const INT8: PgOid = PgOid::BuiltIn(PgBuiltInOids::INT8OID);
-pub const INT4: PgOid = PgOid::BuiltIn(PgBuiltInOids::INT4OID);
 pub const TEXT: PgOid = PgOid::BuiltIn(PgBuiltInOids::TEXTOID);
-pub const OID: PgOid = PgOid::BuiltIn(PgBuiltInOids::OIDOID);
+pub const INT8_ARRAY: PgOid = PgOid::BuiltIn(PgBuiltInOids::INT8ARRAYOID);
+pub const INT4_ARRAY: PgOid = PgOid::BuiltIn(PgBuiltInOids::INT4ARRAYOID);
+pub const TEXT_ARRAY: PgOid = PgOid::BuiltIn(PgBuiltInOids::TEXTARRAYOID);
 
 /// The cached plan for `sql`, preparing (and keeping) it on first use.
 pub fn plan(client: &SpiClient<'_>, sql: &str, types: &[PgOid]) -> SpiResult<Rc<OwnedPreparedStatement>> {

@@ -147,3 +147,27 @@ fn sigterm_is_graceful() -> Result<()> {
     no_duplicates(&w, &ids)?;
     Ok(())
 }
+
+#[test]
+fn heartbeats_keep_leases_through_calls_longer_than_the_lease() -> Result<()> {
+    let w = World::start()?;
+    // Every ERP call takes longer than the 2 s lease; only heartbeats keep the rows ours.
+    w.faults(json!({"latency_ms": 2500}))?;
+    let ids: Vec<i64> = (0..3)
+        .map(|i| w.contact(&NewContact::personal(&format!("慢客户{i}"), &mobile(5000 + i))))
+        .collect::<Result<_>>()?;
+    let slow = [("ERP_SYNC_ERP_TIMEOUT_MS", "10000")];
+    let a = w.sidecar("a", &slow)?;
+    let b = w.sidecar("b", &slow)?;
+    w.settle(SETTLE, &[&a, &b])?;
+    no_duplicates(&w, &ids)?;
+    assert_eq!(
+        w.count("SELECT count(*) FROM erp_sync.sync_log WHERE action = 'create'")?,
+        3,
+        "each create ran once"
+    );
+    for s in [&a, &b] {
+        assert!(!s.proc.output().contains("lease lost"), "{}", s.proc.output());
+    }
+    Ok(())
+}

@@ -1,6 +1,6 @@
 //! Entities, their spec field names, and reading a heap tuple through a column map.
 //!
-//! The capture trigger is created by `track()` with its column map as trigger arguments:
+//! The capture triggers are created by `track()` with its column map as trigger arguments:
 //! `capture('<entity>', '<column for field 1>', '<column for field 2>', ...)` in the order of
 //! [`fields`], `''` for a field the table does not have. So the hot path needs no lookup at all.
 
@@ -109,36 +109,48 @@ fn typed(type_oid: pg_sys::Oid, text: String) -> Val {
     }
 }
 
-/// Read the fields of `entity` from `tuple` through the column names in `columns`.
-///
-/// # Safety
-/// `tuple` and `tupdesc` must be a valid heap tuple and its descriptor (trigger data).
-pub unsafe fn read_row(
+/// Where each field of an entity sits in a tuple descriptor: attribute number (0 = not mapped
+/// or no such column, e.g. dropped since track()) and type. Resolved once per statement.
+pub struct Layout {
     entity: &'static [&'static str],
-    columns: &[String],
-    tuple: pg_sys::HeapTuple,
-    tupdesc: pg_sys::TupleDesc,
-) -> Row {
-    let mut fields = Vec::with_capacity(entity.len());
-    for i in 0..entity.len() {
-        let col = columns.get(i).map(String::as_str).unwrap_or("");
-        fields.push(read_field(col, tuple, tupdesc));
-    }
-    Row { entity, fields }
+    attrs: Vec<(i32, pg_sys::Oid)>,
 }
 
-unsafe fn read_field(col: &str, tuple: pg_sys::HeapTuple, tupdesc: pg_sys::TupleDesc) -> Field {
-    let missing = Field { raw: None, val: Val::Missing };
-    if col.is_empty() || tuple.is_null() {
-        return missing;
+/// Resolve the column names in `columns` (in the order of `entity`) against `tupdesc`.
+///
+/// # Safety
+/// `tupdesc` must be a valid tuple descriptor (the trigger relation's).
+pub unsafe fn layout(entity: &'static [&'static str], columns: &[String], tupdesc: pg_sys::TupleDesc) -> Layout {
+    let attrs = (0..entity.len())
+        .map(|i| {
+            let col = columns.get(i).map(String::as_str).unwrap_or("");
+            let fnum = match CString::new(col) {
+                Ok(c) if !col.is_empty() => pg_sys::SPI_fnumber(tupdesc, c.as_ptr()),
+                _ => 0,
+            };
+            if fnum <= 0 {
+                (0, pg_sys::InvalidOid)
+            } else {
+                (fnum, pg_sys::SPI_gettypeid(tupdesc, fnum))
+            }
+        })
+        .collect();
+    Layout { entity, attrs }
+}
+
+/// Read the fields of a layout's entity from `tuple`.
+///
+/// # Safety
+/// `tuple` must be a valid heap tuple of `tupdesc`, the descriptor `layout` was resolved with.
+pub unsafe fn read_row(layout: &Layout, tuple: pg_sys::HeapTuple, tupdesc: pg_sys::TupleDesc) -> Row {
+    let fields = layout.attrs.iter().map(|&(fnum, type_oid)| read_field(fnum, type_oid, tuple, tupdesc)).collect();
+    Row { entity: layout.entity, fields }
+}
+
+unsafe fn read_field(fnum: i32, type_oid: pg_sys::Oid, tuple: pg_sys::HeapTuple, tupdesc: pg_sys::TupleDesc) -> Field {
+    if fnum <= 0 || tuple.is_null() {
+        return Field { raw: None, val: Val::Missing };
     }
-    let Ok(ccol) = CString::new(col) else { return missing };
-    let fnum = pg_sys::SPI_fnumber(tupdesc, ccol.as_ptr());
-    if fnum <= 0 {
-        // column dropped or renamed since track(): treat as absent
-        return missing;
-    }
-    let type_oid = pg_sys::SPI_gettypeid(tupdesc, fnum);
     let cstr = pg_sys::SPI_getvalue(tuple, tupdesc, fnum);
     if cstr.is_null() {
         return Field { raw: None, val: Val::Null };

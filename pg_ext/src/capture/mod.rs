@@ -1,4 +1,4 @@
-//! Capture: the row trigger, column maps, track()/untrack(), the outbox writes and the payload
+//! Capture: the statement trigger, column maps, track()/untrack(), the outbox writes and the payload
 //! functions the sidecar reads through.
 
 pub mod columns;
@@ -7,4 +7,6 @@ pub mod lookup;
 pub mod outbox;
 pub mod payload;
 pub mod track;
+pub mod transition;
 pub mod trigger;
+pub mod wake;

@@ -1,115 +1,126 @@
-//! Writing the outbox, rejections and the wake-up NOTIFY. Rows stay minimal (contact id, kind,
-//! optional ref/template): the sidecar reads the contact's CURRENT state when it sends.
+//! Writing the outbox and rejections: everything one statement (or one request_sync) decided,
+//! collected in a [`Batch`] and written with at most three SPI calls, whatever the row count.
+//! Rows stay minimal (contact id, kind, optional ref/template): the sidecar reads the contact's
+//! CURRENT state when it sends.
 
-use crate::config;
-use crate::db::{self, INT4, INT8, TEXT};
+use crate::db::{self, INT4_ARRAY, INT8_ARRAY, TEXT_ARRAY};
 use crate::rules::admission::Admission;
-use pgrx::datum::DatumWithOid;
 use pgrx::prelude::*;
 use pgrx::spi::SpiResult;
-use std::cell::Cell;
+use std::collections::HashSet;
 
-const ENQUEUE: &str = "INSERT INTO erp_sync.outbox (contact_id, kind, ref_id) VALUES ($1, $2, $3) \
-     ON CONFLICT (contact_id, kind) WHERE status = 'pending' AND kind IN ('customer', 'assign') DO NOTHING";
-const ENQUEUE_FOLLOWUP: &str = "INSERT INTO erp_sync.outbox (contact_id, kind, ref_id, template_id) \
-     VALUES ($1, 'followup', $2, $3)";
-const SKIP: &str = "INSERT INTO erp_sync.outbox \
+/// Pending `customer`/`assign` rows coalesce with an existing pending row of the same contact
+/// and kind (`outbox_coalesce_key`); other rows never conflict with that partial index.
+const INSERT_OUTBOX: &str = "INSERT INTO erp_sync.outbox \
      (contact_id, kind, ref_id, template_id, status, last_error, finished_at) \
-     VALUES ($1, $2, $3, $4, 'skipped', $5, pg_catalog.now())";
-const REJECT: &str = "INSERT INTO erp_sync.rejections AS r (contact_id, reasons, checks, rejected_at) \
-     VALUES ($1, $2::jsonb, $3::jsonb, pg_catalog.now()) \
+     SELECT u.c, u.k, u.r, u.t, CASE WHEN u.e IS NULL THEN 'pending' ELSE 'skipped' END, u.e, \
+            CASE WHEN u.e IS NULL THEN NULL ELSE pg_catalog.now() END \
+     FROM pg_catalog.unnest($1::pg_catalog.int8[], $2::pg_catalog.text[], $3::pg_catalog.int8[], \
+                            $4::pg_catalog.int4[], $5::pg_catalog.text[]) AS u (c, k, r, t, e) \
+     ON CONFLICT (contact_id, kind) WHERE status = 'pending' AND kind IN ('customer', 'assign') DO NOTHING";
+const UPSERT_REJECTIONS: &str = "INSERT INTO erp_sync.rejections AS r (contact_id, reasons, checks, rejected_at) \
+     SELECT u.c, u.x::pg_catalog.jsonb, u.y::pg_catalog.jsonb, pg_catalog.now() \
+     FROM pg_catalog.unnest($1::pg_catalog.int8[], $2::pg_catalog.text[], $3::pg_catalog.text[]) AS u (c, x, y) \
      ON CONFLICT (contact_id) DO UPDATE SET reasons = EXCLUDED.reasons, checks = EXCLUDED.checks, \
      rejected_at = EXCLUDED.rejected_at";
-const CLEAR_REJECTION: &str = "DELETE FROM erp_sync.rejections WHERE contact_id = $1";
-const IDLE_WORKER: &str = "SELECT EXISTS (SELECT 1 FROM erp_sync.workers \
-     WHERE idle AND heartbeat_at > pg_catalog.now() - $1::interval)";
-const NOTIFY: &str = "SELECT pg_catalog.pg_notify($1, '')";
+const CLEAR_REJECTIONS: &str = "DELETE FROM erp_sync.rejections WHERE contact_id = ANY ($1::pg_catalog.int8[])";
 
-thread_local! {
-    static NOTIFIES: Cell<u64> = const { Cell::new(0) };
+/// Outbox rows and rejection changes, in the order they were decided.
+#[derive(Default)]
+pub struct Batch {
+    contact_id: Vec<i64>,
+    kind: Vec<&'static str>,
+    ref_id: Vec<Option<i64>>,
+    template_id: Vec<Option<i32>>,
+    /// `Some(reason)`: a `skipped` row
+    skip_reason: Vec<Option<String>>,
+    skipped: usize,
+    /// (contact, kind) of pending customer/assign rows already in the batch
+    coalesced: HashSet<(i64, &'static str)>,
+    /// per contact, in order: `Some((reasons, checks))` upserts the rejection, `None` deletes it
+    rejections: Vec<(i64, Option<(String, String)>)>,
 }
 
-/// How many wake-up NOTIFYs this backend has issued (for tests and debugging).
-pub fn notifies_sent() -> u64 {
-    NOTIFIES.with(Cell::get)
-}
-
-fn exec(sql: &str, types: &[PgOid], args: &[DatumWithOid<'_>]) -> SpiResult<usize> {
-    Spi::connect_mut(|client| {
-        let plan = db::plan(client, sql, types)?;
-        Ok(client.update(&*plan, None, args)?.len())
-    })
-}
-
-/// Queue `kind` for the contact (coalesced with a pending row of the same contact and kind for
-/// `customer`/`assign`). Returns whether a row was inserted.
-pub fn enqueue(contact_id: i64, kind: &str, ref_id: Option<i64>) -> SpiResult<bool> {
-    let n = exec(ENQUEUE, &[INT8, TEXT, INT8], &[contact_id.into(), kind.into(), ref_id.into()])?;
-    if n > 0 {
-        wake()?;
+impl Batch {
+    fn push(&mut self, contact_id: i64, kind: &'static str, ref_id: Option<i64>, template_id: Option<i32>, reason: Option<String>) {
+        self.contact_id.push(contact_id);
+        self.kind.push(kind);
+        self.ref_id.push(ref_id);
+        self.template_id.push(template_id);
+        self.skipped += usize::from(reason.is_some());
+        self.skip_reason.push(reason);
     }
-    Ok(n > 0)
-}
 
-pub fn enqueue_followup(contact_id: i64, signal_id: i64, template_id: i32) -> SpiResult<()> {
-    exec(ENQUEUE_FOLLOWUP, &[INT8, INT8, INT4], &[contact_id.into(), signal_id.into(), template_id.into()])?;
-    wake()
-}
-
-/// Record an operation that will not be sent, with its reason (status `skipped`).
-pub fn skip(contact_id: i64, kind: &str, ref_id: Option<i64>, template_id: Option<i32>, reason: &str) -> SpiResult<()> {
-    exec(
-        SKIP,
-        &[INT8, TEXT, INT8, INT4, TEXT],
-        &[contact_id.into(), kind.into(), ref_id.into(), template_id.into(), reason.into()],
-    )
-    .map(drop)
-}
-
-pub fn reject(contact_id: i64, admission: &Admission) -> SpiResult<()> {
-    let reasons = admission.reasons_json().to_string();
-    let checks = admission.checks_json().to_string();
-    exec(REJECT, &[INT8, TEXT, TEXT], &[contact_id.into(), reasons.into(), checks.into()]).map(drop)
-}
-
-pub fn clear_rejection(contact_id: i64) -> SpiResult<()> {
-    exec(CLEAR_REJECTION, &[INT8], &[contact_id.into()]).map(drop)
-}
-
-/// NOTIFY at most once per transaction, and only when some sidecar is idle with a fresh
-/// heartbeat: a busy sidecar drains without being told, and a NOTIFY in every transaction would
-/// serialise the platform's commits. A failure here (say, a malformed `notify.idle_fresh`) costs
-/// only the wake-up, never the outbox row: it runs in its own subtransaction.
-pub fn wake() -> SpiResult<()> {
-    if !config::first_wake_check() {
-        return Ok(());
+    /// Queue `customer` / `assign` for the contact (coalesced with a pending row).
+    pub fn enqueue(&mut self, contact_id: i64, kind: &'static str, ref_id: Option<i64>) {
+        if self.coalesced.insert((contact_id, kind)) {
+            self.push(contact_id, kind, ref_id, None, None);
+        }
     }
-    if let Err(e) = super::guard::protected(|| wake_if_idle().map_err(|e| e.to_string())) {
-        pgrx::warning!("erp_sync: could not wake the sidecar (it will poll): {e}");
-    }
-    Ok(())
-}
 
-fn wake_if_idle() -> SpiResult<()> {
-    let fresh = config::setting("notify.idle_fresh")?.unwrap_or_else(|| "30 seconds".into());
-    let channel = config::setting("notify.channel")?.unwrap_or_else(|| "erp_sync".into());
-    let idle = Spi::connect_mut(|client| {
-        let plan = db::plan(client, IDLE_WORKER, &[TEXT])?;
-        client.update(&*plan, Some(1), &[fresh.into()])?.first().get_one::<bool>()
-    })?;
-    if idle == Some(true) {
-        exec(NOTIFY, &[TEXT], &[channel.into()])?;
-        NOTIFIES.with(|n| n.set(n.get() + 1));
+    pub fn enqueue_followup(&mut self, contact_id: i64, signal_id: i64, template_id: i32) {
+        self.push(contact_id, "followup", Some(signal_id), Some(template_id), None);
     }
-    Ok(())
-}
 
-/// NOTIFY unconditionally (manual actions: request_sync, retry_failed).
-pub fn wake_now() -> SpiResult<()> {
-    let channel = config::setting("notify.channel")?.unwrap_or_else(|| "erp_sync".into());
-    exec(NOTIFY, &[TEXT], &[channel.into()])?;
-    NOTIFIES.with(|n| n.set(n.get() + 1));
-    Ok(())
+    /// Record an operation that will not be sent, with its reason (status `skipped`).
+    pub fn skip(&mut self, contact_id: i64, kind: &'static str, ref_id: Option<i64>, template_id: Option<i32>, reason: String) {
+        self.push(contact_id, kind, ref_id, template_id, Some(reason));
+    }
+
+    pub fn reject(&mut self, contact_id: i64, admission: &Admission) {
+        let state = (admission.reasons_json().to_string(), admission.checks_json().to_string());
+        self.rejections.push((contact_id, Some(state)));
+    }
+
+    pub fn clear_rejection(&mut self, contact_id: i64) {
+        self.rejections.push((contact_id, None));
+    }
+
+    /// Write the batch; returns how many `pending` outbox rows were inserted (not coalesced).
+    pub fn flush(self) -> SpiResult<usize> {
+        // the last decision per contact wins (an upsert of one contact twice in one command fails)
+        let mut decided = HashSet::new();
+        let (mut reject_ids, mut reasons, mut checks, mut clear_ids) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+        for (id, state) in self.rejections.into_iter().rev() {
+            if !decided.insert(id) {
+                continue;
+            }
+            match state {
+                Some((r, c)) => {
+                    reject_ids.push(id);
+                    reasons.push(r);
+                    checks.push(c);
+                }
+                None => clear_ids.push(id),
+            }
+        }
+        let skipped = self.skipped;
+        let rows = self.contact_id.len();
+        Spi::connect_mut(|client| {
+            let mut inserted = 0;
+            if rows > 0 {
+                let plan = db::plan(client, INSERT_OUTBOX, &[INT8_ARRAY, TEXT_ARRAY, INT8_ARRAY, INT4_ARRAY, TEXT_ARRAY])?;
+                let args = [
+                    self.contact_id.into(),
+                    self.kind.into(),
+                    self.ref_id.into(),
+                    self.template_id.into(),
+                    self.skip_reason.into(),
+                ];
+                inserted = client.update(&*plan, None, &args)?.len();
+            }
+            if !reject_ids.is_empty() {
+                let plan = db::plan(client, UPSERT_REJECTIONS, &[INT8_ARRAY, TEXT_ARRAY, TEXT_ARRAY])?;
+                client.update(&*plan, None, &[reject_ids.into(), reasons.into(), checks.into()])?;
+            }
+            if !clear_ids.is_empty() {
+                let plan = db::plan(client, CLEAR_REJECTIONS, &[INT8_ARRAY])?;
+                client.update(&*plan, None, &[clear_ids.into()])?;
+            }
+            // skipped rows never conflict, so every skipped row counts in `inserted`
+            Ok(inserted.saturating_sub(skipped))
+        })
+    }
 }
 
 /// The outbox row rules, as one CHECK constraint (`outbox_row_check`). Raises check_violation

@@ -1,9 +1,10 @@
-//! `erp_sync.track()` / `erp_sync.untrack()`: attach the capture trigger to a platform table
+//! `erp_sync.track()` / `erp_sync.untrack()`: attach the capture triggers to a platform table
 //! with a column map, and `erp_sync.request_sync()`, the manual "sync now" button.
 
 use super::columns::{fields, required, ENTITIES};
 use super::lookup::{self, Lookup};
-use super::outbox;
+use super::outbox::Batch;
+use super::wake;
 use crate::config;
 use crate::error::{ErpResult, ErpSyncError, OrRaise};
 use crate::rules::admission::{self, ContactView};
@@ -13,7 +14,14 @@ use pgrx::spi::quote_literal;
 use pgrx::JsonB;
 use serde_json::{json, Map, Value};
 
-const TRIGGER: &str = "erp_sync_capture";
+/// Statement-level capture triggers: INSERT (new rows) and UPDATE (old and new rows; a trigger
+/// with transition tables fires for one event only). Signals are captured on INSERT only.
+const TRIGGER_INSERT: &str = "erp_sync_capture";
+const TRIGGER_UPDATE: &str = "erp_sync_capture_update";
+
+fn drop_triggers_sql(qualname: &str) -> String {
+    format!("DROP TRIGGER IF EXISTS {TRIGGER_INSERT} ON {qualname}; DROP TRIGGER IF EXISTS {TRIGGER_UPDATE} ON {qualname}")
+}
 
 struct TableInfo {
     qualname: String,
@@ -99,7 +107,7 @@ fn drop_trigger_on(relid: pg_sys::Oid) -> ErpResult<()> {
         &[relid.into()],
     );
     match qual {
-        Ok(Some(q)) => Spi::run(&format!("DROP TRIGGER IF EXISTS {TRIGGER} ON {q}")).map_err(Into::into),
+        Ok(Some(q)) => Spi::run(&drop_triggers_sql(&q)).map_err(Into::into),
         Ok(None) | Err(pgrx::spi::Error::InvalidPosition) => Ok(()), // table is gone
         Err(e) => Err(e.into()),
     }
@@ -145,12 +153,20 @@ pub fn track_impl(relid: pg_sys::Oid, entity: &str, columns: &Value) -> ErpResul
     for f in fields(entity) {
         args.push(quote_literal(resolved.get(*f).and_then(Value::as_str).unwrap_or("")));
     }
-    Spi::run(&format!("DROP TRIGGER IF EXISTS {TRIGGER} ON {}", info.qualname))?;
+    let args = args.join(", ");
+    Spi::run(&drop_triggers_sql(&info.qualname))?;
     Spi::run(&format!(
-        "CREATE TRIGGER {TRIGGER} AFTER INSERT OR UPDATE ON {} FOR EACH ROW EXECUTE FUNCTION erp_sync.capture({})",
-        info.qualname,
-        args.join(", ")
+        "CREATE TRIGGER {TRIGGER_INSERT} AFTER INSERT ON {} REFERENCING NEW TABLE AS erp_sync_new \
+         FOR EACH STATEMENT EXECUTE FUNCTION erp_sync.capture({args})",
+        info.qualname
     ))?;
+    if entity != "signal" {
+        Spi::run(&format!(
+            "CREATE TRIGGER {TRIGGER_UPDATE} AFTER UPDATE ON {} REFERENCING OLD TABLE AS erp_sync_old NEW TABLE AS erp_sync_new \
+             FOR EACH STATEMENT EXECUTE FUNCTION erp_sync.capture({args})",
+            info.qualname
+        ))?;
+    }
     config::invalidate();
     if entity == "contact" || was_contact {
         rebuild_contact_status()?;
@@ -216,13 +232,16 @@ pub fn request_sync_impl(contact_id: i64) -> ErpResult<Value> {
         Lookup::Found(row) => row,
     };
     let verdict = admission::evaluate(&ContactView::from_json(&row), &config::admission_settings()?);
+    let mut batch = Batch::default();
     let status = if verdict.passed {
-        outbox::clear_rejection(contact_id)?;
-        let inserted = outbox::enqueue(contact_id, "customer", None)?;
-        outbox::wake_now()?;
-        if inserted { "queued" } else { "already_queued" }
+        batch.clear_rejection(contact_id);
+        batch.enqueue(contact_id, "customer", None);
+        let inserted = batch.flush()?;
+        wake::wake_now()?;
+        if inserted > 0 { "queued" } else { "already_queued" }
     } else {
-        outbox::reject(contact_id, &verdict)?;
+        batch.reject(contact_id, &verdict);
+        batch.flush()?;
         "rejected"
     };
     Ok(json!({"contact_id": contact_id, "khid": khid(contact_id), "status": status, "admission": verdict.to_json()}))

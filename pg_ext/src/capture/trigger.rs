@@ -1,26 +1,34 @@
-//! The capture trigger: AFTER INSERT OR UPDATE, FOR EACH ROW, attached by `erp_sync.track()`.
+//! The capture trigger: AFTER INSERT / AFTER UPDATE, FOR EACH STATEMENT, with transition tables,
+//! attached by `erp_sync.track()`. One call handles every row of the statement and writes its
+//! outbox rows and rejections with one SPI call each (see [`super::outbox::Batch`]).
 //!
 //! * contact: admission in Rust straight from the tuple; pass → `customer` outbox row (coalesced)
-//!   and the rejection cleared; fail → rejection upserted, no outbox row. An UPDATE that changes
-//!   none of the mapped (ERP-visible) fields writes nothing.
+//!   and, on UPDATE, the rejection cleared; fail → rejection upserted, no outbox row. An UPDATE
+//!   that changes none of the mapped (ERP-visible) fields writes nothing (old and new rows are
+//!   paired by id).
 //! * thread: new thread, or changed score/summary → `customer` (jz/product changed); new thread
 //!   or a changed assignment tier → `assign` (ref_id = thread id). Only for an admitted contact.
 //! * signal: INSERT → `followup` (ref_id = signal id, template chosen now) for an admitted
 //!   contact, else an outbox row with status `skipped` and the reason in `last_error`.
 //!
-//! Nothing here may fail the platform's write: see [`super::guard`].
+//! Nothing here may fail the platform's write: the whole statement's capture runs in ONE
+//! subtransaction (see [`super::guard`]); on failure every row it saw is recorded as `skipped`.
 
 use super::columns::{self, Row};
 use super::guard::protected;
 use super::lookup;
-use super::outbox;
+use super::outbox::Batch;
+use super::transition;
+use super::wake;
 use crate::config;
-use crate::rules::admission::{self, Val};
+use crate::rules::admission::{self, Admission, AdmissionSettings, Val};
 use crate::rules::assignment::tier_for;
 use crate::rules::templates::pick_template;
 use pgrx::prelude::*;
 use pgrx::spi::SpiResult;
-use std::cell::Cell;
+use std::cell::RefCell;
+use std::collections::hash_map::Entry;
+use std::collections::{HashMap, HashSet};
 
 #[derive(Clone, Copy, PartialEq)]
 enum Op {
@@ -28,19 +36,22 @@ enum Op {
     Update,
 }
 
+/// What a row was going to write (contact id, kind, ref_id), so a failure can be recorded.
+type Seen = RefCell<Vec<(i64, &'static str, Option<i64>)>>;
+
 #[pg_trigger]
 fn capture<'a>(
     trigger: &'a PgTrigger<'a>,
 ) -> Result<Option<PgHeapTuple<'a, AllocatedByRust>>, std::convert::Infallible> {
-    // The contact id, once known, so a failure can still be recorded against it.
-    let seen: Cell<Option<(i64, &'static str, Option<i64>)>> = Cell::new(None);
+    let seen = Seen::default();
     let outcome = protected(|| handle(trigger, &seen).map_err(|e| e.to_string()));
     if let Err(message) = outcome {
         let table = trigger.table_name().unwrap_or_else(|_| "?".into());
-        pgrx::warning!("erp_sync: capture on {table} failed, the row is saved but not queued: {message}");
-        if let Some((contact_id, kind, ref_id)) = seen.get() {
+        pgrx::warning!("erp_sync: capture on {table} failed, the rows are saved but not queued: {message}");
+        let seen = seen.into_inner();
+        if !seen.is_empty() {
             let reason = format!("capture failed: {message}");
-            let recorded = protected(|| outbox::skip(contact_id, kind, ref_id, None, &reason).map_err(|e| e.to_string()));
+            let recorded = protected(|| record_failure(seen, &reason).map_err(|e| e.to_string()));
             if let Err(again) = recorded {
                 pgrx::warning!("erp_sync: could not record the capture failure either: {again}");
             }
@@ -49,7 +60,18 @@ fn capture<'a>(
     Ok(None)
 }
 
-fn handle(trigger: &PgTrigger<'_>, seen: &Cell<Option<(i64, &'static str, Option<i64>)>>) -> SpiResult<()> {
+fn record_failure(seen: Vec<(i64, &'static str, Option<i64>)>, reason: &str) -> SpiResult<()> {
+    let mut batch = Batch::default();
+    let mut once = HashSet::new();
+    for (contact_id, kind, ref_id) in seen {
+        if once.insert((contact_id, kind, ref_id)) {
+            batch.skip(contact_id, kind, ref_id, None, reason.to_string());
+        }
+    }
+    batch.flush().map(drop)
+}
+
+fn handle(trigger: &PgTrigger<'_>, seen: &Seen) -> SpiResult<()> {
     let op = match trigger.op() {
         Ok(PgTriggerOperation::Insert) => Op::Insert,
         Ok(PgTriggerOperation::Update) => Op::Update,
@@ -66,50 +88,99 @@ fn handle(trigger: &PgTrigger<'_>, seen: &Cell<Option<(i64, &'static str, Option
         return Ok(());
     }
     let td = trigger.trigger_data();
-    // SAFETY: trigger data of a row-level AFTER INSERT/UPDATE trigger: the relation and the
-    // tuples are valid for the duration of the call.
-    let (new, old) = unsafe {
-        let tupdesc = (*td.tg_relation).rd_att;
-        match op {
-            Op::Insert => (columns::read_row(fields, cols, td.tg_trigtuple, tupdesc), None),
-            Op::Update => (
-                columns::read_row(fields, cols, td.tg_newtuple, tupdesc),
-                Some(columns::read_row(fields, cols, td.tg_trigtuple, tupdesc)),
-            ),
-        }
-    };
-    match entity.as_str() {
-        "contact" => on_contact(op, &new, old.as_ref(), seen),
-        "thread" => on_thread(&new, old.as_ref(), seen),
-        "signal" if op == Op::Insert => on_signal(&new, seen),
-        _ => Ok(()),
-    }
-}
-
-fn on_contact(op: Op, new: &Row, old: Option<&Row>, seen: &Cell<Option<(i64, &'static str, Option<i64>)>>) -> SpiResult<()> {
-    if let Some(old) = old {
-        if !new.changed_from(old, &[]) {
-            return Ok(()); // nothing the ERP sees changed
-        }
-    }
-    let Some(id) = new.int("id") else {
-        pgrx::warning!("erp_sync: contact row without a usable id ({:?}); not captured", new.raw("id"));
+    if td.tg_newtable.is_null() {
+        pgrx::warning!("erp_sync: capture trigger without a transition table; re-run erp_sync.track()");
         return Ok(());
+    }
+    // SAFETY: trigger data of a statement-level AFTER trigger: the relation and its transition
+    // tables are valid for the duration of the call.
+    let (news, olds) = unsafe {
+        let tupdesc = (*td.tg_relation).rd_att;
+        let layout = columns::layout(fields, cols, tupdesc);
+        (transition::rows(td.tg_newtable, tupdesc, &layout), transition::rows(td.tg_oldtable, tupdesc, &layout))
     };
-    seen.set(Some((id, "customer", None)));
-    let verdict = admission::evaluate(&new.contact_view(), &config::admission_settings()?);
-    if verdict.passed {
-        outbox::enqueue(id, "customer", None)?;
-        if op == Op::Update {
-            outbox::clear_rejection(id)?;
+    if news.is_empty() {
+        return Ok(());
+    }
+    let rows = transition::pair(news, olds);
+    let mut batch = Batch::default();
+    match entity.as_str() {
+        "contact" => {
+            let settings = config::admission_settings()?;
+            for (new, old) in &rows {
+                on_contact(op, new, old.as_ref(), &settings, &mut batch, seen);
+            }
         }
-    } else {
-        outbox::reject(id, &verdict)?;
+        "thread" => {
+            let mut contacts = Admissions::default();
+            let (top, regular) = config::tier_thresholds()?;
+            for (new, old) in &rows {
+                on_thread(new, old.as_ref(), (top, regular), &mut contacts, &mut batch, seen)?;
+            }
+        }
+        "signal" if op == Op::Insert => {
+            let mut contacts = Admissions::default();
+            let default = config::setting_num("template.default")? as i32;
+            let templates = config::templates()?;
+            for (new, _) in &rows {
+                let template = match new.get("content") {
+                    Val::Text(content) => pick_template(content, &templates, default),
+                    _ => default,
+                };
+                on_signal(new, template, &mut contacts, &mut batch, seen)?;
+            }
+        }
+        _ => {}
+    }
+    if batch.flush()? > 0 {
+        wake::wake();
     }
     Ok(())
 }
 
-fn on_thread(new: &Row, old: Option<&Row>, seen: &Cell<Option<(i64, &'static str, Option<i64>)>>) -> SpiResult<()> {
+fn on_contact(op: Op, new: &Row, old: Option<&Row>, settings: &AdmissionSettings, batch: &mut Batch, seen: &Seen) {
+    if let Some(old) = old {
+        if !new.changed_from(old, &[]) {
+            return; // nothing the ERP sees changed
+        }
+    }
+    let Some(id) = new.int("id") else {
+        pgrx::warning!("erp_sync: contact row without a usable id ({:?}); not captured", new.raw("id"));
+        return;
+    };
+    seen.borrow_mut().push((id, "customer", None));
+    let verdict = admission::evaluate(&new.contact_view(), settings);
+    if verdict.passed {
+        batch.enqueue(id, "customer", None);
+        if op == Op::Update {
+            batch.clear_rejection(id);
+        }
+    } else {
+        batch.reject(id, &verdict);
+    }
+}
+
+/// Admission of the contacts a statement's threads / signals refer to, looked up once each.
+#[derive(Default)]
+struct Admissions(HashMap<i64, Result<Admission, String>>);
+
+impl Admissions {
+    fn of(&mut self, contact_id: i64) -> SpiResult<&Result<Admission, String>> {
+        Ok(match self.0.entry(contact_id) {
+            Entry::Occupied(known) => known.into_mut(),
+            Entry::Vacant(slot) => slot.insert(lookup::contact_admission(contact_id)?),
+        })
+    }
+}
+
+fn on_thread(
+    new: &Row,
+    old: Option<&Row>,
+    (top, regular): (i64, i64),
+    contacts: &mut Admissions,
+    batch: &mut Batch,
+    seen: &Seen,
+) -> SpiResult<()> {
     if let Some(old) = old {
         if !new.changed_from(old, &["score", "summary", "contact_id"]) {
             return Ok(());
@@ -120,46 +191,44 @@ fn on_thread(new: &Row, old: Option<&Row>, seen: &Cell<Option<(i64, &'static str
         return Ok(());
     };
     let thread_id = new.int("id");
-    seen.set(Some((contact_id, "customer", None)));
-    match lookup::contact_admission(contact_id)? {
+    seen.borrow_mut().push((contact_id, "customer", None));
+    match contacts.of(contact_id)? {
         Ok(verdict) if verdict.passed => {}
         _ => return Ok(()), // the contact's own rejection says why; nothing to send yet
     }
-    outbox::enqueue(contact_id, "customer", None)?;
-    let (top, regular) = config::tier_thresholds()?;
+    batch.enqueue(contact_id, "customer", None);
     let new_tier = tier_for(new.int("score"), top, regular);
     let tier_changed = match old {
         None => true,
         Some(old) => tier_for(old.int("score"), top, regular) != new_tier || old.int("contact_id") != Some(contact_id),
     };
     if tier_changed {
-        seen.set(Some((contact_id, "assign", thread_id)));
-        outbox::enqueue(contact_id, "assign", thread_id)?;
+        if let Some(last) = seen.borrow_mut().last_mut() {
+            *last = (contact_id, "assign", thread_id);
+        }
+        batch.enqueue(contact_id, "assign", thread_id);
     }
     Ok(())
 }
 
-fn on_signal(new: &Row, seen: &Cell<Option<(i64, &'static str, Option<i64>)>>) -> SpiResult<()> {
+fn on_signal(new: &Row, template: i32, contacts: &mut Admissions, batch: &mut Batch, seen: &Seen) -> SpiResult<()> {
     let Some(contact_id) = new.int("contact_id") else {
         pgrx::warning!("erp_sync: signal without a usable contact_id ({:?}); not captured", new.raw("contact_id"));
         return Ok(());
     };
-    let signal_id = new.int("id");
-    seen.set(Some((contact_id, "followup", signal_id)));
-    let default = config::setting_num("template.default")? as i32;
-    let template = match new.get("content") {
-        Val::Text(content) => pick_template(content, &config::templates()?, default),
-        _ => default,
+    let Some(signal_id) = new.int("id") else {
+        seen.borrow_mut().push((contact_id, "followup", None));
+        batch.skip(contact_id, "followup", None, Some(template), "signal without a usable id".into());
+        return Ok(());
     };
-    let Some(signal_id) = signal_id else {
-        return outbox::skip(contact_id, "followup", None, Some(template), "signal without a usable id");
-    };
-    match lookup::contact_admission(contact_id)? {
-        Ok(verdict) if verdict.passed => outbox::enqueue_followup(contact_id, signal_id, template),
+    seen.borrow_mut().push((contact_id, "followup", Some(signal_id)));
+    match contacts.of(contact_id)? {
+        Ok(verdict) if verdict.passed => batch.enqueue_followup(contact_id, signal_id, template),
         Ok(verdict) => {
             let reason = format!("contact not admitted: {}", verdict.reasons.join("; "));
-            outbox::skip(contact_id, "followup", Some(signal_id), Some(template), &reason)
+            batch.skip(contact_id, "followup", Some(signal_id), Some(template), reason);
         }
-        Err(why) => outbox::skip(contact_id, "followup", Some(signal_id), Some(template), &why),
+        Err(why) => batch.skip(contact_id, "followup", Some(signal_id), Some(template), why.clone()),
     }
+    Ok(())
 }
