@@ -72,9 +72,11 @@ step "What the simulated ERP holds"
 curl -fsS "http://127.0.0.1:$SIMPORT/_sim/customers" | python3 -c '
 import json,sys
 d=json.load(sys.stdin)
-rows=d if isinstance(d,list) else d.get("customers",d.get("rows",[]))
-for c in rows:
-    print("  ord=%-6s khid=%-8s name=%s  jz=%s" % (c.get("ord"), c.get("khid"), c.get("name"), c.get("jz")))
+for c in d:
+    f=c.get("fields",{})
+    print("  ord=%-6s %s khid=%-7s jz=%-4s mobile=%s weixinAcc=%-10s name=%s" % (c.get("ord"),
+          "company " if c.get("intsort")==1 else "personal", f.get("khid"), f.get("jz"),
+          f.get("mobile"), f.get("weixinAcc"), f.get("name")))
 ' || echo "(simulator did not answer)"
 for what in followups assignments persons; do
   printf '  %s: ' "$what"; curl -fsS "http://127.0.0.1:$SIMPORT/_sim/$what" | python3 -c 'import json,sys; d=json.load(sys.stdin); print(len(d) if isinstance(d,list) else d)' || echo "?"

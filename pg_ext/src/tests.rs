@@ -3,7 +3,7 @@
 
 #[pgrx::pg_schema]
 mod tests {
-    use crate::capture::outbox::notifies_sent;
+    use crate::capture::wake::{self, notifies_sent};
     use pgrx::prelude::*;
     use serde_json::{json, Value};
 
@@ -185,9 +185,14 @@ mod tests {
         let map = jsonb("SELECT columns FROM erp_sync.tracked_tables WHERE entity = 'contact'");
         assert_eq!(map["wechat_id"], json!("wechat_id"));
         assert_eq!(map.as_object().map(|m| m.len()), Some(14));
+        // statement-level, with transition tables; signals are captured on INSERT only
+        assert_eq!(int("SELECT count(*) FROM pg_trigger WHERE tgname = 'erp_sync_capture_update'"), 2);
+        assert_eq!(int("SELECT count(*) FROM pg_trigger WHERE tgname LIKE 'erp_sync_capture%' AND tgtype & 1 = 1"), 0);
+        assert_eq!(int("SELECT count(*) FROM pg_trigger WHERE tgname LIKE 'erp_sync_capture%' AND tgnewtable IS NULL"), 0);
         // re-tracking is idempotent
         run("SELECT erp_sync.track('mp.contacts', 'contact')");
         assert_eq!(int("SELECT count(*) FROM pg_trigger WHERE tgname = 'erp_sync_capture'"), 3);
+        assert_eq!(int("SELECT count(*) FROM pg_trigger WHERE tgname = 'erp_sync_capture_update'"), 2);
     }
 
     #[pg_test]
@@ -225,6 +230,7 @@ mod tests {
         good_contact(1);
         assert_eq!(outbox("true"), 0);
         assert_eq!(int("SELECT count(*) FROM pg_trigger WHERE tgname = 'erp_sync_capture'"), 2);
+        assert_eq!(int("SELECT count(*) FROM pg_trigger WHERE tgname = 'erp_sync_capture_update'"), 1);
         // contact_status is back to the placeholder (no contact table)
         assert_eq!(int("SELECT count(*) FROM erp_sync.contact_status"), 0);
     }
@@ -283,6 +289,84 @@ mod tests {
         run("UPDATE erp_sync.settings SET value = '80' WHERE key = 'admission.min_score'");
         good_contact(2);
         assert_eq!(outbox("contact_id = 2"), 1);
+    }
+
+    #[pg_test]
+    fn contact_insert_select_100_rows_in_one_statement() {
+        serial();
+        platform();
+        run("INSERT INTO mp.contacts (id, type, name, phone, phone_verified, score, list_status)
+             SELECT g, 'personal', '张三丰' || g, '138' || lpad(g::text, 8, '0'), true, 75,
+                    CASE WHEN g % 4 = 0 THEN 'grey' ELSE 'white' END
+             FROM generate_series(1, 100) g");
+        assert_eq!(int("SELECT count(*) FROM mp.contacts"), 100);
+        assert_eq!(outbox("kind = 'customer' AND status = 'pending'"), 75);
+        assert_eq!(outbox("contact_id % 4 = 0"), 0);
+        assert_eq!(outbox("true"), 75);
+        assert_eq!(
+            int(r#"SELECT count(*) FROM erp_sync.rejections
+                   WHERE contact_id % 4 = 0 AND reasons = '["list_status: ''grey'' is not ''white''"]'"#),
+            25
+        );
+        assert_eq!(int("SELECT count(*) FROM erp_sync.rejections"), 25);
+        // one statement, one subtransaction: every row it wrote has the same xmin
+        assert_eq!(
+            int("SELECT count(DISTINCT x) FROM (SELECT xmin::text FROM erp_sync.outbox
+                 UNION ALL SELECT xmin::text FROM erp_sync.rejections) s (x)"),
+            1
+        );
+        // an upsert fires the INSERT and the UPDATE capture: 1 turns grey, 300 is new
+        run("INSERT INTO mp.contacts (id, type, name, phone, phone_verified, score, list_status) VALUES
+             (1, 'personal', 'x', 'x', true, 75, 'white'), (300, 'personal', '王二小', '13800000300', true, 75, 'white')
+             ON CONFLICT (id) DO UPDATE SET list_status = 'grey'");
+        assert_eq!(outbox("contact_id = 300 AND status = 'pending'"), 1);
+        assert_eq!(int("SELECT count(*) FROM erp_sync.rejections"), 26);
+        assert_eq!(int("SELECT count(*) FROM erp_sync.rejections WHERE contact_id = 1"), 1);
+    }
+
+    #[pg_test]
+    fn contact_multi_row_update_writes_only_changed_rows() {
+        serial();
+        platform();
+        run("INSERT INTO mp.contacts (id, type, name, phone, phone_verified, score, list_status)
+             SELECT g, 'personal', '李四光' || g, '137' || lpad(g::text, 8, '0'), true, 70,
+                    CASE WHEN g = 10 THEN 'grey' ELSE 'white' END
+             FROM generate_series(1, 10) g");
+        assert_eq!(text("SELECT string_agg(contact_id::text, ',') FROM erp_sync.rejections"), "10");
+        run("UPDATE erp_sync.outbox SET status = 'done', finished_at = now()");
+        // 1-3: a visible change; 4-8: nothing the ERP sees; 9: becomes grey; 10: grey -> white
+        run("UPDATE mp.contacts SET
+               name = CASE WHEN id <= 3 THEN name || '改' ELSE name END,
+               list_status = CASE WHEN id = 9 THEN 'grey' WHEN id = 10 THEN 'white' ELSE list_status END,
+               updated_at = now() + interval '1 day'");
+        let pending = text("SELECT string_agg(contact_id::text, ',' ORDER BY contact_id) FROM erp_sync.outbox WHERE status = 'pending'");
+        assert_eq!(pending, "1,2,3,10");
+        assert_eq!(text("SELECT string_agg(contact_id::text, ',') FROM erp_sync.rejections"), "9");
+        // nothing visible changes in any row: nothing written
+        run("UPDATE erp_sync.outbox SET status = 'done', finished_at = now()");
+        run("UPDATE mp.contacts SET updated_at = now() + interval '2 days'");
+        assert_eq!(outbox("status = 'pending'"), 0);
+        // a changed id pairs with no old row: captured as changed
+        run("UPDATE mp.contacts SET id = 11 WHERE id = 1");
+        assert_eq!(outbox("contact_id = 11 AND status = 'pending'"), 1);
+    }
+
+    #[pg_test]
+    fn thread_multi_row_insert_and_update() {
+        serial();
+        platform();
+        good_contact(1);
+        good_contact(2);
+        run("UPDATE erp_sync.outbox SET status = 'done', finished_at = now()");
+        run("INSERT INTO mp.threads (id, contact_id, score, summary) VALUES (10, 1, 70, 'a'), (11, 1, 90, 'b'), (12, 2, 50, 'c')");
+        assert_eq!(outbox("status = 'pending' AND kind = 'customer'"), 2);
+        // coalesced: the first thread's assign row per contact
+        assert_eq!(text("SELECT string_agg(ref_id::text, ',' ORDER BY ref_id) FROM erp_sync.outbox WHERE kind = 'assign'"), "10,12");
+        run("UPDATE erp_sync.outbox SET status = 'done', finished_at = now()");
+        // 10 stays regular, 12 goes public -> regular, 11 unchanged
+        run("UPDATE mp.threads SET score = CASE id WHEN 10 THEN 75 WHEN 12 THEN 65 ELSE score END");
+        assert_eq!(outbox("status = 'pending' AND kind = 'customer'"), 2);
+        assert_eq!(text("SELECT string_agg(ref_id::text, ',') FROM erp_sync.outbox WHERE status = 'pending' AND kind = 'assign'"), "12");
     }
 
     // ---------------------------------------------------------------- threads
@@ -354,6 +438,7 @@ mod tests {
     fn notify_once_per_transaction_when_a_worker_is_idle() {
         serial();
         platform();
+        wake::reset_for_tests();
         run("INSERT INTO erp_sync.workers (worker_id, idle, heartbeat_at) VALUES ('w1', true, now())");
         let before = notifies_sent();
         for id in 1..=5 {
@@ -362,6 +447,81 @@ mod tests {
         run("INSERT INTO mp.signals (contact_id, content) VALUES (1, 'a'), (2, 'b')");
         assert_eq!(outbox("status = 'pending'"), 7);
         assert_eq!(notifies_sent() - before, 1);
+    }
+
+    #[pg_test]
+    fn notify_once_per_idle_period_per_backend() {
+        serial();
+        platform();
+        wake::reset_for_tests();
+        run("INSERT INTO erp_sync.workers (worker_id, idle, idle_since, heartbeat_at) VALUES ('w1', true, now(), now())");
+        let start = notifies_sent();
+        good_contact(1);
+        assert_eq!(notifies_sent() - start, 1);
+        wake::pretend_commit();
+        // later transactions, same idle period: this backend already told the sidecar
+        good_contact(2);
+        wake::pretend_commit();
+        run("UPDATE mp.contacts SET notes = 'x' WHERE id = 1");
+        assert_eq!(notifies_sent() - start, 1);
+        wake::pretend_commit();
+        // the worker got busy and went idle again: a new idle period, one more wake-up
+        run("UPDATE erp_sync.workers SET idle_since = now() + interval '1 second'");
+        good_contact(3);
+        assert_eq!(notifies_sent() - start, 2);
+        wake::pretend_commit();
+        good_contact(4);
+        assert_eq!(notifies_sent() - start, 2);
+        // busy again: nothing
+        run("UPDATE erp_sync.workers SET idle = false, idle_since = NULL");
+        wake::pretend_commit();
+        good_contact(5);
+        assert_eq!(notifies_sent() - start, 2);
+        assert_eq!(outbox("status = 'pending'"), 5);
+    }
+
+    #[pg_test]
+    fn rolled_back_wake_up_is_not_consumed() {
+        serial();
+        platform();
+        wake::reset_for_tests();
+        run("INSERT INTO erp_sync.workers (worker_id, idle, idle_since, heartbeat_at) VALUES ('w1', true, now(), now())");
+        let start = notifies_sent();
+        // the statement and its NOTIFY are rolled back (like ROLLBACK TO SAVEPOINT)
+        let rolled_back = crate::capture::guard::protected(|| {
+            good_contact(1);
+            Err::<(), String>("roll back".into())
+        });
+        assert!(rolled_back.is_err());
+        assert_eq!(outbox("true"), 0);
+        assert_eq!(notifies_sent() - start, 1);
+        // so the next capture checks again and NOTIFYs
+        good_contact(2);
+        assert_eq!(notifies_sent() - start, 2);
+        wake::pretend_commit();
+        good_contact(3);
+        assert_eq!(notifies_sent() - start, 2);
+    }
+
+    #[pg_test]
+    fn worker_upsert_tracks_idle_since() {
+        serial();
+        let upsert = include_str!("../../sidecar/queries/worker_upsert.sql");
+        let set = |idle: bool| {
+            Spi::run_with_args(upsert, &["w1".into(), idle.into()]).unwrap_or_else(|e| panic!("worker_upsert: {e}"));
+        };
+        let since = || one::<bool>("SELECT idle_since = now() FROM erp_sync.workers WHERE worker_id = 'w1'");
+        set(false);
+        assert_eq!(since(), None);
+        set(true);
+        assert_eq!(since(), Some(true));
+        run("UPDATE erp_sync.workers SET idle_since = now() - interval '1 hour'");
+        set(true); // idle -> idle: kept
+        assert_eq!(since(), Some(false));
+        set(false);
+        assert_eq!(since(), None);
+        set(true); // busy -> idle: a new idle period
+        assert_eq!(since(), Some(true));
     }
 
     #[pg_test]

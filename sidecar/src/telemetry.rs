@@ -4,6 +4,8 @@
 //! and, once known, `erp_ord`; mobiles only ever appear masked ([`mask_mobile`]); sessions,
 //! passwords and tokens never appear.
 
+use std::io::IsTerminal;
+
 use tracing_subscriber::{fmt, EnvFilter};
 
 use crate::config::{LogConfig, LogFormat};
@@ -18,7 +20,10 @@ pub fn init(cfg: &LogConfig) -> Result<()> {
         _ => EnvFilter::try_new(&cfg.level),
     }
     .map_err(|e| Error::Config(format!("log level: {e}")))?;
-    let builder = fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let builder = fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal());
     let res = match cfg.format {
         LogFormat::Human => builder.with_target(false).try_init(),
         LogFormat::Json => builder

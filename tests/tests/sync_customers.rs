@@ -334,3 +334,35 @@ fn rollback_of_an_update_and_of_a_create() -> Result<()> {
     );
     Ok(())
 }
+
+/// A thread written while the contact was still on the grey list queues no assignment (the contact
+/// was not admitted); the grey → white upgrade must still end with the customer assigned.
+#[test]
+fn grey_to_white_upgrade_syncs_and_assigns() -> Result<()> {
+    let w = World::start()?;
+    w.exec("INSERT INTO erp_sync.sales_reps (erp_user_id, name, tier) VALUES ('u_reg', '普通', 'regular')")?;
+    let id = w.contact(&NewContact::personal("孙先生", &mobile(31)))?;
+    w.exec(&format!("UPDATE mp.contacts SET list_status = 'grey' WHERE id = {id}"))?;
+    w.thread(id, 70, "老客户转介绍")?;
+    let s = w.sidecar("w1", &[])?;
+    w.settle(SETTLE, &[&s])?;
+    // While grey: rejected with a reason, nothing in the ERP.
+    assert!(w.erp_by_khid(&format!("WX{id}"))?.is_empty());
+    assert_eq!(
+        w.count(&format!(
+            "SELECT count(*) FROM erp_sync.contact_status WHERE contact_id = {id} AND sync_state = 'rejected'"
+        ))?,
+        1
+    );
+
+    w.exec(&format!("UPDATE mp.contacts SET list_status = 'white' WHERE id = {id}"))?;
+    w.settle(SETTLE, &[&s])?;
+    assert_eq!(w.erp_by_khid(&format!("WX{id}"))?.len(), 1);
+    let r = w.query(
+        "SELECT assigned_tier, assigned_to FROM erp_sync.customer_link WHERE contact_id = $1",
+        &[&id],
+    )?;
+    assert_eq!(r[0].get::<_, Option<String>>(0).as_deref(), Some("regular"));
+    assert_eq!(r[0].get::<_, Option<String>>(1).as_deref(), Some("u_reg"));
+    Ok(())
+}

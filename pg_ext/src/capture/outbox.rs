@@ -15,12 +15,14 @@ const INSERT_OUTBOX: &str = "INSERT INTO erp_sync.outbox \
      (contact_id, kind, ref_id, template_id, status, last_error, finished_at) \
      SELECT u.c, u.k, u.r, u.t, CASE WHEN u.e IS NULL THEN 'pending' ELSE 'skipped' END, u.e, \
             CASE WHEN u.e IS NULL THEN NULL ELSE pg_catalog.now() END \
-     FROM pg_catalog.unnest($1::pg_catalog.int8[], $2::pg_catalog.text[], $3::pg_catalog.int8[], \
-                            $4::pg_catalog.int4[], $5::pg_catalog.text[]) AS u (c, k, r, t, e) \
+     FROM ROWS FROM (pg_catalog.unnest($1::pg_catalog.int8[]), pg_catalog.unnest($2::pg_catalog.text[]), \
+                     pg_catalog.unnest($3::pg_catalog.int8[]), pg_catalog.unnest($4::pg_catalog.int4[]), \
+                     pg_catalog.unnest($5::pg_catalog.text[])) AS u (c, k, r, t, e) \
      ON CONFLICT (contact_id, kind) WHERE status = 'pending' AND kind IN ('customer', 'assign') DO NOTHING";
 const UPSERT_REJECTIONS: &str = "INSERT INTO erp_sync.rejections AS r (contact_id, reasons, checks, rejected_at) \
      SELECT u.c, u.x::pg_catalog.jsonb, u.y::pg_catalog.jsonb, pg_catalog.now() \
-     FROM pg_catalog.unnest($1::pg_catalog.int8[], $2::pg_catalog.text[], $3::pg_catalog.text[]) AS u (c, x, y) \
+     FROM ROWS FROM (pg_catalog.unnest($1::pg_catalog.int8[]), pg_catalog.unnest($2::pg_catalog.text[]), \
+                     pg_catalog.unnest($3::pg_catalog.text[])) AS u (c, x, y) \
      ON CONFLICT (contact_id) DO UPDATE SET reasons = EXCLUDED.reasons, checks = EXCLUDED.checks, \
      rejected_at = EXCLUDED.rejected_at";
 const CLEAR_REJECTIONS: &str = "DELETE FROM erp_sync.rejections WHERE contact_id = ANY ($1::pg_catalog.int8[])";

@@ -140,3 +140,11 @@ pub fn pretend_commit() {
     committed();
     CHECKED.with(|c| c.set(None));
 }
+
+/// Tests share backends: start from a backend that never notified.
+#[cfg(any(test, feature = "pg_test"))]
+pub fn reset_for_tests() {
+    LAST_NOTIFIED.with(|l| l.set(None));
+    PENDING.with(|p| p.set(None));
+    CHECKED.with(|c| c.set(None));
+}

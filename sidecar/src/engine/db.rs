@@ -27,6 +27,7 @@ pub mod q {
     pub const LINK_GET: &str = include_str!("../../queries/link_get.sql");
     pub const LINK_UPSERT: &str = include_str!("../../queries/link_upsert.sql");
     pub const LINK_ASSIGN: &str = include_str!("../../queries/link_assign.sql");
+    pub const ASSIGN_IF_UNASSIGNED: &str = include_str!("../../queries/assign_if_unassigned.sql");
     pub const SYNC_LOG_INSERT: &str = include_str!("../../queries/sync_log_insert.sql");
     pub const REJECTION_GET: &str = include_str!("../../queries/rejection_get.sql");
     pub const PRIOR_CUSTOMER_ROW: &str = include_str!("../../queries/prior_customer_row.sql");

@@ -101,7 +101,9 @@ pub async fn run_chain(ctx: &Ctx, chain: Vec<OutboxRow>) -> RunSummary {
         let mut fx = Effects::default();
         let result = handlers::process(ctx, row, &mut fx).await;
         let ack = ack_for(&result, row.attempts, &ctx.backoff);
-        if let (Ok(Verdict::Dead(reason)), true) = (&result, fx.logs.iter().all(|l| l.outcome != "failed")) {
+        if let (Ok(Verdict::Dead(reason)), true) =
+            (&result, fx.logs.iter().all(|l| l.outcome != "failed"))
+        {
             // Dead without an ERP call (e.g. a follow-up whose customer is not in the ERP): audit it too.
             fx.logs.push(LogEntry {
                 action: action_of_kind(&row.kind),
@@ -243,6 +245,8 @@ async fn write_back_once(ctx: &Ctx, row: &OutboxRow, fx: &Effects, ack: &Ack) ->
             ],
         )
         .await?;
+        let st = tx.prepare_cached(db::q::ASSIGN_IF_UNASSIGNED).await?;
+        tx.execute(&st, &[&row.contact_id]).await?;
     }
     if let Some((tier, to)) = &fx.assignment {
         let st = tx.prepare_cached(db::q::LINK_ASSIGN).await?;
