@@ -3,7 +3,7 @@
 //!
 //! This is what PL/pgSQL's `BEGIN ... EXCEPTION` does. Only a subtransaction makes it safe to
 //! continue after a Postgres ERROR (locks, buffers, SPI state are released by its abort).
-//! Cost: one subtransaction per captured row; it gets its own xid only when it writes.
+//! Cost: one subtransaction per captured statement; it gets its own xid only when it writes.
 
 use pgrx::pg_sys;
 use pgrx::pg_sys::panic::CaughtError;

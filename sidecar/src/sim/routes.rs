@@ -112,11 +112,12 @@ fn envelope(seq: u64, status: i64, message: &str, session: &str, body: Value) ->
         0 => json!(status),
         _ => json!(status.to_string()),
     };
-    json_response(
-        StatusCode::OK,
-        &json!({"header": {"status": st, "message": message, "session": session}, "body": body}),
-        seq % 4 == 1,
-    )
+    let mut v = json!({"header": {"status": st, "message": message, "session": session}});
+    // Login and session-timeout replies carry only the header.
+    if !body.is_null() {
+        v["body"] = body;
+    }
+    json_response(StatusCode::OK, &v, seq % 4 == 1)
 }
 
 fn ok(req: &Req, body: Value) -> Response {
