@@ -5,6 +5,17 @@ Writes target/bench/report.md and target/bench/report.json. Never part of `make 
 Sections (each runs in a fresh throwaway cluster started by scripts/pgcluster.sh):
   write_path   pgbench TPS of single-row INSERT / UPDATE and 100-row INSERT on mp.contacts:
                (a) no trigger, (b) erp_sync.track, (c) a hand-written PL/pgSQL outbox trigger.
+  latency      COMMIT of a contact insert -> first ERP request arriving at the simulator, idle
+               sidecar, p50/p99 (BENCH_LATENCY_SAMPLES, default 1000).
+  throughput   contacts fully synced per second (release sidecar, real simulator): zero latency
+               (BENCH_TP_CONTACTS) and 50 ms per call at concurrency 5 (BENCH_TP50_CONTACTS) with the
+               ratio to concurrency / (calls per contact x latency); plus the spec's own design
+               (bench/spec_baseline.py) on the same simulator at 50 ms (BENCH_SPEC_CONTACTS).
+  scale        drain rate with 10,000 vs 1,000,000 finished rows in outbox and sync_log
+               (BENCH_SCALE_SMALL/BENCH_SCALE_BIG/BENCH_SCALE_CONTACTS), peak RSS of the sidecar while
+               draining BENCH_RSS_ROWS pending rows, CPU per synced contact.
+Environment of the sync sections: clusters run with PG_FSYNC=off like the e2e tests (BENCH_FSYNC=on
+to change), sidecar log level RUST_LOG=info (its default), rate limit off, concurrency 5.
 """
 import argparse
 import json
@@ -18,6 +29,9 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import sync_sections  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 PGBIN = Path(os.environ.get("PGBIN", "/usr/lib/postgresql/15/bin"))
@@ -33,10 +47,13 @@ def free_port():
 
 
 class Cluster:
-    def __init__(self):
+    def __init__(self, fsync=None):
         self.dir = tempfile.mkdtemp(prefix="erp_sync_bench")
         self.port = free_port()
-        subprocess.run([ROOT / "scripts/pgcluster.sh", "start", self.dir, str(self.port)], check=True)
+        env = dict(os.environ)
+        if fsync is not None:
+            env["PG_FSYNC"] = fsync
+        subprocess.run([ROOT / "scripts/pgcluster.sh", "start", self.dir, str(self.port)], check=True, env=env)
 
     def psql(self, db, sql=None, file=None):
         cmd = [PGBIN / "psql", "-X", "-q", "-v", "ON_ERROR_STOP=1", "-h", "127.0.0.1",
@@ -148,6 +165,7 @@ def write_path(args):
 
 def render(report):
     lines = ["# erp_sync benchmark report", "",
+             "All figures from one run on a shared machine: compare the ratios, not absolute times.", "",
              f"Machine: {os.cpu_count()} cores; run at {time.strftime('%Y-%m-%d %H:%M:%S %Z')}.", ""]
     wp = report.get("write_path")
     if wp:
@@ -164,21 +182,39 @@ def render(report):
                          f"{r['ratio_b_idle_over_c']:.2f} | {r['ratio_b_busy_over_c']:.2f} |")
         lines += ["", "Targets: b/a ≥ 0.85, b/c ≥ 1.6. TPS of insert_100 counts transactions of 100 rows.",
                   "Idle/busy is the sidecar state the trigger reads from erp_sync.workers (idle ⇒ one NOTIFY per transaction).", ""]
+    lines += sync_sections.render(report)
     return "\n".join(lines)
+
+
+def sync_cluster():
+    return Cluster(fsync=os.environ.get("BENCH_FSYNC", "off"))
 
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--sections", default="write_path")
+    ap.add_argument("--sections", default=os.environ.get("BENCH_SECTIONS", "write_path,latency,throughput,scale"))
     ap.add_argument("--seconds", type=int, default=int(os.environ.get("BENCH_SECONDS", "10")))
     ap.add_argument("--rounds", type=int, default=int(os.environ.get("BENCH_ROUNDS", "3")))
     ap.add_argument("--clients", type=int, default=4)
     args = ap.parse_args()
     OUT.mkdir(parents=True, exist_ok=True)
-    report = {"params": vars(args)}
+    # Sections not run now keep their figures from the last run (several people may run sections
+    # separately); BENCH_FRESH=1 starts an empty report.
+    report = {}
+    if os.environ.get("BENCH_FRESH") != "1" and (OUT / "report.json").exists():
+        try:
+            report = json.loads((OUT / "report.json").read_text())
+        except ValueError:
+            report = {}
+    report["params"] = vars(args)
     for section in args.sections.split(","):
-        report[section] = {"write_path": write_path}[section](args)
-    (OUT / "report.json").write_text(json.dumps(report, indent=2, ensure_ascii=False))
+        run = {"write_path": write_path,
+               "latency": lambda a: sync_sections.latency(sync_cluster, a),
+               "throughput": lambda a: sync_sections.throughput(sync_cluster, a),
+               "scale": lambda a: sync_sections.scale(sync_cluster, a)}[section]
+        report[section] = run(args)
+        # Written after every section, so a long run that fails later keeps what it measured.
+        (OUT / "report.json").write_text(json.dumps(report, indent=2, ensure_ascii=False))
     (OUT / "report.md").write_text(render(report))
     print(render(report))
 

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# `make bench`: builds release binaries and the extension, then runs bench/bench.py.
-# Report: target/bench/report.md and report.json.
+# `make bench`: builds release binaries and the extension, then runs bench/bench.py (stdlib only).
+# Report: target/bench/report.md and report.json. Sizes: see the docstrings of bench/bench.py and
+# bench/sync_sections.py (BENCH_* environment variables); BENCH_SECTIONS picks sections.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 (cd pg_ext && cargo pgrx install --release --pg-config "${PG_CONFIG:-/usr/lib/postgresql/15/bin/pg_config}")

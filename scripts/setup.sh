@@ -20,6 +20,8 @@ command -v runuser >/dev/null 2>&1 || missing+=(util-linux)
 ls /usr/lib/llvm-*/lib/libclang*.so* >/dev/null 2>&1 || missing+=(libclang-dev clang)
 command -v curl >/dev/null 2>&1 || missing+=(curl)
 command -v pgbench >/dev/null 2>&1 || missing+=(postgresql-contrib)
+command -v chromium >/dev/null 2>&1 || missing+=(chromium)   # status page test (headless)
+[ -f /usr/share/fonts/truetype/wqy/wqy-zenhei.ttc ] || missing+=(fonts-wqy-zenhei)   # CJK glyphs in the status page screenshot
 if [ ${#missing[@]} -gt 0 ]; then
   log "installing Debian packages: ${missing[*]}"
   $SUDO apt-get update -qq

@@ -16,8 +16,13 @@ COMMENT ON ROLE erp_sync_worker IS 'erp_sync sidecar: drains the outbox, writes 
 COMMENT ON ROLE erp_sync_reader IS 'erp_sync monitoring: status views only, mobiles masked';
 
 -- The capture trigger writes the outbox on behalf of whatever role writes the platform table,
--- so it runs as the extension owner with a pinned search_path.
-ALTER FUNCTION erp_sync.capture() SECURITY DEFINER SET search_path = pg_catalog, pg_temp;
+-- so it runs as the extension owner with a pinned search_path. Its prepared statements take
+-- arrays of the statement's rows: a custom plan (the default while custom plans look cheaper,
+-- i.e. forever for a 1-element array) would re-plan them on every call; the generic plans
+-- (index probes per row) are right for any row count.
+ALTER FUNCTION erp_sync.capture() SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+    SET plan_cache_mode = force_generic_plan;
 
 -- Nobody but the owner runs administrative functions by default.
 REVOKE EXECUTE ON FUNCTION erp_sync.track(regclass, text, jsonb) FROM PUBLIC;

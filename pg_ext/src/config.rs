@@ -60,7 +60,12 @@ unsafe extern "C-unwind" fn relcache_changed(_arg: pg_sys::Datum, relid: pg_sys:
 fn ensure_callback() {
     if !CALLBACK_REGISTERED.with(Cell::get) {
         // SAFETY: registered once per backend; the callback only touches thread-locals.
-        unsafe { pg_sys::CacheRegisterRelcacheCallback(Some(relcache_changed), pg_sys::Datum::from(0usize)) };
+        unsafe {
+            pg_sys::CacheRegisterRelcacheCallback(
+                Some(relcache_changed),
+                pg_sys::Datum::from(0usize),
+            )
+        };
         CALLBACK_REGISTERED.with(|r| r.set(true));
     }
 }
@@ -142,12 +147,17 @@ fn settings() -> SpiResult<Rc<HashMap<String, String>>> {
 
 /// The value of a setting: the row in `erp_sync.settings`, else the documented default.
 pub fn setting(key: &str) -> SpiResult<Option<String>> {
-    Ok(settings()?.get(key).cloned().or_else(|| default_for(key).map(str::to_string)))
+    Ok(settings()?
+        .get(key)
+        .cloned()
+        .or_else(|| default_for(key).map(str::to_string)))
 }
 
 /// A numeric setting; an unparsable value falls back to the default with a WARNING.
 pub fn setting_num(key: &str) -> SpiResult<f64> {
-    let fallback = default_for(key).and_then(|d| d.parse::<f64>().ok()).unwrap_or(0.0);
+    let fallback = default_for(key)
+        .and_then(|d| d.parse::<f64>().ok())
+        .unwrap_or(0.0);
     match setting(key)? {
         Some(v) => match v.trim().parse::<f64>() {
             Ok(n) if n.is_finite() => Ok(n),
@@ -168,7 +178,10 @@ pub fn admission_settings() -> SpiResult<AdmissionSettings> {
 }
 
 pub fn tier_thresholds() -> SpiResult<(i64, i64)> {
-    Ok((setting_num("assign.top_min")? as i64, setting_num("assign.regular_min")? as i64))
+    Ok((
+        setting_num("assign.top_min")? as i64,
+        setting_num("assign.regular_min")? as i64,
+    ))
 }
 
 fn load_templates() -> SpiResult<Vec<Template>> {
@@ -178,8 +191,12 @@ fn load_templates() -> SpiResult<Vec<Template>> {
                    ORDER BY priority, template_id";
         for row in client.select(sql, None, &[])? {
             if let Some(id) = row.get::<i32>(1)? {
-                let words: Vec<Option<String>> = row.get::<Vec<Option<String>>>(2)?.unwrap_or_default();
-                out.push(Template { template_id: id, keywords: words.into_iter().flatten().collect() });
+                let words: Vec<Option<String>> =
+                    row.get::<Vec<Option<String>>>(2)?.unwrap_or_default();
+                out.push(Template {
+                    template_id: id,
+                    keywords: words.into_iter().flatten().collect(),
+                });
             }
         }
         Ok(out)
@@ -210,7 +227,8 @@ fn load_tracked() -> SpiResult<(HashMap<String, Tracked>, Vec<pg_sys::Oid>)> {
                    JOIN pg_catalog.pg_class c ON c.oid = t.relid \
                    JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace";
         for row in client.select(sql, None, &[])? {
-            let (Some(entity), Some(qualname)) = (row.get::<String>(1)?, row.get::<String>(2)?) else {
+            let (Some(entity), Some(qualname)) = (row.get::<String>(1)?, row.get::<String>(2)?)
+            else {
                 continue;
             };
             let columns = string_map(row.get::<String>(3)?);
@@ -218,7 +236,15 @@ fn load_tracked() -> SpiResult<(HashMap<String, Tracked>, Vec<pg_sys::Oid>)> {
             if let Some(oid) = row.get::<pg_sys::Oid>(5)? {
                 relids.push(oid);
             }
-            out.insert(entity.clone(), Tracked { entity, qualname, columns, types });
+            out.insert(
+                entity.clone(),
+                Tracked {
+                    entity,
+                    qualname,
+                    columns,
+                    types,
+                },
+            );
         }
         Ok((out, relids))
     })
@@ -228,7 +254,11 @@ fn load_tracked() -> SpiResult<(HashMap<String, Tracked>, Vec<pg_sys::Oid>)> {
 fn string_map(text: Option<String>) -> HashMap<String, String> {
     text.and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok())
         .and_then(|v| v.as_object().cloned())
-        .map(|m| m.into_iter().filter_map(|(k, v)| v.as_str().map(|s| (k, s.to_string()))).collect())
+        .map(|m| {
+            m.into_iter()
+                .filter_map(|(k, v)| v.as_str().map(|s| (k, s.to_string())))
+                .collect()
+        })
         .unwrap_or_default()
 }
 

@@ -18,7 +18,11 @@ pub const INT4_ARRAY: PgOid = PgOid::BuiltIn(PgBuiltInOids::INT4ARRAYOID);
 pub const TEXT_ARRAY: PgOid = PgOid::BuiltIn(PgBuiltInOids::TEXTARRAYOID);
 
 /// The cached plan for `sql`, preparing (and keeping) it on first use.
-pub fn plan(client: &SpiClient<'_>, sql: &str, types: &[PgOid]) -> SpiResult<Rc<OwnedPreparedStatement>> {
+pub fn plan(
+    client: &SpiClient<'_>,
+    sql: &str,
+    types: &[PgOid],
+) -> SpiResult<Rc<OwnedPreparedStatement>> {
     if let Some(p) = PLANS.with(|p| p.borrow().get(sql).cloned()) {
         return Ok(p);
     }

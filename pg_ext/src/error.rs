@@ -13,9 +13,17 @@ pub enum ErpSyncError {
     /// A key of the column map is not a field of the entity.
     UnknownField { entity: String, field: String },
     /// The column map names a column the table does not have.
-    UnknownColumn { table: String, field: String, column: String },
+    UnknownColumn {
+        table: String,
+        field: String,
+        column: String,
+    },
     /// A required field (id, contact_id) has no column.
-    MissingRequiredColumn { table: String, entity: String, field: String },
+    MissingRequiredColumn {
+        table: String,
+        entity: String,
+        field: String,
+    },
     /// track() on something that is not a table.
     NotATable(String),
     /// untrack() on a table that is not tracked.
@@ -34,12 +42,25 @@ impl fmt::Display for ErpSyncError {
         match self {
             UnknownEntity(e) => write!(f, "erp_sync: unknown entity \"{e}\""),
             BadColumnMap(why) => write!(f, "erp_sync: invalid column map: {why}"),
-            UnknownField { entity, field } => write!(f, "erp_sync: \"{field}\" is not a field of entity {entity}"),
-            UnknownColumn { table, field, column } => {
+            UnknownField { entity, field } => {
+                write!(f, "erp_sync: \"{field}\" is not a field of entity {entity}")
+            }
+            UnknownColumn {
+                table,
+                field,
+                column,
+            } => {
                 write!(f, "erp_sync: column \"{column}\" (mapped from field {field}) does not exist in {table}")
             }
-            MissingRequiredColumn { table, entity, field } => {
-                write!(f, "erp_sync: {table} has no column for required {entity} field \"{field}\"")
+            MissingRequiredColumn {
+                table,
+                entity,
+                field,
+            } => {
+                write!(
+                    f,
+                    "erp_sync: {table} has no column for required {entity} field \"{field}\""
+                )
             }
             NotATable(t) => write!(f, "erp_sync: {t} is not a table"),
             NotTracked(t) => write!(f, "erp_sync: {t} is not tracked"),
@@ -65,11 +86,13 @@ impl ErpSyncError {
             UnknownEntity(_) | BadColumnMap(_) | UnknownField { .. } | InvalidArgument { .. } => {
                 PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE // 22023
             }
-            UnknownColumn { .. } | MissingRequiredColumn { .. } => PgSqlErrorCode::ERRCODE_UNDEFINED_COLUMN, // 42703
-            NotATable(_) => PgSqlErrorCode::ERRCODE_WRONG_OBJECT_TYPE,    // 42809
-            NotTracked(_) => PgSqlErrorCode::ERRCODE_UNDEFINED_OBJECT,    // 42704
+            UnknownColumn { .. } | MissingRequiredColumn { .. } => {
+                PgSqlErrorCode::ERRCODE_UNDEFINED_COLUMN
+            } // 42703
+            NotATable(_) => PgSqlErrorCode::ERRCODE_WRONG_OBJECT_TYPE, // 42809
+            NotTracked(_) => PgSqlErrorCode::ERRCODE_UNDEFINED_OBJECT, // 42704
             NoContactTable => PgSqlErrorCode::ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE, // 55000
-            Spi(_) => PgSqlErrorCode::ERRCODE_INTERNAL_ERROR,             // XX000: a bug, not bad input
+            Spi(_) => PgSqlErrorCode::ERRCODE_INTERNAL_ERROR, // XX000: a bug, not bad input
         }
     }
 

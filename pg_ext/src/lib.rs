@@ -10,7 +10,8 @@
 //! 3. sql/ops.sql        outbox row CHECK; pick_rep, retry_failed
 //! 4. sql/views.sql      contact_status (rebuilt by track), queue, settings_effective,
 //!                       config-change triggers
-//! 5. sql/roles.sql      roles, grants, SECURITY DEFINER for the trigger (last)
+//! 5. sql/monitoring.sql stats, alerts, recent_failures, alert_state, cleanup (+ their grants)
+//! 6. sql/roles.sql      roles, grants, SECURITY DEFINER for the trigger (last)
 //! ```
 
 use pgrx::prelude::*;
@@ -30,7 +31,11 @@ extension_sql_file!("../sql/bootstrap.sql", name = "bootstrap", bootstrap);
 extension_sql_file!(
     "../sql/ops.sql",
     name = "ops",
-    requires = ["bootstrap", rules::sql::setting, capture::outbox::outbox_row_check]
+    requires = [
+        "bootstrap",
+        rules::sql::setting,
+        capture::outbox::outbox_row_check
+    ]
 );
 extension_sql_file!(
     "../sql/views.sql",
@@ -43,6 +48,16 @@ extension_sql_file!(
         rules::sql::setting_defaults,
         capture::track::config_changed
     ]
+);
+extension_sql_file!(
+    "../sql/monitoring.sql",
+    name = "monitoring",
+    requires = ["views", rules::sql::setting_defaults]
+);
+extension_sql_file!(
+    "../sql/reconcile.sql",
+    name = "reconcile",
+    requires = ["views", "ops", rules::sql::setting, rules::sql::mask_mobile]
 );
 extension_sql_file!("../sql/roles.sql", name = "roles", finalize);
 

@@ -31,15 +31,21 @@ mod tests {
 
     /// SQLSTATE and hint of the error `sql` raises ("ok" when it does not).
     fn sqlstate(sql: &str) -> String {
-        if one::<bool>("SELECT to_regprocedure('pg_temp.sqlstate_of(text)') IS NULL") == Some(true) {
-            run("CREATE FUNCTION pg_temp.sqlstate_of(q text) RETURNS text LANGUAGE plpgsql AS $f$
+        if one::<bool>("SELECT to_regprocedure('pg_temp.sqlstate_of(text)') IS NULL") == Some(true)
+        {
+            run(
+                "CREATE FUNCTION pg_temp.sqlstate_of(q text) RETURNS text LANGUAGE plpgsql AS $f$
              DECLARE h text;
              BEGIN EXECUTE q; RETURN 'ok';
              EXCEPTION WHEN OTHERS THEN GET STACKED DIAGNOSTICS h = PG_EXCEPTION_HINT;
                   RETURN SQLSTATE || ': ' || coalesce(h, '');
-             END $f$");
+             END $f$",
+            );
         }
-        text(&format!("SELECT pg_temp.sqlstate_of({})", pgrx::spi::quote_literal(sql)))
+        text(&format!(
+            "SELECT pg_temp.sqlstate_of({})",
+            pgrx::spi::quote_literal(sql)
+        ))
     }
 
     /// Tests run concurrently against one database and create the same schema, tables, rows in
@@ -61,7 +67,9 @@ mod tests {
     }
 
     fn outbox(filter: &str) -> i64 {
-        int(&format!("SELECT count(*) FROM erp_sync.outbox WHERE {filter}"))
+        int(&format!(
+            "SELECT count(*) FROM erp_sync.outbox WHERE {filter}"
+        ))
     }
 
     // ---------------------------------------------------------------- rules
@@ -69,12 +77,24 @@ mod tests {
     #[pg_test]
     fn rules_scalar_functions() {
         serial();
-        assert_eq!(one::<String>("SELECT erp_sync.normalize_mobile('+86 138-0013-8000')").as_deref(), Some("13800138000"));
-        assert_eq!(one::<String>("SELECT erp_sync.normalize_mobile('1380013')"), None);
-        assert_eq!(text("SELECT erp_sync.mask_mobile('13812341234')"), "138****1234");
+        assert_eq!(
+            one::<String>("SELECT erp_sync.normalize_mobile('+86 138-0013-8000')").as_deref(),
+            Some("13800138000")
+        );
+        assert_eq!(
+            one::<String>("SELECT erp_sync.normalize_mobile('1380013')"),
+            None
+        );
+        assert_eq!(
+            text("SELECT erp_sync.mask_mobile('13812341234')"),
+            "138****1234"
+        );
         assert_eq!(one::<String>("SELECT erp_sync.mask_mobile(NULL)"), None);
         assert_eq!(text("SELECT erp_sync.mask_mobile('12')"), "****");
-        assert_eq!(text("SELECT erp_sync.mask_account('6222021234567890')"), "****7890");
+        assert_eq!(
+            text("SELECT erp_sync.mask_account('6222021234567890')"),
+            "****7890"
+        );
         assert_eq!(text("SELECT erp_sync.khid(42)"), "WX42");
         assert_eq!(int("SELECT erp_sync.score_to_value(90)::int8"), 175);
         assert_eq!(int("SELECT erp_sync.score_to_value(75)::int8"), 289);
@@ -92,15 +112,24 @@ mod tests {
              FROM pg_proc WHERE pronamespace = 'erp_sync'::regnamespace
                AND proname IN ('normalize_mobile', 'admission_check', 'khid', 'track', 'select_template')",
         );
-        assert_eq!(v, "admission_check:sss,khid:iss,normalize_mobile:iss,select_template:sss,track:vu");
+        assert_eq!(
+            v,
+            "admission_check:sss,khid:iss,normalize_mobile:iss,select_template:sss,track:vu"
+        );
     }
 
     #[pg_test]
     fn settings_defaults_and_overrides() {
         serial();
         assert_eq!(text("SELECT erp_sync.setting('admission.min_score')"), "60");
-        assert_eq!(text("SELECT erp_sync.setting('notify.channel')"), "erp_sync");
-        assert_eq!(one::<String>("SELECT erp_sync.setting('no.such.key')"), None);
+        assert_eq!(
+            text("SELECT erp_sync.setting('notify.channel')"),
+            "erp_sync"
+        );
+        assert_eq!(
+            one::<String>("SELECT erp_sync.setting('no.such.key')"),
+            None
+        );
         run("INSERT INTO erp_sync.settings (key, value) VALUES ('admission.min_score', '70')");
         assert_eq!(text("SELECT erp_sync.setting('admission.min_score')"), "70");
         assert_eq!(text("SELECT effective FROM erp_sync.settings_effective WHERE key = 'admission.min_score'"), "70");
@@ -116,11 +145,19 @@ mod tests {
         );
         assert_eq!(ok["passed"], json!(true), "{ok}");
         assert_eq!(ok["checks"]["is_whitelisted"], json!(true));
-        let bad = jsonb(r#"SELECT erp_sync.admission_check('{"phone": 13800138000, "score": "99", "name": null}')"#);
+        let bad = jsonb(
+            r#"SELECT erp_sync.admission_check('{"phone": 13800138000, "score": "99", "name": null}')"#,
+        );
         assert_eq!(bad["passed"], json!(false));
         let reasons = bad["reasons"].to_string();
-        assert!(reasons.contains("phone: expected text, got number"), "{reasons}");
-        assert!(reasons.contains("score: expected number, got text"), "{reasons}");
+        assert!(
+            reasons.contains("phone: expected text, got number"),
+            "{reasons}"
+        );
+        assert!(
+            reasons.contains("score: expected number, got text"),
+            "{reasons}"
+        );
         assert!(reasons.contains("name: is null"), "{reasons}");
         assert!(reasons.contains("type: missing"), "{reasons}");
         let arr = jsonb("SELECT erp_sync.admission_check('[1,2]')");
@@ -131,7 +168,10 @@ mod tests {
             r#"SELECT erp_sync.admission_check('{"type":"personal","name":"李四五","phone":"13800138000",
                 "phone_verified":true,"score":80}')"#,
         );
-        assert_eq!(strict["reasons"], json!(["score: 80 is below the minimum 90"]));
+        assert_eq!(
+            strict["reasons"],
+            json!(["score: 80 is below the minimum 90"])
+        );
         let pure = jsonb(
             r#"SELECT erp_sync.admission_evaluate('{"type":"personal","name":"李四","phone":"13800138000",
                 "phone_verified":true,"score":80}', 1, 50)"#,
@@ -142,13 +182,31 @@ mod tests {
     #[pg_test]
     fn select_template_from_table() {
         serial();
-        assert_eq!(int("SELECT erp_sync.select_template('客户说很好，请发合同')::int8"), 106);
-        assert_eq!(int("SELECT erp_sync.select_template('电话未接')::int8"), 107);
-        assert_eq!(int("SELECT erp_sync.select_template('再等等吧')::int8"), 108);
-        assert_eq!(int("SELECT erp_sync.select_template('下周见面')::int8"), 109);
-        assert_eq!(int("SELECT erp_sync.select_template('随便聊聊 😀')::int8"), 120);
+        assert_eq!(
+            int("SELECT erp_sync.select_template('客户说很好，请发合同')::int8"),
+            106
+        );
+        assert_eq!(
+            int("SELECT erp_sync.select_template('电话未接')::int8"),
+            107
+        );
+        assert_eq!(
+            int("SELECT erp_sync.select_template('再等等吧')::int8"),
+            108
+        );
+        assert_eq!(
+            int("SELECT erp_sync.select_template('下周见面')::int8"),
+            109
+        );
+        assert_eq!(
+            int("SELECT erp_sync.select_template('随便聊聊 😀')::int8"),
+            120
+        );
         run("INSERT INTO erp_sync.followup_templates VALUES (130, ARRAY['报价'], 5, '报价')");
-        assert_eq!(int("SELECT erp_sync.select_template('请报价，很好')::int8"), 130);
+        assert_eq!(
+            int("SELECT erp_sync.select_template('请报价，很好')::int8"),
+            130
+        );
         run("INSERT INTO erp_sync.settings (key, value) VALUES ('template.default', '108')");
         assert_eq!(int("SELECT erp_sync.select_template('nothing')::int8"), 108);
     }
@@ -159,18 +217,28 @@ mod tests {
         assert_eq!(text("SELECT erp_sync.assignment_for(80)"), "top");
         assert_eq!(text("SELECT erp_sync.assignment_for(79)"), "regular");
         assert_eq!(text("SELECT erp_sync.assignment_for(59)"), "public");
-        assert_eq!(text("SELECT erp_sync.assignment_for(79.9::float8)"), "regular");
+        assert_eq!(
+            text("SELECT erp_sync.assignment_for(79.9::float8)"),
+            "regular"
+        );
         run("INSERT INTO erp_sync.settings (key, value) VALUES ('assign.top_min', '90')");
         assert_eq!(text("SELECT erp_sync.assignment_for(85)"), "regular");
 
-        run("INSERT INTO erp_sync.sales_reps (erp_user_id, name, tier) VALUES
-             ('u1', 'A', 'top'), ('u2', 'B', 'top'), ('u3', 'C', 'regular')");
+        run(
+            "INSERT INTO erp_sync.sales_reps (erp_user_id, name, tier) VALUES
+             ('u1', 'A', 'top'), ('u2', 'B', 'top'), ('u3', 'C', 'regular')",
+        );
         run("INSERT INTO erp_sync.sales_reps (erp_user_id, name, tier, active) VALUES ('u9', 'Z', 'top', false)");
-        let picks: Vec<String> = (0..4).map(|_| text("SELECT erp_sync.pick_rep('top')")).collect();
+        let picks: Vec<String> = (0..4)
+            .map(|_| text("SELECT erp_sync.pick_rep('top')"))
+            .collect();
         assert_eq!(picks, vec!["u1", "u2", "u1", "u2"]);
         assert_eq!(text("SELECT erp_sync.pick_rep('regular')"), "u3");
         assert_eq!(one::<String>("SELECT erp_sync.pick_rep('public')"), None);
-        assert_eq!(int("SELECT assigned_count FROM erp_sync.sales_reps WHERE erp_user_id = 'u1'"), 2);
+        assert_eq!(
+            int("SELECT assigned_count FROM erp_sync.sales_reps WHERE erp_user_id = 'u1'"),
+            2
+        );
         assert!(sqlstate("SELECT erp_sync.pick_rep('gold')").starts_with("22023: tier must be"));
     }
 
@@ -181,18 +249,36 @@ mod tests {
         serial();
         platform();
         assert_eq!(int("SELECT count(*) FROM erp_sync.tracked_tables"), 3);
-        assert_eq!(int("SELECT count(*) FROM pg_trigger WHERE tgname = 'erp_sync_capture'"), 3);
+        assert_eq!(
+            int("SELECT count(*) FROM pg_trigger WHERE tgname = 'erp_sync_capture'"),
+            3
+        );
         let map = jsonb("SELECT columns FROM erp_sync.tracked_tables WHERE entity = 'contact'");
         assert_eq!(map["wechat_id"], json!("wechat_id"));
         assert_eq!(map.as_object().map(|m| m.len()), Some(14));
         // statement-level, with transition tables; signals are captured on INSERT only
-        assert_eq!(int("SELECT count(*) FROM pg_trigger WHERE tgname = 'erp_sync_capture_update'"), 2);
+        assert_eq!(
+            int("SELECT count(*) FROM pg_trigger WHERE tgname = 'erp_sync_capture_update'"),
+            2
+        );
         assert_eq!(int("SELECT count(*) FROM pg_trigger WHERE tgname LIKE 'erp_sync_capture%' AND tgtype & 1 = 1"), 0);
         assert_eq!(int("SELECT count(*) FROM pg_trigger WHERE tgname LIKE 'erp_sync_capture%' AND tgnewtable IS NULL"), 0);
+        // its array-parameter plans stay generic instead of being re-planned on every call
+        let config = text("SELECT array_to_string(proconfig, ',') FROM pg_proc WHERE oid = 'erp_sync.capture()'::regprocedure");
+        assert!(
+            config.contains("plan_cache_mode=force_generic_plan"),
+            "{config}"
+        );
         // re-tracking is idempotent
         run("SELECT erp_sync.track('mp.contacts', 'contact')");
-        assert_eq!(int("SELECT count(*) FROM pg_trigger WHERE tgname = 'erp_sync_capture'"), 3);
-        assert_eq!(int("SELECT count(*) FROM pg_trigger WHERE tgname = 'erp_sync_capture_update'"), 2);
+        assert_eq!(
+            int("SELECT count(*) FROM pg_trigger WHERE tgname = 'erp_sync_capture'"),
+            3
+        );
+        assert_eq!(
+            int("SELECT count(*) FROM pg_trigger WHERE tgname = 'erp_sync_capture_update'"),
+            2
+        );
     }
 
     #[pg_test]
@@ -202,11 +288,13 @@ mod tests {
         run("CREATE TABLE public.people (pid bigint, mobile text)");
         let s = sqlstate("SELECT erp_sync.track('public.people', 'customer')");
         assert!(s.starts_with("22023: entity must be one of"), "{s}");
-        let s = sqlstate(r#"SELECT erp_sync.track('public.people', 'contact', '{"colour": "pid"}')"#);
+        let s =
+            sqlstate(r#"SELECT erp_sync.track('public.people', 'contact', '{"colour": "pid"}')"#);
         assert!(s.starts_with("22023: fields of contact"), "{s}");
         let s = sqlstate(r#"SELECT erp_sync.track('public.people', 'contact', '{"id": "nope"}')"#);
         assert!(s.starts_with("42703: map the field"), "{s}");
-        let s = sqlstate(r#"SELECT erp_sync.track('public.people', 'contact', '{"phone": "mobile"}')"#);
+        let s =
+            sqlstate(r#"SELECT erp_sync.track('public.people', 'contact', '{"phone": "mobile"}')"#);
         assert!(s.starts_with("42703: map it explicitly"), "{s}");
         let s = sqlstate(r#"SELECT erp_sync.track('public.people', 'contact', '[1]')"#);
         assert!(s.starts_with("22023: pass a JSON object"), "{s}");
@@ -219,7 +307,10 @@ mod tests {
         assert!(s.starts_with("42704"), "{s}");
         let s = sqlstate("SELECT erp_sync.retry_failed(NULL, 'bogus')");
         assert!(s.starts_with("22023"), "{s}");
-        assert_eq!(sqlstate("SELECT erp_sync.track('mp.threads', 'thread')"), "ok");
+        assert_eq!(
+            sqlstate("SELECT erp_sync.track('mp.threads', 'thread')"),
+            "ok"
+        );
     }
 
     #[pg_test]
@@ -229,8 +320,14 @@ mod tests {
         assert_eq!(text("SELECT erp_sync.untrack('mp.contacts')"), "contact");
         good_contact(1);
         assert_eq!(outbox("true"), 0);
-        assert_eq!(int("SELECT count(*) FROM pg_trigger WHERE tgname = 'erp_sync_capture'"), 2);
-        assert_eq!(int("SELECT count(*) FROM pg_trigger WHERE tgname = 'erp_sync_capture_update'"), 1);
+        assert_eq!(
+            int("SELECT count(*) FROM pg_trigger WHERE tgname = 'erp_sync_capture'"),
+            2
+        );
+        assert_eq!(
+            int("SELECT count(*) FROM pg_trigger WHERE tgname = 'erp_sync_capture_update'"),
+            1
+        );
         // contact_status is back to the placeholder (no contact table)
         assert_eq!(int("SELECT count(*) FROM erp_sync.contact_status"), 0);
     }
@@ -242,7 +339,10 @@ mod tests {
         serial();
         platform();
         good_contact(1);
-        assert_eq!(outbox("contact_id = 1 AND kind = 'customer' AND status = 'pending'"), 1);
+        assert_eq!(
+            outbox("contact_id = 1 AND kind = 'customer' AND status = 'pending'"),
+            1
+        );
         assert_eq!(int("SELECT count(*) FROM erp_sync.rejections"), 0);
         // a visible change while a row is pending: coalesced into it
         run("UPDATE mp.contacts SET address = '上海市' WHERE id = 1");
@@ -253,7 +353,7 @@ mod tests {
         assert_eq!(outbox("status = 'pending'"), 1);
         run("UPDATE erp_sync.outbox SET status = 'done', finished_at = now()");
         // no ERP-visible change: nothing written at all
-        let before = int("SELECT count(*) FROM erp_sync.outbox") ;
+        let before = int("SELECT count(*) FROM erp_sync.outbox");
         run("UPDATE mp.contacts SET updated_at = now() + interval '1 day' WHERE id = 1");
         run("UPDATE mp.contacts SET name = name WHERE id = 1");
         assert_eq!(int("SELECT count(*) FROM erp_sync.outbox"), before);
@@ -264,19 +364,30 @@ mod tests {
     fn contact_rejected_then_grey_to_white_upgrade() {
         serial();
         platform();
-        run("INSERT INTO mp.contacts (id, type, name, phone, phone_verified, score, list_status)
-             VALUES (7, 'personal', '赵六六', '13900139000', true, 75, 'grey')");
+        run(
+            "INSERT INTO mp.contacts (id, type, name, phone, phone_verified, score, list_status)
+             VALUES (7, 'personal', '赵六六', '13900139000', true, 75, 'grey')",
+        );
         assert_eq!(outbox("true"), 0);
         let reasons = jsonb("SELECT reasons FROM erp_sync.rejections WHERE contact_id = 7");
         assert_eq!(reasons, json!(["list_status: 'grey' is not 'white'"]));
-        assert_eq!(jsonb("SELECT checks FROM erp_sync.rejections WHERE contact_id = 7")["is_whitelisted"], json!(false));
+        assert_eq!(
+            jsonb("SELECT checks FROM erp_sync.rejections WHERE contact_id = 7")["is_whitelisted"],
+            json!(false)
+        );
         run("UPDATE mp.contacts SET list_status = 'white' WHERE id = 7");
-        assert_eq!(outbox("contact_id = 7 AND kind = 'customer' AND status = 'pending'"), 1);
+        assert_eq!(
+            outbox("contact_id = 7 AND kind = 'customer' AND status = 'pending'"),
+            1
+        );
         assert_eq!(int("SELECT count(*) FROM erp_sync.rejections"), 0);
         // and a contact that becomes invalid again is rejected, its pending row stays for the sidecar
         run("UPDATE mp.contacts SET phone = '1234' WHERE id = 7");
         let reasons = jsonb("SELECT reasons FROM erp_sync.rejections WHERE contact_id = 7");
-        assert_eq!(reasons, json!(["phone: not a valid mainland mobile: ****4"]));
+        assert_eq!(
+            reasons,
+            json!(["phone: not a valid mainland mobile: ****4"])
+        );
     }
 
     #[pg_test]
@@ -295,10 +406,12 @@ mod tests {
     fn contact_insert_select_100_rows_in_one_statement() {
         serial();
         platform();
-        run("INSERT INTO mp.contacts (id, type, name, phone, phone_verified, score, list_status)
+        run(
+            "INSERT INTO mp.contacts (id, type, name, phone, phone_verified, score, list_status)
              SELECT g, 'personal', '张三丰' || g, '138' || lpad(g::text, 8, '0'), true, 75,
                     CASE WHEN g % 4 = 0 THEN 'grey' ELSE 'white' END
-             FROM generate_series(1, 100) g");
+             FROM generate_series(1, 100) g",
+        );
         assert_eq!(int("SELECT count(*) FROM mp.contacts"), 100);
         assert_eq!(outbox("kind = 'customer' AND status = 'pending'"), 75);
         assert_eq!(outbox("contact_id % 4 = 0"), 0);
@@ -311,8 +424,10 @@ mod tests {
         assert_eq!(int("SELECT count(*) FROM erp_sync.rejections"), 25);
         // one statement, one subtransaction: every row it wrote has the same xmin
         assert_eq!(
-            int("SELECT count(DISTINCT x) FROM (SELECT xmin::text FROM erp_sync.outbox
-                 UNION ALL SELECT xmin::text FROM erp_sync.rejections) s (x)"),
+            int(
+                "SELECT count(DISTINCT x) FROM (SELECT xmin::text FROM erp_sync.outbox
+                 UNION ALL SELECT xmin::text FROM erp_sync.rejections) s (x)"
+            ),
             1
         );
         // an upsert fires the INSERT and the UPDATE capture: 1 turns grey, 300 is new
@@ -321,18 +436,47 @@ mod tests {
              ON CONFLICT (id) DO UPDATE SET list_status = 'grey'");
         assert_eq!(outbox("contact_id = 300 AND status = 'pending'"), 1);
         assert_eq!(int("SELECT count(*) FROM erp_sync.rejections"), 26);
-        assert_eq!(int("SELECT count(*) FROM erp_sync.rejections WHERE contact_id = 1"), 1);
+        assert_eq!(
+            int("SELECT count(*) FROM erp_sync.rejections WHERE contact_id = 1"),
+            1
+        );
+    }
+
+    #[pg_test]
+    fn coalesce_race_is_recognised() {
+        serial();
+        // what a plain INSERT that lost the race for a pending row raises (the capture then
+        // runs again with ON CONFLICT DO NOTHING)
+        let lost = crate::capture::guard::protected(|| {
+            Spi::run("INSERT INTO erp_sync.outbox (contact_id, kind) VALUES (1, 'customer'), (1, 'customer')")
+                .map_err(|e| e.to_string())
+        });
+        match lost {
+            Err(message) => assert!(
+                crate::capture::outbox::is_coalesce_race(&message),
+                "{message}"
+            ),
+            Ok(()) => panic!("a duplicate pending row was accepted"),
+        }
+        assert!(!crate::capture::outbox::is_coalesce_race(
+            "relation \"erp_sync.outbox\" does not exist (SQLSTATE 42P01)"
+        ));
     }
 
     #[pg_test]
     fn contact_multi_row_update_writes_only_changed_rows() {
         serial();
         platform();
-        run("INSERT INTO mp.contacts (id, type, name, phone, phone_verified, score, list_status)
+        run(
+            "INSERT INTO mp.contacts (id, type, name, phone, phone_verified, score, list_status)
              SELECT g, 'personal', '李四光' || g, '137' || lpad(g::text, 8, '0'), true, 70,
                     CASE WHEN g = 10 THEN 'grey' ELSE 'white' END
-             FROM generate_series(1, 10) g");
-        assert_eq!(text("SELECT string_agg(contact_id::text, ',') FROM erp_sync.rejections"), "10");
+             FROM generate_series(1, 10) g",
+        );
+        assert_eq!(
+            text("SELECT string_agg(contact_id::text, ',') FROM erp_sync.rejections"),
+            "10"
+        );
         run("UPDATE erp_sync.outbox SET status = 'done', finished_at = now()");
         // 1-3: a visible change; 4-8: nothing the ERP sees; 9: becomes grey; 10: grey -> white
         run("UPDATE mp.contacts SET
@@ -341,7 +485,10 @@ mod tests {
                updated_at = now() + interval '1 day'");
         let pending = text("SELECT string_agg(contact_id::text, ',' ORDER BY contact_id) FROM erp_sync.outbox WHERE status = 'pending'");
         assert_eq!(pending, "1,2,3,10");
-        assert_eq!(text("SELECT string_agg(contact_id::text, ',') FROM erp_sync.rejections"), "9");
+        assert_eq!(
+            text("SELECT string_agg(contact_id::text, ',') FROM erp_sync.rejections"),
+            "9"
+        );
         // nothing visible changes in any row: nothing written
         run("UPDATE erp_sync.outbox SET status = 'done', finished_at = now()");
         run("UPDATE mp.contacts SET updated_at = now() + interval '2 days'");
@@ -379,7 +526,10 @@ mod tests {
         run("UPDATE erp_sync.outbox SET status = 'done', finished_at = now()");
         run("INSERT INTO mp.threads (id, contact_id, score, summary) VALUES (10, 1, 70, '想了解产品')");
         assert_eq!(outbox("status = 'pending' AND kind = 'customer'"), 1);
-        assert_eq!(outbox("status = 'pending' AND kind = 'assign' AND ref_id = 10"), 1);
+        assert_eq!(
+            outbox("status = 'pending' AND kind = 'assign' AND ref_id = 10"),
+            1
+        );
         run("UPDATE erp_sync.outbox SET status = 'done', finished_at = now()");
         // same tier (regular): customer only (jz changes), no assign
         run("UPDATE mp.threads SET score = 75 WHERE id = 10");
@@ -407,16 +557,34 @@ mod tests {
         platform();
         good_contact(1);
         run("INSERT INTO mp.signals (id, contact_id, content) VALUES (100, 1, '客户说很好，尽快发合同')");
-        assert_eq!(outbox("kind = 'followup' AND ref_id = 100 AND template_id = 106 AND status = 'pending'"), 1);
+        assert_eq!(
+            outbox(
+                "kind = 'followup' AND ref_id = 100 AND template_id = 106 AND status = 'pending'"
+            ),
+            1
+        );
         run("INSERT INTO mp.signals (id, contact_id, content) VALUES (101, 1, NULL)");
-        assert_eq!(outbox("kind = 'followup' AND ref_id = 101 AND template_id = 120"), 1);
+        assert_eq!(
+            outbox("kind = 'followup' AND ref_id = 101 AND template_id = 120"),
+            1
+        );
         // rejected contact: recorded as skipped with the reason
-        run("INSERT INTO mp.contacts (id, type, name, phone, phone_verified, score, list_status)
-             VALUES (2, 'personal', '钱七七', '13700137000', false, 75, 'white')");
+        run(
+            "INSERT INTO mp.contacts (id, type, name, phone, phone_verified, score, list_status)
+             VALUES (2, 'personal', '钱七七', '13700137000', false, 75, 'white')",
+        );
         run("INSERT INTO mp.signals (id, contact_id, content) VALUES (200, 2, '无人接听')");
-        let err = text("SELECT last_error FROM erp_sync.outbox WHERE ref_id = 200 AND status = 'skipped'");
-        assert_eq!(err, "contact not admitted: phone_verified: phone not verified");
-        assert_eq!(int("SELECT template_id::int8 FROM erp_sync.outbox WHERE ref_id = 200"), 107);
+        let err = text(
+            "SELECT last_error FROM erp_sync.outbox WHERE ref_id = 200 AND status = 'skipped'",
+        );
+        assert_eq!(
+            err,
+            "contact not admitted: phone_verified: phone not verified"
+        );
+        assert_eq!(
+            int("SELECT template_id::int8 FROM erp_sync.outbox WHERE ref_id = 200"),
+            107
+        );
         // signals are never re-captured on UPDATE
         run("UPDATE mp.signals SET content = '签约' WHERE id = 100");
         assert_eq!(outbox("kind = 'followup'"), 3);
@@ -429,7 +597,10 @@ mod tests {
         good_contact(1);
         run("SELECT erp_sync.untrack('mp.contacts')");
         run("INSERT INTO mp.signals (id, contact_id, content) VALUES (5, 1, 'hi')");
-        assert_eq!(text("SELECT last_error FROM erp_sync.outbox WHERE ref_id = 5"), "no contact table is tracked");
+        assert_eq!(
+            text("SELECT last_error FROM erp_sync.outbox WHERE ref_id = 5"),
+            "no contact table is tracked"
+        );
     }
 
     // ---------------------------------------------------------------- NOTIFY
@@ -508,9 +679,12 @@ mod tests {
         serial();
         let upsert = include_str!("../../sidecar/queries/worker_upsert.sql");
         let set = |idle: bool| {
-            Spi::run_with_args(upsert, &["w1".into(), idle.into()]).unwrap_or_else(|e| panic!("worker_upsert: {e}"));
+            Spi::run_with_args(upsert, &["w1".into(), idle.into()])
+                .unwrap_or_else(|e| panic!("worker_upsert: {e}"));
         };
-        let since = || one::<bool>("SELECT idle_since = now() FROM erp_sync.workers WHERE worker_id = 'w1'");
+        let since = || {
+            one::<bool>("SELECT idle_since = now() FROM erp_sync.workers WHERE worker_id = 'w1'")
+        };
         set(false);
         assert_eq!(since(), None);
         set(true);
@@ -538,8 +712,10 @@ mod tests {
     fn no_notify_when_workers_are_busy_or_stale() {
         serial();
         platform();
-        run("INSERT INTO erp_sync.workers (worker_id, idle, heartbeat_at) VALUES
-             ('busy', false, now()), ('stale', true, now() - interval '1 hour')");
+        run(
+            "INSERT INTO erp_sync.workers (worker_id, idle, heartbeat_at) VALUES
+             ('busy', false, now()), ('stale', true, now() - interval '1 hour')",
+        );
         let before = notifies_sent();
         good_contact(1);
         good_contact(2);
@@ -553,8 +729,10 @@ mod tests {
     fn custom_table_with_own_names_and_wrong_types_never_fails_the_write() {
         serial();
         run("CREATE SCHEMA crm");
-        run("CREATE TABLE crm.people (pid bigint PRIMARY KEY, kind text, nm text, mobile bigint,
-                                     ok text, pts text, ls text, wx int, memo text)");
+        run(
+            "CREATE TABLE crm.people (pid bigint PRIMARY KEY, kind text, nm text, mobile bigint,
+                                     ok text, pts text, ls text, wx int, memo text)",
+        );
         let map = jsonb(
             r#"SELECT erp_sync.track('crm.people', 'contact',
                  '{"id":"pid","type":"kind","name":"nm","phone":"mobile","phone_verified":"ok",
@@ -562,10 +740,20 @@ mod tests {
         );
         assert_eq!(map["columns"]["phone"], json!("mobile"));
         run("INSERT INTO crm.people VALUES (1, 'personal', '孙八八', 13800138000, 'true', '99', 'white', 42, NULL)");
-        let reasons = jsonb("SELECT reasons FROM erp_sync.rejections WHERE contact_id = 1").to_string();
-        assert!(reasons.contains("phone: expected text, got number"), "{reasons}");
-        assert!(reasons.contains("phone_verified: expected boolean, got text"), "{reasons}");
-        assert!(reasons.contains("score: expected number, got text"), "{reasons}");
+        let reasons =
+            jsonb("SELECT reasons FROM erp_sync.rejections WHERE contact_id = 1").to_string();
+        assert!(
+            reasons.contains("phone: expected text, got number"),
+            "{reasons}"
+        );
+        assert!(
+            reasons.contains("phone_verified: expected boolean, got text"),
+            "{reasons}"
+        );
+        assert!(
+            reasons.contains("score: expected number, got text"),
+            "{reasons}"
+        );
         // all NULLs (but the id), and a NULL id
         run("INSERT INTO crm.people (pid) VALUES (2)");
         run("INSERT INTO crm.people (pid) VALUES (3)");
@@ -593,12 +781,22 @@ mod tests {
         run("INSERT INTO mp.contacts (id, type, name, company, phone, phone_verified, score, list_status)
              VALUES (3, 'company', $$Robert'); DROP TABLE erp_sync.outbox; --$$, $$x' OR '1'='1$$,
                      '13800138000', true, 70, 'white')");
-        run(&format!("INSERT INTO mp.signals (contact_id, content) VALUES (2, '{big} 签约 🎉')"));
+        run(&format!(
+            "INSERT INTO mp.signals (contact_id, content) VALUES (2, '{big} 签约 🎉')"
+        ));
         run("INSERT INTO mp.threads (contact_id, score, summary) VALUES (3, 99, $$'; DELETE FROM mp.contacts; --$$)");
         assert_eq!(int("SELECT count(*) FROM mp.contacts"), 3);
-        assert!(jsonb("SELECT reasons FROM erp_sync.rejections WHERE contact_id = 1").to_string().len() < 300);
+        assert!(
+            jsonb("SELECT reasons FROM erp_sync.rejections WHERE contact_id = 1")
+                .to_string()
+                .len()
+                < 300
+        );
         assert_eq!(outbox("contact_id = 2 AND kind = 'customer'"), 1);
-        assert_eq!(outbox("contact_id = 2 AND kind = 'followup' AND template_id = 106"), 1);
+        assert_eq!(
+            outbox("contact_id = 2 AND kind = 'followup' AND template_id = 106"),
+            1
+        );
         assert_eq!(outbox("contact_id = 3 AND kind = 'assign'"), 1);
         let payload = jsonb("SELECT erp_sync.contact_payload(2)");
         assert_eq!(payload["name"], json!("🦄👩‍👩‍👧 Zoë ﷽ 𝔘𝔫𝔦"));
@@ -626,9 +824,17 @@ mod tests {
         run("ALTER TABLE erp_sync.rejections RENAME TO rejections_gone");
         run("INSERT INTO mp.contacts (id, name) VALUES (1, 'x')"); // fails admission, cannot reject
         assert_eq!(int("SELECT count(*) FROM mp.contacts"), 1);
-        let err = text("SELECT last_error FROM erp_sync.outbox WHERE contact_id = 1 AND status = 'skipped'");
-        assert!(err.starts_with("capture failed: relation \"erp_sync.rejections\" does not exist"), "{err}");
-        assert_eq!(text("SELECT sync_state FROM erp_sync.contact_status WHERE contact_id = 1"), "skipped");
+        let err = text(
+            "SELECT last_error FROM erp_sync.outbox WHERE contact_id = 1 AND status = 'skipped'",
+        );
+        assert!(
+            err.starts_with("capture failed: relation \"erp_sync.rejections\" does not exist"),
+            "{err}"
+        );
+        assert_eq!(
+            text("SELECT sync_state FROM erp_sync.contact_status WHERE contact_id = 1"),
+            "skipped"
+        );
         run("ALTER TABLE erp_sync.rejections_gone RENAME TO rejections");
     }
 
@@ -638,7 +844,8 @@ mod tests {
         platform();
         run("ALTER TABLE mp.contacts DROP COLUMN name");
         run("INSERT INTO mp.contacts (id, phone) VALUES (1, '13800138000')");
-        let reasons = jsonb("SELECT reasons FROM erp_sync.rejections WHERE contact_id = 1").to_string();
+        let reasons =
+            jsonb("SELECT reasons FROM erp_sync.rejections WHERE contact_id = 1").to_string();
         assert!(reasons.contains("name: missing"), "{reasons}");
     }
 
@@ -653,7 +860,10 @@ mod tests {
         assert_eq!(r["status"], json!("already_queued"));
         run("UPDATE erp_sync.outbox SET status = 'done', finished_at = now()");
         let r = jsonb("SELECT erp_sync.request_sync(1)");
-        assert_eq!((r["status"].clone(), r["khid"].clone()), (json!("queued"), json!("WX1")));
+        assert_eq!(
+            (r["status"].clone(), r["khid"].clone()),
+            (json!("queued"), json!("WX1"))
+        );
         run("INSERT INTO mp.contacts (id, name) VALUES (2, '吴十十')");
         let r = jsonb("SELECT erp_sync.request_sync(2)");
         assert_eq!(r["status"], json!("rejected"));
@@ -673,16 +883,34 @@ mod tests {
         let p = jsonb("SELECT erp_sync.contact_payload(1)");
         assert_eq!(p["phone"], json!("13800130001"));
         assert_eq!(p["khid"], json!("WX1"));
-        assert_eq!(p["thread"], json!({"id": 2, "score": 91, "summary": "新的"}));
+        assert_eq!(
+            p["thread"],
+            json!({"id": 2, "score": 91, "summary": "新的"})
+        );
         assert_eq!(p["admission"]["passed"], json!(true));
         assert_eq!(p["type"], json!("company"));
         assert_eq!(p["email"], Value::Null);
         assert!(p.get("created_at").is_none());
-        assert_eq!(one::<pgrx::JsonB>("SELECT erp_sync.contact_payload(404)").map(|j| j.0), None);
+        assert_eq!(
+            one::<pgrx::JsonB>("SELECT erp_sync.contact_payload(404)").map(|j| j.0),
+            None
+        );
         let s = jsonb("SELECT erp_sync.signal_payload(3)");
-        assert_eq!((s["id"].clone(), s["contact_id"].clone(), s["content"].clone()), (json!(3), json!(1), json!("见面")));
-        assert!(s["ts"].as_str().is_some_and(|t| t.starts_with("2025-10-19")));
-        assert_eq!(one::<pgrx::JsonB>("SELECT erp_sync.signal_payload(404)").map(|j| j.0), None);
+        assert_eq!(
+            (
+                s["id"].clone(),
+                s["contact_id"].clone(),
+                s["content"].clone()
+            ),
+            (json!(3), json!(1), json!("见面"))
+        );
+        assert!(s["ts"]
+            .as_str()
+            .is_some_and(|t| t.starts_with("2025-10-19")));
+        assert_eq!(
+            one::<pgrx::JsonB>("SELECT erp_sync.signal_payload(404)").map(|j| j.0),
+            None
+        );
     }
 
     #[pg_test]
@@ -736,20 +964,44 @@ mod tests {
         run("INSERT INTO mp.contacts (id, name) VALUES (6, 'x')");
         run("SELECT erp_sync.track('mp.contacts', 'contact')");
         let states = text("SELECT string_agg(contact_id || '=' || sync_state, ',' ORDER BY contact_id) FROM erp_sync.contact_status");
-        assert_eq!(states, "1=pending,2=synced,3=failed,4=rejected,5=rejected,6=not_queued");
-        assert_eq!(int("SELECT erp_ord FROM erp_sync.contact_status WHERE contact_id = 2"), 5001);
-        assert_eq!(text("SELECT last_error FROM erp_sync.contact_status WHERE contact_id = 3"), "ERP said no");
-        assert_eq!(text("SELECT khid FROM erp_sync.contact_status WHERE contact_id = 3"), "WX3");
-        assert_eq!(text("SELECT mobile FROM erp_sync.contact_status WHERE contact_id = 1"), "13800130001");
+        assert_eq!(
+            states,
+            "1=pending,2=synced,3=failed,4=rejected,5=rejected,6=not_queued"
+        );
+        assert_eq!(
+            int("SELECT erp_ord FROM erp_sync.contact_status WHERE contact_id = 2"),
+            5001
+        );
+        assert_eq!(
+            text("SELECT last_error FROM erp_sync.contact_status WHERE contact_id = 3"),
+            "ERP said no"
+        );
+        assert_eq!(
+            text("SELECT khid FROM erp_sync.contact_status WHERE contact_id = 3"),
+            "WX3"
+        );
+        assert_eq!(
+            text("SELECT mobile FROM erp_sync.contact_status WHERE contact_id = 1"),
+            "13800130001"
+        );
         run("SET LOCAL ROLE erp_sync_reader");
-        assert_eq!(text("SELECT mobile FROM erp_sync.contact_status WHERE contact_id = 1"), "138****0001");
+        assert_eq!(
+            text("SELECT mobile FROM erp_sync.contact_status WHERE contact_id = 1"),
+            "138****0001"
+        );
         assert!(int("SELECT count(*) FROM erp_sync.queue") >= 1);
         assert!(sqlstate("SELECT * FROM erp_sync.outbox").starts_with("42501"));
         assert!(sqlstate("SELECT * FROM mp.contacts").starts_with("42501"));
         run("RESET ROLE");
         run("SET LOCAL ROLE erp_sync_worker");
-        assert_eq!(text("SELECT mobile FROM erp_sync.contact_status WHERE contact_id = 1"), "13800130001");
-        assert_eq!(jsonb("SELECT erp_sync.contact_payload(1)")["khid"], json!("WX1"));
+        assert_eq!(
+            text("SELECT mobile FROM erp_sync.contact_status WHERE contact_id = 1"),
+            "13800130001"
+        );
+        assert_eq!(
+            jsonb("SELECT erp_sync.contact_payload(1)")["khid"],
+            json!("WX1")
+        );
         assert!(sqlstate("SELECT * FROM mp.contacts").starts_with("42501"));
         assert!(sqlstate("SELECT erp_sync.track('mp.contacts', 'contact')").starts_with("42501"));
         run("RESET ROLE");
@@ -762,9 +1014,18 @@ mod tests {
         good_contact(1);
         good_contact(2);
         run("INSERT INTO mp.signals (contact_id, content) VALUES (1, 'x')");
-        assert_eq!(int("SELECT rows FROM erp_sync.queue WHERE kind = 'customer' AND status = 'pending'"), 2);
-        assert_eq!(int("SELECT rows FROM erp_sync.queue WHERE kind = 'followup' AND status = 'pending'"), 1);
-        assert_eq!(int("SELECT count(*) FROM erp_sync.queue WHERE oldest_pending_age IS NOT NULL"), 2);
+        assert_eq!(
+            int("SELECT rows FROM erp_sync.queue WHERE kind = 'customer' AND status = 'pending'"),
+            2
+        );
+        assert_eq!(
+            int("SELECT rows FROM erp_sync.queue WHERE kind = 'followup' AND status = 'pending'"),
+            1
+        );
+        assert_eq!(
+            int("SELECT count(*) FROM erp_sync.queue WHERE oldest_pending_age IS NOT NULL"),
+            2
+        );
     }
 
     #[pg_test]

@@ -31,6 +31,14 @@ pub struct Config {
     pub erp: ErpConfig,
     pub engine: EngineConfig,
     pub log: LogConfig,
+    /// `/healthz`, `/metrics`, status page (`ops::http`).
+    pub http: HttpConfig,
+    /// `erp_sync.alerts` → webhook (`ops::alerts`).
+    pub alerts: AlertsConfig,
+    /// Periodic `erp_sync.cleanup()` (`ops::retention`).
+    pub retention: RetentionConfig,
+    /// Scheduled ERP pull, queue sweep and reconciliation (`ops::schedule`).
+    pub schedule: ScheduleConfig,
     /// `erp.password_file`: file holding the ERP password (read by [`Config::load`], overrides
     /// `erp.password`). Kept here because the `[erp]` section belongs to the ERP client's struct.
     #[serde(skip)]
@@ -152,6 +160,117 @@ impl Default for LogConfig {
         LogConfig {
             format: LogFormat::Human,
             level: "info".into(),
+        }
+    }
+}
+
+/// The ops HTTP server.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct HttpConfig {
+    /// `host:port` to serve `/healthz`, `/metrics`, `/` and `/api/status` on; `off` disables the
+    /// server. Loopback by default: the status page is not authenticated (mobiles are masked).
+    pub listen_addr: String,
+}
+
+impl Default for HttpConfig {
+    fn default() -> Self {
+        HttpConfig {
+            listen_addr: "127.0.0.1:9187".into(),
+        }
+    }
+}
+
+/// Alert notifications.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AlertsConfig {
+    /// POST target for alert state changes (JSON); empty = no notifications (the `erp_sync.alerts`
+    /// view and the status page still show them).
+    pub webhook_url: String,
+    /// How often `erp_sync.alerts` is checked.
+    pub check_interval_ms: u64,
+    /// Timeout of one webhook POST (a failed POST is retried at the next check).
+    pub webhook_timeout_ms: u64,
+}
+
+impl Default for AlertsConfig {
+    fn default() -> Self {
+        AlertsConfig {
+            webhook_url: String::new(),
+            check_interval_ms: 60_000,
+            webhook_timeout_ms: 5_000,
+        }
+    }
+}
+
+/// Retention cleanup of finished outbox rows and old sync_log rows (ages are the database settings
+/// `retention.done_days` / `retention.sync_log_days`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RetentionConfig {
+    /// Interval between cleanup runs; 0 disables the job.
+    pub interval_ms: u64,
+    /// Rows deleted per table per `erp_sync.cleanup(batch)` call (one short transaction each).
+    pub batch_size: i32,
+    /// Pause between two batches of one run.
+    pub pause_ms: u64,
+}
+
+impl Default for RetentionConfig {
+    fn default() -> Self {
+        RetentionConfig {
+            interval_ms: 3_600_000,
+            batch_size: 5_000,
+            pause_ms: 100,
+        }
+    }
+}
+
+/// Schedules (`ops::schedule`) and the ERP pull (`ops::pull`). Cron expressions have six fields
+/// (`sec min hour day-of-month month day-of-week`) and are read in the fixed offset
+/// `utc_offset_minutes` (default +08:00, the ERP's time); an empty expression disables that job.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ScheduleConfig {
+    /// Run the schedules inside `erp-sync run` (off: only the `pull`/`reconcile` commands).
+    pub enabled: bool,
+    /// Pull of ERP customers into `erp_sync.erp_customers` (spec: daily at 02:00).
+    pub pull_cron: String,
+    /// Cheap sweep of due/expired outbox rows that wakes idle workers (spec: hourly).
+    pub sweep_cron: String,
+    /// Pull + full reconciliation (spec: weekly on Sunday).
+    pub reconcile_cron: String,
+    /// Offset of the wall clock the cron expressions are read in, minutes east of UTC.
+    pub utc_offset_minutes: i32,
+    /// After downtime, run a missed period once at start-up (only for a schedule that has run before).
+    pub catch_up: bool,
+    /// `list.asp` page size of a pull.
+    pub pull_page_size: u32,
+    /// Customer source (`ly`) filter of a pull; empty = every source.
+    pub pull_ly: String,
+    /// `_rpt_sort` of a pull.
+    pub pull_sort: String,
+    /// Safety cap on the pages of one pull.
+    pub pull_max_pages: u32,
+    /// On shutdown: time given to a running job before it is abandoned.
+    pub shutdown_deadline_ms: u64,
+}
+
+impl Default for ScheduleConfig {
+    fn default() -> Self {
+        ScheduleConfig {
+            enabled: true,
+            pull_cron: "0 0 2 * * *".into(),
+            sweep_cron: "0 0 * * * *".into(),
+            reconcile_cron: "0 0 3 * * Sun".into(),
+            utc_offset_minutes: 480,
+            catch_up: true,
+            pull_page_size: 100,
+            pull_ly: "171".into(),
+            pull_sort: "-date1".into(),
+            pull_max_pages: 10_000,
+            shutdown_deadline_ms: 5_000,
         }
     }
 }
@@ -303,6 +422,22 @@ impl Config {
         {
             return bad("database.channel must be a plain identifier");
         }
+        if self.http.listen_addr != "off"
+            && self
+                .http
+                .listen_addr
+                .parse::<std::net::SocketAddr>()
+                .is_err()
+        {
+            return bad("http.listen_addr must be host:port (an IP address) or \"off\"");
+        }
+        if self.alerts.check_interval_ms == 0 || self.alerts.webhook_timeout_ms == 0 {
+            return bad("alerts.check_interval_ms and alerts.webhook_timeout_ms must be > 0");
+        }
+        if self.retention.batch_size <= 0 {
+            return bad("retention.batch_size must be > 0");
+        }
+        crate::ops::schedule::validate(&self.schedule)?;
         tracing_subscriber::EnvFilter::try_new(&self.log.level)
             .map_err(|err| Error::Config(format!("log.level: {err}")))?;
         Ok(())
@@ -350,7 +485,16 @@ struct Override {
     value: String,
 }
 
-const SECTIONS: [&str; 4] = ["database", "erp", "engine", "log"];
+const SECTIONS: [&str; 8] = [
+    "database",
+    "erp",
+    "engine",
+    "log",
+    "http",
+    "alerts",
+    "retention",
+    "schedule",
+];
 /// `ERP_SYNC_*` variables that are not configuration keys: the `--config` path, the test
 /// harness's binary path, and the simulator's own settings.
 const NOT_KEYS: [&str; 2] = ["CONFIG", "BIN"];
@@ -376,7 +520,7 @@ fn env_overrides(env: &[(String, String)]) -> Result<Vec<Override>> {
                 .map(|k| (s.to_string(), k.to_string()))
         }) else {
             return Err(Error::Config(format!(
-                "unknown environment variable {var}: expected {ENV_PREFIX}<DATABASE|ERP|ENGINE|LOG>_<KEY>"
+                "unknown environment variable {var}: expected {ENV_PREFIX}<DATABASE|ERP|ENGINE|LOG|HTTP|ALERTS|RETENTION|SCHEDULE>_<KEY>"
             )));
         };
         if key.is_empty() {

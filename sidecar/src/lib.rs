@@ -11,6 +11,7 @@ pub mod config;
 pub mod engine;
 pub mod erp;
 pub mod error;
+pub mod ops;
 pub mod sim;
 pub mod telemetry;
 

@@ -52,6 +52,18 @@ enum Cmd {
     Login,
     /// Validate the configuration and print it with secrets redacted.
     CheckConfig,
+    /// Pull ERP customers into erp_sync.erp_customers now (what the daily schedule does).
+    Pull {
+        /// list.asp page size (default: schedule.pull_page_size).
+        #[arg(long)]
+        page_size: Option<u32>,
+    },
+    /// Pull, then reconcile the platform with the ERP now (what the weekly schedule does).
+    Reconcile {
+        /// Reconcile against the rows pulled before, without pulling first.
+        #[arg(long)]
+        no_pull: bool,
+    },
 }
 
 const EXIT_RUNTIME: u8 = 1;
@@ -118,6 +130,31 @@ async fn real_main(cli: Cli) -> ExitCode {
                 }
             }
         }
+        Cmd::Pull { page_size } => {
+            let mut cfg = match load(cli.config.as_deref()) {
+                Ok(c) => c,
+                Err(code) => return code,
+            };
+            if let Some(n) = page_size {
+                cfg.schedule.pull_page_size = n.max(1);
+            }
+            if let Err(e) = telemetry::init(&cfg.log) {
+                eprintln!("erp-sync: {e}");
+                return ExitCode::from(EXIT_CONFIG);
+            }
+            ops_command(&cfg, false, true).await
+        }
+        Cmd::Reconcile { no_pull } => {
+            let cfg = match load(cli.config.as_deref()) {
+                Ok(c) => c,
+                Err(code) => return code,
+            };
+            if let Err(e) = telemetry::init(&cfg.log) {
+                eprintln!("erp-sync: {e}");
+                return ExitCode::from(EXIT_CONFIG);
+            }
+            ops_command(&cfg, true, !no_pull).await
+        }
         Cmd::Login => {
             let cfg = match load(cli.config.as_deref()) {
                 Ok(c) => c,
@@ -140,7 +177,22 @@ async fn real_main(cli: Cli) -> ExitCode {
                 return ExitCode::from(EXIT_CONFIG);
             }
             let shutdown = spawn_signal_handler();
-            match engine::run(&cfg, RunOptions { once }, shutdown).await {
+            // /healthz, /metrics, status page, alert webhook and retention (see sidecar::ops).
+            if cfg.engine.worker_id.is_empty() {
+                cfg.engine.worker_id = cfg.worker_id(); // one id for the engine and the ops tasks
+            }
+            let monitoring = sidecar::ops::http::spawn_monitoring(&cfg, &cfg.engine.worker_id);
+            // Scheduled pull / sweep / reconciliation (sidecar::ops::schedule).
+            let scheduler = sidecar::ops::schedule::spawn(
+                &cfg,
+                &cfg.engine.worker_id,
+                shutdown.clone(),
+                once || cfg.engine.dry_run,
+            );
+            let result = engine::run(&cfg, RunOptions { once }, shutdown).await;
+            monitoring.shutdown().await;
+            scheduler.stop().await;
+            match result {
                 Ok(s) => {
                     if once || cfg.engine.dry_run {
                         println!(
@@ -194,6 +246,78 @@ async fn login(cfg: &Config) -> ExitCode {
             ExitCode::from(EXIT_LOGIN)
         }
     }
+}
+
+/// `erp-sync pull` / `erp-sync reconcile`: a progress bar on a terminal (stderr), a summary line
+/// at the end (stdout).
+async fn ops_command(cfg: &Config, reconcile: bool, pull: bool) -> ExitCode {
+    use sidecar::ops::{pull as p, reconcile as r};
+    use std::io::IsTerminal;
+    let bar = if std::io::stderr().is_terminal() {
+        indicatif::ProgressBar::new(0)
+    } else {
+        indicatif::ProgressBar::hidden()
+    };
+    if let Ok(style) =
+        indicatif::ProgressStyle::with_template("{spinner} {msg} [{bar:30}] {pos}/{len} pages")
+    {
+        bar.set_style(style);
+    }
+    let (pool, erp) = match (p::ops_pool(&cfg.database), ErpClient::new(cfg.erp.clone())) {
+        (Ok(pool), Ok(erp)) => (pool, erp),
+        (Err(e), _) | (_, Err(e)) => {
+            eprintln!("erp-sync: {e}");
+            return exit_for(&e);
+        }
+    };
+    let shutdown = spawn_signal_handler();
+    if pull {
+        bar.set_message("pulling ERP customers");
+        let progress = {
+            let bar = bar.clone();
+            move |done: u32, total: u32| {
+                bar.set_length(u64::from(total));
+                bar.set_position(u64::from(done));
+            }
+        };
+        let opts = p::PullOptions::from_config(&cfg.schedule);
+        match p::pull(&pool, &erp, &opts, &progress, &shutdown).await {
+            Ok(s) => {
+                bar.finish_and_clear();
+                println!("pull: {s}");
+            }
+            Err(e) => {
+                bar.abandon();
+                tracing::error!(error = %e, "pull failed");
+                eprintln!("erp-sync pull: {e}");
+                return exit_for(&e);
+            }
+        }
+    }
+    if reconcile {
+        let spinner = if std::io::stderr().is_terminal() {
+            indicatif::ProgressBar::new_spinner()
+        } else {
+            indicatif::ProgressBar::hidden()
+        };
+        let phase = {
+            let spinner = spinner.clone();
+            move |m: &str| spinner.set_message(format!("reconcile: {m}"))
+        };
+        match r::reconcile(&pool, "manual", &cfg.worker_id(), &phase).await {
+            Ok(s) => {
+                spinner.finish_and_clear();
+                println!("reconcile: {s}");
+            }
+            Err(e) => {
+                spinner.abandon();
+                tracing::error!(error = %e, "reconcile failed");
+                eprintln!("erp-sync reconcile: {e}");
+                return exit_for(&e);
+            }
+        }
+    }
+    ExitCode::SUCCESS
 }
 
 /// First SIGTERM/SIGINT: graceful shutdown (the watch turns true). Second: exit 130 at once.

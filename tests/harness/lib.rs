@@ -72,10 +72,12 @@ impl Cluster {
         let mut admin = c.connect_db("postgres")?;
         admin.batch_execute("CREATE DATABASE erp")?;
         let mut db = c.client()?;
-        db.batch_execute("CREATE EXTENSION erp_sync")
-            .context("CREATE EXTENSION erp_sync (is the extension installed? run `make install-ext`)")?;
+        db.batch_execute("CREATE EXTENSION erp_sync").context(
+            "CREATE EXTENSION erp_sync (is the extension installed? run `make install-ext`)",
+        )?;
         let schema = std::fs::read_to_string(workspace_root().join("sql/middle_platform.sql"))?;
-        db.batch_execute(&schema).context("loading sql/middle_platform.sql")?;
+        db.batch_execute(&schema)
+            .context("loading sql/middle_platform.sql")?;
         Ok(c)
     }
 
@@ -110,7 +112,10 @@ impl Cluster {
     }
 
     pub fn connect_db(&self, db: &str) -> Result<postgres::Client> {
-        Ok(postgres::Client::connect(&self.url_for(db, "postgres"), postgres::NoTls)?)
+        Ok(postgres::Client::connect(
+            &self.url_for(db, "postgres"),
+            postgres::NoTls,
+        )?)
     }
 
     /// A superuser client on the `erp` database.
@@ -162,7 +167,11 @@ impl Proc {
             .stderr(log)
             .spawn()
             .with_context(|| format!("spawning {name} ({:?})", cmd.get_program()))?;
-        Ok(Proc { child, log_path, _log_dir: log_dir })
+        Ok(Proc {
+            child,
+            log_path,
+            _log_dir: log_dir,
+        })
     }
 
     pub fn pid(&self) -> u32 {
@@ -178,7 +187,9 @@ impl Proc {
 
     /// SIGTERM, then wait up to `timeout` for exit; returns the exit code.
     pub fn terminate(&mut self, timeout: Duration) -> Result<Option<i32>> {
-        let status = Command::new("kill").args(["-TERM", &self.pid().to_string()]).status()?;
+        let status = Command::new("kill")
+            .args(["-TERM", &self.pid().to_string()])
+            .status()?;
         if !status.success() {
             bail!("kill -TERM failed");
         }
@@ -224,10 +235,20 @@ impl Sim {
     pub fn start(extra: &[&str]) -> Result<Self> {
         let port = free_port();
         let mut cmd = Command::new(erp_sync_bin());
-        cmd.args(["sim", "--port", &port.to_string(), "--user", "demo", "--password", "demo"]);
+        cmd.args([
+            "sim",
+            "--port",
+            &port.to_string(),
+            "--user",
+            "demo",
+            "--password",
+            "demo",
+        ]);
         cmd.args(extra);
         let proc = Proc::spawn(cmd, "sim")?;
-        let http = reqwest::blocking::Client::builder().timeout(Duration::from_secs(10)).build()?;
+        let http = reqwest::blocking::Client::builder()
+            .timeout(Duration::from_secs(10))
+            .build()?;
         let sim = Sim { proc, port, http };
         if !wait_until(Duration::from_secs(15), || sim.get("/_sim/stats").is_ok()) {
             bail!("simulator did not come up: {}", sim.proc.output());
@@ -241,7 +262,10 @@ impl Sim {
 
     /// GET an admin (or any) path and parse JSON.
     pub fn get(&self, path: &str) -> Result<Value> {
-        let resp = self.http.get(format!("{}{}", self.base_url(), path)).send()?;
+        let resp = self
+            .http
+            .get(format!("{}{}", self.base_url(), path))
+            .send()?;
         if !resp.status().is_success() {
             return Err(anyhow!("GET {path}: HTTP {}", resp.status()));
         }
@@ -250,12 +274,20 @@ impl Sim {
 
     /// POST JSON to an admin path.
     pub fn post(&self, path: &str, body: &Value) -> Result<Value> {
-        let resp = self.http.post(format!("{}{}", self.base_url(), path)).json(body).send()?;
+        let resp = self
+            .http
+            .post(format!("{}{}", self.base_url(), path))
+            .json(body)
+            .send()?;
         if !resp.status().is_success() {
             return Err(anyhow!("POST {path}: HTTP {}", resp.status()));
         }
         let text = resp.text()?;
-        Ok(if text.trim().is_empty() { Value::Null } else { serde_json::from_str(&text)? })
+        Ok(if text.trim().is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_str(&text)?
+        })
     }
 }
 
@@ -279,6 +311,8 @@ impl Sidecar {
         for (k, v) in env {
             cmd.env(k, v);
         }
-        Ok(Sidecar { proc: Proc::spawn(cmd, worker)? })
+        Ok(Sidecar {
+            proc: Proc::spawn(cmd, worker)?,
+        })
     }
 }

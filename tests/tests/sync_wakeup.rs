@@ -86,8 +86,17 @@ fn killed_listener_backend_is_replaced() -> Result<()> {
          WHERE application_name = 'erp-sync-listener') t",
     )?;
     assert_eq!(killed, 1, "one listener connection");
-    assert!(wait_until(Duration::from_secs(10), || s.proc.output().matches("listening").count() >= 2));
+    assert!(wait_until(Duration::from_secs(10), || s
+        .proc
+        .output()
+        .matches("listening")
+        .count()
+        >= 2));
     let a = w.contact(&NewContact::personal("监听重连", &mobile(91)))?;
-    assert!(synced_within(&w, a, Duration::from_secs(5)), "{}", s.proc.output());
+    assert!(
+        synced_within(&w, a, Duration::from_secs(5)),
+        "{}",
+        s.proc.output()
+    );
     Ok(())
 }

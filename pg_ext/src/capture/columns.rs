@@ -1,4 +1,4 @@
-//! Entities, their spec field names, and reading a heap tuple through a column map.
+//! Entities, their spec field names, and reading a tuple through a column map.
 //!
 //! The capture triggers are created by `track()` with its column map as trigger arguments:
 //! `capture('<entity>', '<column for field 1>', '<column for field 2>', ...)` in the order of
@@ -9,8 +9,20 @@ use pgrx::pg_sys;
 use std::ffi::{CStr, CString};
 
 pub const CONTACT_FIELDS: &[&str] = &[
-    "id", "type", "name", "company", "phone", "phone_verified", "score", "list_status", "wechat_id",
-    "address", "contact_person", "contact_phone", "email", "notes",
+    "id",
+    "type",
+    "name",
+    "company",
+    "phone",
+    "phone_verified",
+    "score",
+    "list_status",
+    "wechat_id",
+    "address",
+    "contact_person",
+    "contact_phone",
+    "email",
+    "notes",
 ];
 pub const THREAD_FIELDS: &[&str] = &["id", "contact_id", "score", "summary"];
 pub const SIGNAL_FIELDS: &[&str] = &["id", "contact_id", "content", "ts"];
@@ -42,7 +54,7 @@ pub struct Field {
     pub val: Val,
 }
 
-/// A row of an entity in spec field names, read from a heap tuple.
+/// A row of an entity in spec field names, read from a tuple.
 #[derive(Debug, Clone)]
 pub struct Row {
     pub entity: &'static [&'static str],
@@ -52,11 +64,19 @@ pub struct Row {
 impl Row {
     pub fn get(&self, name: &str) -> &Val {
         static MISSING: Val = Val::Missing;
-        self.entity.iter().position(|f| *f == name).and_then(|i| self.fields.get(i)).map_or(&MISSING, |f| &f.val)
+        self.entity
+            .iter()
+            .position(|f| *f == name)
+            .and_then(|i| self.fields.get(i))
+            .map_or(&MISSING, |f| &f.val)
     }
 
     pub fn raw(&self, name: &str) -> Option<&str> {
-        self.entity.iter().position(|f| *f == name).and_then(|i| self.fields.get(i)).and_then(|f| f.raw.as_deref())
+        self.entity
+            .iter()
+            .position(|f| *f == name)
+            .and_then(|i| self.fields.get(i))
+            .and_then(|f| f.raw.as_deref())
     }
 
     pub fn int(&self, name: &str) -> Option<i64> {
@@ -66,7 +86,11 @@ impl Row {
     /// Did any of `names` (all fields when empty) change between `old` and `self`?
     pub fn changed_from(&self, old: &Row, names: &[&str]) -> bool {
         if names.is_empty() {
-            return self.fields.iter().zip(&old.fields).any(|(a, b)| a.raw != b.raw);
+            return self
+                .fields
+                .iter()
+                .zip(&old.fields)
+                .any(|(a, b)| a.raw != b.raw);
         }
         names.iter().any(|n| self.raw(n) != old.raw(n))
     }
@@ -98,66 +122,117 @@ fn typed(type_oid: pg_sys::Oid, text: String) -> Val {
     use pgrx::pg_sys::BuiltinOid as B;
     match B::from_u32(type_oid.to_u32()) {
         Ok(B::BOOLOID) => Val::Bool(text == "t"),
-        Ok(B::INT2OID | B::INT4OID | B::INT8OID | B::NUMERICOID | B::FLOAT4OID | B::FLOAT8OID | B::OIDOID) => {
-            match text.parse::<f64>() {
-                Ok(n) if n.is_finite() => Val::Number(n),
-                _ => Val::Other("number"),
-            }
-        }
+        Ok(
+            B::INT2OID
+            | B::INT4OID
+            | B::INT8OID
+            | B::NUMERICOID
+            | B::FLOAT4OID
+            | B::FLOAT8OID
+            | B::OIDOID,
+        ) => match text.parse::<f64>() {
+            Ok(n) if n.is_finite() => Val::Number(n),
+            _ => Val::Other("number"),
+        },
         Ok(B::JSONOID | B::JSONBOID) => Val::Other("json"),
         _ => Val::Text(text),
     }
 }
 
-/// Where each field of an entity sits in a tuple descriptor: attribute number (0 = not mapped
-/// or no such column, e.g. dropped since track()) and type. Resolved once per statement.
+/// One mapped column: its attribute number, type and output function (text form).
+struct Attr {
+    attnum: i32,
+    type_oid: pg_sys::Oid,
+    output: Box<pg_sys::FmgrInfo>,
+}
+
+/// Where each field of an entity sits in a tuple descriptor (`None`: not mapped, or no such
+/// column, e.g. dropped since track()). Resolved once per statement, so reading a row costs one
+/// output-function call per field and no catalog lookups.
 pub struct Layout {
     entity: &'static [&'static str],
-    attrs: Vec<(i32, pg_sys::Oid)>,
+    attrs: Vec<Option<Attr>>,
+    /// highest attribute number to deform
+    last: i32,
 }
 
 /// Resolve the column names in `columns` (in the order of `entity`) against `tupdesc`.
 ///
 /// # Safety
 /// `tupdesc` must be a valid tuple descriptor (the trigger relation's).
-pub unsafe fn layout(entity: &'static [&'static str], columns: &[String], tupdesc: pg_sys::TupleDesc) -> Layout {
-    let attrs = (0..entity.len())
+pub unsafe fn layout(
+    entity: &'static [&'static str],
+    columns: &[String],
+    tupdesc: pg_sys::TupleDesc,
+) -> Layout {
+    let attrs: Vec<Option<Attr>> = (0..entity.len())
         .map(|i| {
             let col = columns.get(i).map(String::as_str).unwrap_or("");
-            let fnum = match CString::new(col) {
+            let attnum = match CString::new(col) {
                 Ok(c) if !col.is_empty() => pg_sys::SPI_fnumber(tupdesc, c.as_ptr()),
                 _ => 0,
             };
-            if fnum <= 0 {
-                (0, pg_sys::InvalidOid)
-            } else {
-                (fnum, pg_sys::SPI_gettypeid(tupdesc, fnum))
+            if attnum <= 0 {
+                return None;
+            }
+            let type_oid = pg_sys::SPI_gettypeid(tupdesc, attnum);
+            let (mut func, mut varlena) = (pg_sys::InvalidOid, false);
+            pg_sys::getTypeOutputInfo(type_oid, &mut func, &mut varlena);
+            let mut output = Box::new(pg_sys::FmgrInfo::default());
+            pg_sys::fmgr_info(func, &mut *output);
+            Some(Attr {
+                attnum,
+                type_oid,
+                output,
+            })
+        })
+        .collect();
+    let last = attrs.iter().flatten().map(|a| a.attnum).max().unwrap_or(0);
+    Layout {
+        entity,
+        attrs,
+        last,
+    }
+}
+
+/// Read the fields of a layout's entity from the tuple in `slot`.
+///
+/// # Safety
+/// `slot` must hold a tuple of the descriptor `layout` was resolved with.
+pub unsafe fn read_slot(layout: &mut Layout, slot: *mut pg_sys::TupleTableSlot) -> Row {
+    if layout.last > 0 {
+        pg_sys::slot_getsomeattrs_int(slot, layout.last);
+    }
+    let fields = layout
+        .attrs
+        .iter_mut()
+        .map(|attr| match attr {
+            None => Field {
+                raw: None,
+                val: Val::Missing,
+            },
+            Some(a) => {
+                let i = (a.attnum - 1) as usize;
+                if *(*slot).tts_isnull.add(i) {
+                    return Field {
+                        raw: None,
+                        val: Val::Null,
+                    };
+                }
+                let cstr = pg_sys::OutputFunctionCall(&mut *a.output, *(*slot).tts_values.add(i));
+                let text = CStr::from_ptr(cstr).to_string_lossy().into_owned();
+                pg_sys::pfree(cstr.cast());
+                Field {
+                    raw: Some(text.clone()),
+                    val: typed(a.type_oid, text),
+                }
             }
         })
         .collect();
-    Layout { entity, attrs }
-}
-
-/// Read the fields of a layout's entity from `tuple`.
-///
-/// # Safety
-/// `tuple` must be a valid heap tuple of `tupdesc`, the descriptor `layout` was resolved with.
-pub unsafe fn read_row(layout: &Layout, tuple: pg_sys::HeapTuple, tupdesc: pg_sys::TupleDesc) -> Row {
-    let fields = layout.attrs.iter().map(|&(fnum, type_oid)| read_field(fnum, type_oid, tuple, tupdesc)).collect();
-    Row { entity: layout.entity, fields }
-}
-
-unsafe fn read_field(fnum: i32, type_oid: pg_sys::Oid, tuple: pg_sys::HeapTuple, tupdesc: pg_sys::TupleDesc) -> Field {
-    if fnum <= 0 || tuple.is_null() {
-        return Field { raw: None, val: Val::Missing };
+    Row {
+        entity: layout.entity,
+        fields,
     }
-    let cstr = pg_sys::SPI_getvalue(tuple, tupdesc, fnum);
-    if cstr.is_null() {
-        return Field { raw: None, val: Val::Null };
-    }
-    let text = CStr::from_ptr(cstr).to_string_lossy().into_owned();
-    pg_sys::pfree(cstr.cast());
-    Field { raw: Some(text.clone()), val: typed(type_oid, text) }
 }
 
 /// Spec-named JSON object from `to_jsonb(row)` of a tracked table and its column map.
@@ -168,7 +243,14 @@ pub fn remap_json(
 ) -> serde_json::Map<String, serde_json::Value> {
     fields(entity)
         .iter()
-        .filter_map(|f| columns.get(*f).map(|c| (f.to_string(), row.get(c).cloned().unwrap_or(serde_json::Value::Null))))
+        .filter_map(|f| {
+            columns.get(*f).map(|c| {
+                (
+                    f.to_string(),
+                    row.get(c).cloned().unwrap_or(serde_json::Value::Null),
+                )
+            })
+        })
         .collect()
 }
 

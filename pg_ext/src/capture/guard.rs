@@ -12,8 +12,14 @@ use std::panic::AssertUnwindSafe;
 
 fn caught_message(e: &CaughtError) -> String {
     match e {
-        CaughtError::PostgresError(r) | CaughtError::ErrorReport(r) | CaughtError::RustPanic { ereport: r, .. } => {
-            format!("{} (SQLSTATE {})", r.message(), sqlstate_text(r.sql_error_code()))
+        CaughtError::PostgresError(r)
+        | CaughtError::ErrorReport(r)
+        | CaughtError::RustPanic { ereport: r, .. } => {
+            format!(
+                "{} (SQLSTATE {})",
+                r.message(),
+                sqlstate_text(r.sql_error_code())
+            )
         }
     }
 }

@@ -32,7 +32,10 @@ fn fetch(t: &Tracked, key_field: &str, key: i64) -> SpiResult<Option<Map<String,
     );
     let text = Spi::connect_mut(|client| {
         let plan = db::plan(client, &sql, &[TEXT])?;
-        client.update(&*plan, Some(1), &[key.to_string().into()])?.first().get_one::<String>()
+        client
+            .update(&*plan, Some(1), &[key.to_string().into()])?
+            .first()
+            .get_one::<String>()
     });
     let text = match text {
         Ok(t) => t,
@@ -41,22 +44,31 @@ fn fetch(t: &Tracked, key_field: &str, key: i64) -> SpiResult<Option<Map<String,
     };
     Ok(text
         .and_then(|s| serde_json::from_str::<Value>(&s).ok())
-        .and_then(|v| v.as_object().map(|row| remap_json(row, &t.entity, &t.columns))))
+        .and_then(|v| {
+            v.as_object()
+                .map(|row| remap_json(row, &t.entity, &t.columns))
+        }))
 }
 
 pub fn contact(contact_id: i64) -> SpiResult<Lookup> {
-    let Some(t) = config::tracked("contact")? else { return Ok(Lookup::NotTracked) };
+    let Some(t) = config::tracked("contact")? else {
+        return Ok(Lookup::NotTracked);
+    };
     Ok(fetch(&t, "id", contact_id)?.map_or(Lookup::NotFound, Lookup::Found))
 }
 
 /// Latest thread (highest id) of a contact.
 pub fn latest_thread(contact_id: i64) -> SpiResult<Option<Map<String, Value>>> {
-    let Some(t) = config::tracked("thread")? else { return Ok(None) };
+    let Some(t) = config::tracked("thread")? else {
+        return Ok(None);
+    };
     fetch(&t, "contact_id", contact_id)
 }
 
 pub fn signal(signal_id: i64) -> SpiResult<Option<Map<String, Value>>> {
-    let Some(t) = config::tracked("signal")? else { return Ok(None) };
+    let Some(t) = config::tracked("signal")? else {
+        return Ok(None);
+    };
     fetch(&t, "id", signal_id)
 }
 
@@ -65,6 +77,9 @@ pub fn contact_admission(contact_id: i64) -> SpiResult<Result<Admission, String>
     Ok(match contact(contact_id)? {
         Lookup::NotTracked => Err("no contact table is tracked".into()),
         Lookup::NotFound => Err(format!("contact {contact_id} not found")),
-        Lookup::Found(row) => Ok(admission::evaluate(&ContactView::from_json(&row), &config::admission_settings()?)),
+        Lookup::Found(row) => Ok(admission::evaluate(
+            &ContactView::from_json(&row),
+            &config::admission_settings()?,
+        )),
     })
 }

@@ -1,5 +1,5 @@
 //! Writing the outbox and rejections: everything one statement (or one request_sync) decided,
-//! collected in a [`Batch`] and written with at most three SPI calls, whatever the row count.
+//! collected in a [`Batch`] and written with at most two SPI calls, whatever the row count.
 //! Rows stay minimal (contact id, kind, optional ref/template): the sidecar reads the contact's
 //! CURRENT state when it sends.
 
@@ -11,21 +11,73 @@ use std::collections::HashSet;
 
 /// Pending `customer`/`assign` rows coalesce with an existing pending row of the same contact
 /// and kind (`outbox_coalesce_key`); other rows never conflict with that partial index.
-const INSERT_OUTBOX: &str = "INSERT INTO erp_sync.outbox \
-     (contact_id, kind, ref_id, template_id, status, last_error, finished_at) \
-     SELECT u.c, u.k, u.r, u.t, CASE WHEN u.e IS NULL THEN 'pending' ELSE 'skipped' END, u.e, \
-            CASE WHEN u.e IS NULL THEN NULL ELSE pg_catalog.now() END \
-     FROM ROWS FROM (pg_catalog.unnest($1::pg_catalog.int8[]), pg_catalog.unnest($2::pg_catalog.text[]), \
-                     pg_catalog.unnest($3::pg_catalog.int8[]), pg_catalog.unnest($4::pg_catalog.int4[]), \
-                     pg_catalog.unnest($5::pg_catalog.text[])) AS u (c, k, r, t, e) \
-     ON CONFLICT (contact_id, kind) WHERE status = 'pending' AND kind IN ('customer', 'assign') DO NOTHING";
+macro_rules! insert_outbox {
+    () => {
+        "INSERT INTO erp_sync.outbox (contact_id, kind, ref_id, template_id, status, last_error, finished_at) \
+         SELECT u.c, u.k, u.r, u.t, CASE WHEN u.e IS NULL THEN 'pending' ELSE 'skipped' END, u.e, \
+                CASE WHEN u.e IS NULL THEN NULL ELSE pg_catalog.now() END \
+         FROM ROWS FROM (pg_catalog.unnest($1::pg_catalog.int8[]), pg_catalog.unnest($2::pg_catalog.text[]), \
+                         pg_catalog.unnest($3::pg_catalog.int8[]), pg_catalog.unnest($4::pg_catalog.int4[]), \
+                         pg_catalog.unnest($5::pg_catalog.text[])) AS u (c, k, r, t, e) "
+    };
+}
+/// Coalescing by looking: skip rows whose pending twin this transaction can see. One probe of
+/// `outbox_coalesce_key` per row (`OFFSET 0` keeps the planner from hashing every pending row).
+macro_rules! unless_pending {
+    () => {
+        "WHERE u.e IS NOT NULL OR u.k NOT IN ('customer', 'assign') OR NOT EXISTS \
+         (SELECT FROM erp_sync.outbox o WHERE o.contact_id = u.c AND o.kind = u.k AND o.status = 'pending' \
+          AND o.kind IN ('customer', 'assign') OFFSET 0)"
+    };
+}
+/// Coalescing by the arbiter index: also against a concurrent transaction's new pending row.
+macro_rules! on_conflict {
+    () => {
+        "ON CONFLICT (contact_id, kind) WHERE status = 'pending' AND kind IN ('customer', 'assign') DO NOTHING"
+    };
+}
+/// Clearing the rejections of contacts that passed ($6) in the same statement.
+macro_rules! clearing {
+    () => {
+        "WITH cleared AS (DELETE FROM erp_sync.rejections WHERE contact_id = ANY ($6::pg_catalog.int8[])) "
+    };
+}
+/// `[coalesce mode][clearing]`
+const INSERT_OUTBOX: [[&str; 2]; 2] = [
+    [
+        concat!(insert_outbox!(), unless_pending!()),
+        concat!(clearing!(), insert_outbox!(), unless_pending!()),
+    ],
+    [
+        concat!(insert_outbox!(), on_conflict!()),
+        concat!(clearing!(), insert_outbox!(), on_conflict!()),
+    ],
+];
+
+/// How pending `customer`/`assign` rows coalesce with existing ones.
+#[derive(Clone, Copy, PartialEq, Debug)]
+pub enum Coalesce {
+    /// A plain INSERT of the rows without a visible pending twin: about half the cost of
+    /// `ON CONFLICT` (a speculative insertion per row). A concurrent transaction's uncommitted
+    /// twin makes it fail with a unique violation on `outbox_coalesce_key` ([`is_coalesce_race`]):
+    /// then run again with [`Coalesce::Arbiter`].
+    Look,
+    /// `ON CONFLICT DO NOTHING` on `outbox_coalesce_key`: never fails on a twin.
+    Arbiter,
+}
+
+/// Did a [`Coalesce::Look`] write lose the race for a pending row (the error message of
+/// [`super::guard::protected`])?
+pub fn is_coalesce_race(message: &str) -> bool {
+    message.contains("outbox_coalesce_key") && message.contains("SQLSTATE 23505")
+}
+
 const UPSERT_REJECTIONS: &str = "INSERT INTO erp_sync.rejections AS r (contact_id, reasons, checks, rejected_at) \
      SELECT u.c, u.x::pg_catalog.jsonb, u.y::pg_catalog.jsonb, pg_catalog.now() \
      FROM ROWS FROM (pg_catalog.unnest($1::pg_catalog.int8[]), pg_catalog.unnest($2::pg_catalog.text[]), \
                      pg_catalog.unnest($3::pg_catalog.text[])) AS u (c, x, y) \
      ON CONFLICT (contact_id) DO UPDATE SET reasons = EXCLUDED.reasons, checks = EXCLUDED.checks, \
      rejected_at = EXCLUDED.rejected_at";
-const CLEAR_REJECTIONS: &str = "DELETE FROM erp_sync.rejections WHERE contact_id = ANY ($1::pg_catalog.int8[])";
 
 /// Outbox rows and rejection changes, in the order they were decided.
 #[derive(Default)]
@@ -44,7 +96,14 @@ pub struct Batch {
 }
 
 impl Batch {
-    fn push(&mut self, contact_id: i64, kind: &'static str, ref_id: Option<i64>, template_id: Option<i32>, reason: Option<String>) {
+    fn push(
+        &mut self,
+        contact_id: i64,
+        kind: &'static str,
+        ref_id: Option<i64>,
+        template_id: Option<i32>,
+        reason: Option<String>,
+    ) {
         self.contact_id.push(contact_id);
         self.kind.push(kind);
         self.ref_id.push(ref_id);
@@ -61,16 +120,32 @@ impl Batch {
     }
 
     pub fn enqueue_followup(&mut self, contact_id: i64, signal_id: i64, template_id: i32) {
-        self.push(contact_id, "followup", Some(signal_id), Some(template_id), None);
+        self.push(
+            contact_id,
+            "followup",
+            Some(signal_id),
+            Some(template_id),
+            None,
+        );
     }
 
     /// Record an operation that will not be sent, with its reason (status `skipped`).
-    pub fn skip(&mut self, contact_id: i64, kind: &'static str, ref_id: Option<i64>, template_id: Option<i32>, reason: String) {
+    pub fn skip(
+        &mut self,
+        contact_id: i64,
+        kind: &'static str,
+        ref_id: Option<i64>,
+        template_id: Option<i32>,
+        reason: String,
+    ) {
         self.push(contact_id, kind, ref_id, template_id, Some(reason));
     }
 
     pub fn reject(&mut self, contact_id: i64, admission: &Admission) {
-        let state = (admission.reasons_json().to_string(), admission.checks_json().to_string());
+        let state = (
+            admission.reasons_json().to_string(),
+            admission.checks_json().to_string(),
+        );
         self.rejections.push((contact_id, Some(state)));
     }
 
@@ -79,10 +154,11 @@ impl Batch {
     }
 
     /// Write the batch; returns how many `pending` outbox rows were inserted (not coalesced).
-    pub fn flush(self) -> SpiResult<usize> {
+    pub fn flush(self, coalesce: Coalesce) -> SpiResult<usize> {
         // the last decision per contact wins (an upsert of one contact twice in one command fails)
         let mut decided = HashSet::new();
-        let (mut reject_ids, mut reasons, mut checks, mut clear_ids) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+        let (mut reject_ids, mut reasons, mut checks, mut clear_ids) =
+            (Vec::new(), Vec::new(), Vec::new(), Vec::new());
         for (id, state) in self.rejections.into_iter().rev() {
             if !decided.insert(id) {
                 continue;
@@ -100,24 +176,36 @@ impl Batch {
         let rows = self.contact_id.len();
         Spi::connect_mut(|client| {
             let mut inserted = 0;
-            if rows > 0 {
-                let plan = db::plan(client, INSERT_OUTBOX, &[INT8_ARRAY, TEXT_ARRAY, INT8_ARRAY, INT4_ARRAY, TEXT_ARRAY])?;
-                let args = [
+            if rows > 0 || !clear_ids.is_empty() {
+                let mut types = vec![INT8_ARRAY, TEXT_ARRAY, INT8_ARRAY, INT4_ARRAY, TEXT_ARRAY];
+                let mut args = vec![
                     self.contact_id.into(),
                     self.kind.into(),
                     self.ref_id.into(),
                     self.template_id.into(),
                     self.skip_reason.into(),
                 ];
+                let clearing = !clear_ids.is_empty();
+                if clearing {
+                    types.push(INT8_ARRAY);
+                    args.push(clear_ids.into());
+                }
+                let sql = INSERT_OUTBOX[usize::from(coalesce == Coalesce::Arbiter)]
+                    [usize::from(clearing)];
+                let plan = db::plan(client, sql, &types)?;
                 inserted = client.update(&*plan, None, &args)?.len();
             }
             if !reject_ids.is_empty() {
-                let plan = db::plan(client, UPSERT_REJECTIONS, &[INT8_ARRAY, TEXT_ARRAY, TEXT_ARRAY])?;
-                client.update(&*plan, None, &[reject_ids.into(), reasons.into(), checks.into()])?;
-            }
-            if !clear_ids.is_empty() {
-                let plan = db::plan(client, CLEAR_REJECTIONS, &[INT8_ARRAY])?;
-                client.update(&*plan, None, &[clear_ids.into()])?;
+                let plan = db::plan(
+                    client,
+                    UPSERT_REJECTIONS,
+                    &[INT8_ARRAY, TEXT_ARRAY, TEXT_ARRAY],
+                )?;
+                client.update(
+                    &*plan,
+                    None,
+                    &[reject_ids.into(), reasons.into(), checks.into()],
+                )?;
             }
             // skipped rows never conflict, so every skipped row counts in `inserted`
             Ok(inserted.saturating_sub(skipped))
@@ -144,7 +232,12 @@ pub fn outbox_row_problem(
     }
     match status {
         Some(s) if STATUSES.contains(&s) => {}
-        other => return Some(format!("status {other:?} is not one of {}", STATUSES.join(", "))),
+        other => {
+            return Some(format!(
+                "status {other:?} is not one of {}",
+                STATUSES.join(", ")
+            ))
+        }
     }
     if attempts.is_some_and(|a| a < 0) {
         return Some("attempts must be >= 0".into());
@@ -155,7 +248,10 @@ pub fn outbox_row_problem(
     if status == Some("skipped") && last_error.is_none() {
         return Some("a skipped row needs its reason in last_error".into());
     }
-    if status != Some("skipped") && matches!(kind, Some("followup" | "rollback")) && ref_id.is_none() {
+    if status != Some("skipped")
+        && matches!(kind, Some("followup" | "rollback"))
+        && ref_id.is_none()
+    {
         return Some(format!("a {} row needs ref_id", kind.unwrap_or_default()));
     }
     None
@@ -171,7 +267,15 @@ fn outbox_row_check(
     lease_expires_at: Option<pgrx::datum::TimestampWithTimeZone>,
     last_error: Option<&str>,
 ) -> bool {
-    match outbox_row_problem(kind, status, attempts, ref_id, lease_owner, lease_expires_at.is_some(), last_error) {
+    match outbox_row_problem(
+        kind,
+        status,
+        attempts,
+        ref_id,
+        lease_owner,
+        lease_expires_at.is_some(),
+        last_error,
+    ) {
         None => true,
         Some(problem) => {
             pgrx::pg_sys::panic::ErrorReport::new(
@@ -192,15 +296,102 @@ mod tests {
 
     #[test]
     fn row_rules() {
-        assert_eq!(p(Some("customer"), Some("pending"), Some(0), None, None, false, None), None);
-        assert!(p(Some("nope"), Some("pending"), Some(0), None, None, false, None).is_some());
-        assert!(p(Some("customer"), Some("runing"), Some(0), None, None, false, None).is_some());
+        assert_eq!(
+            p(
+                Some("customer"),
+                Some("pending"),
+                Some(0),
+                None,
+                None,
+                false,
+                None
+            ),
+            None
+        );
+        assert!(p(
+            Some("nope"),
+            Some("pending"),
+            Some(0),
+            None,
+            None,
+            false,
+            None
+        )
+        .is_some());
+        assert!(p(
+            Some("customer"),
+            Some("runing"),
+            Some(0),
+            None,
+            None,
+            false,
+            None
+        )
+        .is_some());
         assert!(p(Some("customer"), None, Some(0), None, None, false, None).is_some());
-        assert!(p(Some("customer"), Some("pending"), Some(-1), None, None, false, None).is_some());
-        assert!(p(Some("customer"), Some("running"), Some(0), None, Some("w"), false, None).is_some());
-        assert_eq!(p(Some("customer"), Some("running"), Some(0), None, Some("w"), true, None), None);
-        assert!(p(Some("followup"), Some("skipped"), Some(0), None, None, false, None).is_some());
-        assert_eq!(p(Some("followup"), Some("skipped"), Some(0), None, None, false, Some("why")), None);
-        assert!(p(Some("rollback"), Some("pending"), Some(0), None, None, false, None).is_some());
+        assert!(p(
+            Some("customer"),
+            Some("pending"),
+            Some(-1),
+            None,
+            None,
+            false,
+            None
+        )
+        .is_some());
+        assert!(p(
+            Some("customer"),
+            Some("running"),
+            Some(0),
+            None,
+            Some("w"),
+            false,
+            None
+        )
+        .is_some());
+        assert_eq!(
+            p(
+                Some("customer"),
+                Some("running"),
+                Some(0),
+                None,
+                Some("w"),
+                true,
+                None
+            ),
+            None
+        );
+        assert!(p(
+            Some("followup"),
+            Some("skipped"),
+            Some(0),
+            None,
+            None,
+            false,
+            None
+        )
+        .is_some());
+        assert_eq!(
+            p(
+                Some("followup"),
+                Some("skipped"),
+                Some(0),
+                None,
+                None,
+                false,
+                Some("why")
+            ),
+            None
+        );
+        assert!(p(
+            Some("rollback"),
+            Some("pending"),
+            Some(0),
+            None,
+            None,
+            false,
+            None
+        )
+        .is_some());
     }
 }

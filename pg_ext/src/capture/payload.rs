@@ -13,8 +13,13 @@ use pgrx::JsonB;
 use serde_json::{json, Value};
 
 pub fn contact_payload_impl(contact_id: i64) -> pgrx::spi::SpiResult<Option<Value>> {
-    let Lookup::Found(mut row) = lookup::contact(contact_id)? else { return Ok(None) };
-    let verdict = admission::evaluate(&ContactView::from_json(&row), &config::admission_settings()?);
+    let Lookup::Found(mut row) = lookup::contact(contact_id)? else {
+        return Ok(None);
+    };
+    let verdict = admission::evaluate(
+        &ContactView::from_json(&row),
+        &config::admission_settings()?,
+    );
     for f in crate::capture::columns::CONTACT_FIELDS {
         row.entry(f.to_string()).or_insert(Value::Null);
     }
@@ -45,5 +50,7 @@ fn contact_payload(contact_id: i64) -> Option<JsonB> {
 fn signal_payload(signal_id: i64) -> Option<JsonB> {
     let row = lookup::signal(signal_id).or_raise()?;
     let get = |k: &str| row.get(k).cloned().unwrap_or(Value::Null);
-    Some(JsonB(json!({"id": get("id"), "contact_id": get("contact_id"), "content": get("content"), "ts": get("ts")})))
+    Some(JsonB(
+        json!({"id": get("id"), "contact_id": get("contact_id"), "content": get("content"), "ts": get("ts")}),
+    ))
 }

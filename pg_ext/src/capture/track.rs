@@ -3,7 +3,7 @@
 
 use super::columns::{fields, required, ENTITIES};
 use super::lookup::{self, Lookup};
-use super::outbox::Batch;
+use super::outbox::{Batch, Coalesce};
 use super::wake;
 use crate::config;
 use crate::error::{ErpResult, ErpSyncError, OrRaise};
@@ -37,7 +37,12 @@ fn table_info(relid: pg_sys::Oid) -> ErpResult<TableInfo> {
     );
     let (kind, qualname) = match row {
         Ok((Some(k), Some(q))) => (k, q),
-        Ok(_) | Err(pgrx::spi::Error::InvalidPosition) => return Err(ErpSyncError::NotATable(format!("relation {}", relid.to_u32()))),
+        Ok(_) | Err(pgrx::spi::Error::InvalidPosition) => {
+            return Err(ErpSyncError::NotATable(format!(
+                "relation {}",
+                relid.to_u32()
+            )))
+        }
         Err(e) => return Err(e.into()),
     };
     if kind != "r" && kind != "p" {
@@ -63,23 +68,39 @@ fn table_info(relid: pg_sys::Oid) -> ErpResult<TableInfo> {
 
 /// Resolve the column map: explicit entries must name existing columns; other fields map to a
 /// same-named column when there is one. Required fields must resolve.
-pub fn resolve_columns(entity: &str, map: &Value, table: &str, existing: &[String]) -> ErpResult<Map<String, Value>> {
+pub fn resolve_columns(
+    entity: &str,
+    map: &Value,
+    table: &str,
+    existing: &[String],
+) -> ErpResult<Map<String, Value>> {
     let known = fields(entity);
     if known.is_empty() {
         return Err(ErpSyncError::UnknownEntity(entity.to_string()));
     }
     let Some(given) = map.as_object() else {
-        return Err(ErpSyncError::BadColumnMap(format!("expected a JSON object, got {map}")));
+        return Err(ErpSyncError::BadColumnMap(format!(
+            "expected a JSON object, got {map}"
+        )));
     };
     for (field, col) in given {
         if !known.contains(&field.as_str()) {
-            return Err(ErpSyncError::UnknownField { entity: entity.to_string(), field: field.clone() });
+            return Err(ErpSyncError::UnknownField {
+                entity: entity.to_string(),
+                field: field.clone(),
+            });
         }
         let Some(col) = col.as_str() else {
-            return Err(ErpSyncError::BadColumnMap(format!("the column for \"{field}\" must be a string, got {col}")));
+            return Err(ErpSyncError::BadColumnMap(format!(
+                "the column for \"{field}\" must be a string, got {col}"
+            )));
         };
         if !existing.iter().any(|c| c == col) {
-            return Err(ErpSyncError::UnknownColumn { table: table.to_string(), field: field.clone(), column: col.to_string() });
+            return Err(ErpSyncError::UnknownColumn {
+                table: table.to_string(),
+                field: field.clone(),
+                column: col.to_string(),
+            });
         }
     }
     let mut resolved = Map::new();
@@ -94,7 +115,11 @@ pub fn resolve_columns(entity: &str, map: &Value, table: &str, existing: &[Strin
     }
     for f in required(entity) {
         if !resolved.contains_key(*f) {
-            return Err(ErpSyncError::MissingRequiredColumn { table: table.to_string(), entity: entity.to_string(), field: f.to_string() });
+            return Err(ErpSyncError::MissingRequiredColumn {
+                table: table.to_string(),
+                entity: entity.to_string(),
+                field: f.to_string(),
+            });
         }
     }
     Ok(resolved)
@@ -151,7 +176,9 @@ pub fn track_impl(relid: pg_sys::Oid, entity: &str, columns: &Value) -> ErpResul
 
     let mut args = vec![quote_literal(entity)];
     for f in fields(entity) {
-        args.push(quote_literal(resolved.get(*f).and_then(Value::as_str).unwrap_or("")));
+        args.push(quote_literal(
+            resolved.get(*f).and_then(Value::as_str).unwrap_or(""),
+        ));
     }
     let args = args.join(", ");
     Spi::run(&drop_triggers_sql(&info.qualname))?;
@@ -182,7 +209,8 @@ pub fn untrack_impl(relid: pg_sys::Oid) -> ErpResult<String> {
     let entity = match entity {
         Ok(Some(e)) => e,
         Ok(None) | Err(pgrx::spi::Error::InvalidPosition) => {
-            let name = table_info(relid).map_or_else(|_| format!("relation {}", relid.to_u32()), |t| t.qualname);
+            let name = table_info(relid)
+                .map_or_else(|_| format!("relation {}", relid.to_u32()), |t| t.qualname);
             return Err(ErpSyncError::NotTracked(name));
         }
         Err(e) => return Err(e.into()),
@@ -231,20 +259,29 @@ pub fn request_sync_impl(contact_id: i64) -> ErpResult<Value> {
         }
         Lookup::Found(row) => row,
     };
-    let verdict = admission::evaluate(&ContactView::from_json(&row), &config::admission_settings()?);
+    let verdict = admission::evaluate(
+        &ContactView::from_json(&row),
+        &config::admission_settings()?,
+    );
     let mut batch = Batch::default();
     let status = if verdict.passed {
         batch.clear_rejection(contact_id);
         batch.enqueue(contact_id, "customer", None);
-        let inserted = batch.flush()?;
+        let inserted = batch.flush(Coalesce::Arbiter)?;
         wake::wake_now()?;
-        if inserted > 0 { "queued" } else { "already_queued" }
+        if inserted > 0 {
+            "queued"
+        } else {
+            "already_queued"
+        }
     } else {
         batch.reject(contact_id, &verdict);
-        batch.flush()?;
+        batch.flush(Coalesce::Arbiter)?;
         "rejected"
     };
-    Ok(json!({"contact_id": contact_id, "khid": khid(contact_id), "status": status, "admission": verdict.to_json()}))
+    Ok(
+        json!({"contact_id": contact_id, "khid": khid(contact_id), "status": status, "admission": verdict.to_json()}),
+    )
 }
 
 #[pg_extern(volatile, strict, parallel_unsafe)]

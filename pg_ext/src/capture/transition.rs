@@ -10,7 +10,11 @@ use std::collections::{HashMap, VecDeque};
 /// # Safety
 /// `store` must be a transition table of the current trigger call (or null) and `tupdesc` the
 /// descriptor of its rows (the trigger relation's), which `layout` was resolved with.
-pub unsafe fn rows(store: *mut pg_sys::Tuplestorestate, tupdesc: pg_sys::TupleDesc, layout: &Layout) -> Vec<Row> {
+pub unsafe fn rows(
+    store: *mut pg_sys::Tuplestorestate,
+    tupdesc: pg_sys::TupleDesc,
+    layout: &mut Layout,
+) -> Vec<Row> {
     let mut out = Vec::new();
     if store.is_null() {
         return out;
@@ -20,14 +24,10 @@ pub unsafe fn rows(store: *mut pg_sys::Tuplestorestate, tupdesc: pg_sys::TupleDe
     let ptr = pg_sys::tuplestore_alloc_read_pointer(store, pg_sys::EXEC_FLAG_REWIND as i32);
     pg_sys::tuplestore_select_read_pointer(store, ptr);
     pg_sys::tuplestore_rescan(store);
-    let slot = pg_sys::MakeSingleTupleTableSlot(tupdesc, std::ptr::addr_of!(pg_sys::TTSOpsMinimalTuple));
+    let slot =
+        pg_sys::MakeSingleTupleTableSlot(tupdesc, std::ptr::addr_of!(pg_sys::TTSOpsMinimalTuple));
     while pg_sys::tuplestore_gettupleslot(store, true, false, slot) {
-        let mut should_free = false;
-        let tuple = pg_sys::ExecFetchSlotHeapTuple(slot, false, &mut should_free);
-        out.push(columns::read_row(layout, tuple, tupdesc));
-        if should_free {
-            pg_sys::heap_freetuple(tuple);
-        }
+        out.push(columns::read_slot(layout, slot));
     }
     pg_sys::ExecDropSingleTupleTableSlot(slot);
     out
@@ -41,11 +41,16 @@ pub fn pair(news: Vec<Row>, olds: Vec<Row>) -> Vec<(Row, Option<Row>)> {
     }
     let mut by_id: HashMap<Option<String>, VecDeque<Row>> = HashMap::with_capacity(olds.len());
     for old in olds {
-        by_id.entry(old.raw("id").map(str::to_owned)).or_default().push_back(old);
+        by_id
+            .entry(old.raw("id").map(str::to_owned))
+            .or_default()
+            .push_back(old);
     }
     news.into_iter()
         .map(|new| {
-            let old = by_id.get_mut(&new.raw("id").map(str::to_owned)).and_then(VecDeque::pop_front);
+            let old = by_id
+                .get_mut(&new.raw("id").map(str::to_owned))
+                .and_then(VecDeque::pop_front);
             (new, old)
         })
         .collect()

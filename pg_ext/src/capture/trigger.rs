@@ -17,7 +17,7 @@
 use super::columns::{self, Row};
 use super::guard::protected;
 use super::lookup;
-use super::outbox::Batch;
+use super::outbox::{is_coalesce_race, Batch, Coalesce};
 use super::transition;
 use super::wake;
 use crate::config;
@@ -44,10 +44,18 @@ fn capture<'a>(
     trigger: &'a PgTrigger<'a>,
 ) -> Result<Option<PgHeapTuple<'a, AllocatedByRust>>, std::convert::Infallible> {
     let seen = Seen::default();
-    let outcome = protected(|| handle(trigger, &seen).map_err(|e| e.to_string()));
+    let mut outcome =
+        protected(|| handle(trigger, &seen, Coalesce::Look).map_err(|e| e.to_string()));
+    if outcome.as_ref().is_err_and(|m| is_coalesce_race(m)) {
+        seen.borrow_mut().clear();
+        outcome =
+            protected(|| handle(trigger, &seen, Coalesce::Arbiter).map_err(|e| e.to_string()));
+    }
     if let Err(message) = outcome {
         let table = trigger.table_name().unwrap_or_else(|_| "?".into());
-        pgrx::warning!("erp_sync: capture on {table} failed, the rows are saved but not queued: {message}");
+        pgrx::warning!(
+            "erp_sync: capture on {table} failed, the rows are saved but not queued: {message}"
+        );
         let seen = seen.into_inner();
         if !seen.is_empty() {
             let reason = format!("capture failed: {message}");
@@ -68,10 +76,10 @@ fn record_failure(seen: Vec<(i64, &'static str, Option<i64>)>, reason: &str) -> 
             batch.skip(contact_id, kind, ref_id, None, reason.to_string());
         }
     }
-    batch.flush().map(drop)
+    batch.flush(Coalesce::Look).map(drop) // skipped rows never coalesce
 }
 
-fn handle(trigger: &PgTrigger<'_>, seen: &Seen) -> SpiResult<()> {
+fn handle(trigger: &PgTrigger<'_>, seen: &Seen, coalesce: Coalesce) -> SpiResult<()> {
     let op = match trigger.op() {
         Ok(PgTriggerOperation::Insert) => Op::Insert,
         Ok(PgTriggerOperation::Update) => Op::Update,
@@ -84,20 +92,27 @@ fn handle(trigger: &PgTrigger<'_>, seen: &Seen) -> SpiResult<()> {
     };
     let fields = columns::fields(entity);
     if fields.is_empty() {
-        pgrx::warning!("erp_sync: capture trigger for unknown entity {entity:?}; re-run erp_sync.track()");
+        pgrx::warning!(
+            "erp_sync: capture trigger for unknown entity {entity:?}; re-run erp_sync.track()"
+        );
         return Ok(());
     }
     let td = trigger.trigger_data();
     if td.tg_newtable.is_null() {
-        pgrx::warning!("erp_sync: capture trigger without a transition table; re-run erp_sync.track()");
+        pgrx::warning!(
+            "erp_sync: capture trigger without a transition table; re-run erp_sync.track()"
+        );
         return Ok(());
     }
     // SAFETY: trigger data of a statement-level AFTER trigger: the relation and its transition
     // tables are valid for the duration of the call.
     let (news, olds) = unsafe {
         let tupdesc = (*td.tg_relation).rd_att;
-        let layout = columns::layout(fields, cols, tupdesc);
-        (transition::rows(td.tg_newtable, tupdesc, &layout), transition::rows(td.tg_oldtable, tupdesc, &layout))
+        let mut layout = columns::layout(fields, cols, tupdesc);
+        (
+            transition::rows(td.tg_newtable, tupdesc, &mut layout),
+            transition::rows(td.tg_oldtable, tupdesc, &mut layout),
+        )
     };
     if news.is_empty() {
         return Ok(());
@@ -115,7 +130,14 @@ fn handle(trigger: &PgTrigger<'_>, seen: &Seen) -> SpiResult<()> {
             let mut contacts = Admissions::default();
             let (top, regular) = config::tier_thresholds()?;
             for (new, old) in &rows {
-                on_thread(new, old.as_ref(), (top, regular), &mut contacts, &mut batch, seen)?;
+                on_thread(
+                    new,
+                    old.as_ref(),
+                    (top, regular),
+                    &mut contacts,
+                    &mut batch,
+                    seen,
+                )?;
             }
         }
         "signal" if op == Op::Insert => {
@@ -132,20 +154,30 @@ fn handle(trigger: &PgTrigger<'_>, seen: &Seen) -> SpiResult<()> {
         }
         _ => {}
     }
-    if batch.flush()? > 0 {
+    if batch.flush(coalesce)? > 0 {
         wake::wake();
     }
     Ok(())
 }
 
-fn on_contact(op: Op, new: &Row, old: Option<&Row>, settings: &AdmissionSettings, batch: &mut Batch, seen: &Seen) {
+fn on_contact(
+    op: Op,
+    new: &Row,
+    old: Option<&Row>,
+    settings: &AdmissionSettings,
+    batch: &mut Batch,
+    seen: &Seen,
+) {
     if let Some(old) = old {
         if !new.changed_from(old, &[]) {
             return; // nothing the ERP sees changed
         }
     }
     let Some(id) = new.int("id") else {
-        pgrx::warning!("erp_sync: contact row without a usable id ({:?}); not captured", new.raw("id"));
+        pgrx::warning!(
+            "erp_sync: contact row without a usable id ({:?}); not captured",
+            new.raw("id")
+        );
         return;
     };
     seen.borrow_mut().push((id, "customer", None));
@@ -187,7 +219,10 @@ fn on_thread(
         }
     }
     let Some(contact_id) = new.int("contact_id") else {
-        pgrx::warning!("erp_sync: thread without a usable contact_id ({:?}); not captured", new.raw("contact_id"));
+        pgrx::warning!(
+            "erp_sync: thread without a usable contact_id ({:?}); not captured",
+            new.raw("contact_id")
+        );
         return Ok(());
     };
     let thread_id = new.int("id");
@@ -200,7 +235,10 @@ fn on_thread(
     let new_tier = tier_for(new.int("score"), top, regular);
     let tier_changed = match old {
         None => true,
-        Some(old) => tier_for(old.int("score"), top, regular) != new_tier || old.int("contact_id") != Some(contact_id),
+        Some(old) => {
+            tier_for(old.int("score"), top, regular) != new_tier
+                || old.int("contact_id") != Some(contact_id)
+        }
     };
     if tier_changed {
         if let Some(last) = seen.borrow_mut().last_mut() {
@@ -211,24 +249,52 @@ fn on_thread(
     Ok(())
 }
 
-fn on_signal(new: &Row, template: i32, contacts: &mut Admissions, batch: &mut Batch, seen: &Seen) -> SpiResult<()> {
+fn on_signal(
+    new: &Row,
+    template: i32,
+    contacts: &mut Admissions,
+    batch: &mut Batch,
+    seen: &Seen,
+) -> SpiResult<()> {
     let Some(contact_id) = new.int("contact_id") else {
-        pgrx::warning!("erp_sync: signal without a usable contact_id ({:?}); not captured", new.raw("contact_id"));
+        pgrx::warning!(
+            "erp_sync: signal without a usable contact_id ({:?}); not captured",
+            new.raw("contact_id")
+        );
         return Ok(());
     };
     let Some(signal_id) = new.int("id") else {
         seen.borrow_mut().push((contact_id, "followup", None));
-        batch.skip(contact_id, "followup", None, Some(template), "signal without a usable id".into());
+        batch.skip(
+            contact_id,
+            "followup",
+            None,
+            Some(template),
+            "signal without a usable id".into(),
+        );
         return Ok(());
     };
-    seen.borrow_mut().push((contact_id, "followup", Some(signal_id)));
+    seen.borrow_mut()
+        .push((contact_id, "followup", Some(signal_id)));
     match contacts.of(contact_id)? {
         Ok(verdict) if verdict.passed => batch.enqueue_followup(contact_id, signal_id, template),
         Ok(verdict) => {
             let reason = format!("contact not admitted: {}", verdict.reasons.join("; "));
-            batch.skip(contact_id, "followup", Some(signal_id), Some(template), reason);
+            batch.skip(
+                contact_id,
+                "followup",
+                Some(signal_id),
+                Some(template),
+                reason,
+            );
         }
-        Err(why) => batch.skip(contact_id, "followup", Some(signal_id), Some(template), why.clone()),
+        Err(why) => batch.skip(
+            contact_id,
+            "followup",
+            Some(signal_id),
+            Some(template),
+            why.clone(),
+        ),
     }
     Ok(())
 }

@@ -62,10 +62,16 @@ fn wake_if_newly_idle() -> SpiResult<()> {
     let fresh = config::setting("notify.idle_fresh")?.unwrap_or_else(|| "30 seconds".into());
     let since = Spi::connect_mut(|client| {
         let plan = db::plan(client, IDLE_SINCE, &[TEXT])?;
-        client.update(&*plan, Some(1), &[fresh.into()])?.first().get_one::<i64>()
+        client
+            .update(&*plan, Some(1), &[fresh.into()])?
+            .first()
+            .get_one::<i64>()
     })?;
     let Some(since) = since else { return Ok(()) };
-    if LAST_NOTIFIED.with(Cell::get).is_some_and(|last| since <= last) {
+    if LAST_NOTIFIED
+        .with(Cell::get)
+        .is_some_and(|last| since <= last)
+    {
         return Ok(()); // this idle period was already told by this backend
     }
     notify()?;
@@ -98,11 +104,16 @@ fn committed() {
 }
 
 #[pg_guard]
-unsafe extern "C-unwind" fn xact_event(event: pg_sys::XactEvent::Type, _arg: *mut std::ffi::c_void) {
+unsafe extern "C-unwind" fn xact_event(
+    event: pg_sys::XactEvent::Type,
+    _arg: *mut std::ffi::c_void,
+) {
     use pg_sys::XactEvent::*;
     match event {
         XACT_EVENT_COMMIT | XACT_EVENT_PARALLEL_COMMIT => committed(),
-        XACT_EVENT_ABORT | XACT_EVENT_PARALLEL_ABORT | XACT_EVENT_PREPARE => PENDING.with(|p| p.set(None)),
+        XACT_EVENT_ABORT | XACT_EVENT_PARALLEL_ABORT | XACT_EVENT_PREPARE => {
+            PENDING.with(|p| p.set(None))
+        }
         _ => {}
     }
 }
@@ -117,7 +128,9 @@ unsafe extern "C-unwind" fn subxact_event(
     _arg: *mut std::ffi::c_void,
 ) {
     if event == pg_sys::SubXactEvent::SUBXACT_EVENT_ABORT_SUB
-        && PENDING.with(Cell::get).is_some_and(|(_, sent_in)| sent_in >= my_subid)
+        && PENDING
+            .with(Cell::get)
+            .is_some_and(|(_, sent_in)| sent_in >= my_subid)
     {
         PENDING.with(|p| p.set(None));
         CHECKED.with(|c| c.set(None));

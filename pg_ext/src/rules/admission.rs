@@ -94,7 +94,10 @@ pub struct AdmissionSettings {
 
 impl Default for AdmissionSettings {
     fn default() -> Self {
-        AdmissionSettings { min_name_chars: 2, min_score: 60.0 }
+        AdmissionSettings {
+            min_name_chars: 2,
+            min_score: 60.0,
+        }
     }
 }
 
@@ -108,7 +111,12 @@ pub struct Admission {
 
 impl Admission {
     pub fn checks_json(&self) -> Value {
-        Value::Object(self.checks.iter().map(|(k, v)| (k.to_string(), Value::Bool(*v))).collect())
+        Value::Object(
+            self.checks
+                .iter()
+                .map(|(k, v)| (k.to_string(), Value::Bool(*v)))
+                .collect(),
+        )
     }
 
     pub fn reasons_json(&self) -> Value {
@@ -155,56 +163,93 @@ pub fn evaluate(c: &ContactView, s: &AdmissionSettings) -> Admission {
         }
     };
 
-    check("has_mobile", match &c.phone {
-        Val::Text(p) => match normalize_mobile(p) {
-            Some(_) => Ok(()),
-            None if p.trim().is_empty() => Err("phone: empty".into()),
-            None => Err(format!("phone: not a valid mainland mobile: {}", mask_mobile(&clip(p, 32)))),
+    check(
+        "has_mobile",
+        match &c.phone {
+            Val::Text(p) => match normalize_mobile(p) {
+                Some(_) => Ok(()),
+                None if p.trim().is_empty() => Err("phone: empty".into()),
+                None => Err(format!(
+                    "phone: not a valid mainland mobile: {}",
+                    mask_mobile(&clip(p, 32))
+                )),
+            },
+            v => Err(wrong("phone", "text", v)),
         },
-        v => Err(wrong("phone", "text", v)),
-    });
+    );
 
-    check("has_name", match &c.name {
-        Val::Text(n) => {
-            let len = n.trim().chars().count() as i64;
-            if len > s.min_name_chars {
-                Ok(())
-            } else {
-                Err(format!("name: too short ({len} characters, need more than {})", s.min_name_chars))
+    check(
+        "has_name",
+        match &c.name {
+            Val::Text(n) => {
+                let len = n.trim().chars().count() as i64;
+                if len > s.min_name_chars {
+                    Ok(())
+                } else {
+                    Err(format!(
+                        "name: too short ({len} characters, need more than {})",
+                        s.min_name_chars
+                    ))
+                }
             }
-        }
-        v => Err(wrong("name", "text", v)),
-    });
+            v => Err(wrong("name", "text", v)),
+        },
+    );
 
-    check("is_verified", match &c.phone_verified {
-        Val::Bool(true) => Ok(()),
-        Val::Bool(false) => Err("phone_verified: phone not verified".into()),
-        v => Err(wrong("phone_verified", "boolean", v)),
-    });
+    check(
+        "is_verified",
+        match &c.phone_verified {
+            Val::Bool(true) => Ok(()),
+            Val::Bool(false) => Err("phone_verified: phone not verified".into()),
+            v => Err(wrong("phone_verified", "boolean", v)),
+        },
+    );
 
-    check("score_pass", match &c.score {
-        Val::Number(n) if *n >= s.min_score => Ok(()),
-        Val::Number(n) => Err(format!("score: {} is below the minimum {}", fmt_num(*n), fmt_num(s.min_score))),
-        v => Err(wrong("score", "number", v)),
-    });
+    check(
+        "score_pass",
+        match &c.score {
+            Val::Number(n) if *n >= s.min_score => Ok(()),
+            Val::Number(n) => Err(format!(
+                "score: {} is below the minimum {}",
+                fmt_num(*n),
+                fmt_num(s.min_score)
+            )),
+            v => Err(wrong("score", "number", v)),
+        },
+    );
 
-    check("has_company", match (&c.kind, &c.company) {
-        (Val::Text(t), _) if t == "personal" => Ok(()),
-        (Val::Text(t), Val::Text(co)) if t == "company" && !co.trim().is_empty() => Ok(()),
-        (Val::Text(t), _) if t == "company" => Err("company: required for a company customer".into()),
-        (Val::Text(t), _) => Err(format!("type: must be 'company' or 'personal', got '{}'", clip(t, 20))),
-        (v, _) => Err(wrong("type", "text 'company' or 'personal'", v)),
-    });
+    check(
+        "has_company",
+        match (&c.kind, &c.company) {
+            (Val::Text(t), _) if t == "personal" => Ok(()),
+            (Val::Text(t), Val::Text(co)) if t == "company" && !co.trim().is_empty() => Ok(()),
+            (Val::Text(t), _) if t == "company" => {
+                Err("company: required for a company customer".into())
+            }
+            (Val::Text(t), _) => Err(format!(
+                "type: must be 'company' or 'personal', got '{}'",
+                clip(t, 20)
+            )),
+            (v, _) => Err(wrong("type", "text 'company' or 'personal'", v)),
+        },
+    );
 
-    check("is_whitelisted", match &c.list_status {
-        Val::Missing => Ok(()),
-        Val::Text(t) if t == "white" => Ok(()),
-        Val::Text(t) => Err(format!("list_status: '{}' is not 'white'", clip(t, 20))),
-        Val::Null => Err("list_status: is null (must be 'white')".into()),
-        v => Err(wrong("list_status", "text", v)),
-    });
+    check(
+        "is_whitelisted",
+        match &c.list_status {
+            Val::Missing => Ok(()),
+            Val::Text(t) if t == "white" => Ok(()),
+            Val::Text(t) => Err(format!("list_status: '{}' is not 'white'", clip(t, 20))),
+            Val::Null => Err("list_status: is null (must be 'white')".into()),
+            v => Err(wrong("list_status", "text", v)),
+        },
+    );
 
-    Admission { passed: reasons.is_empty(), checks, reasons }
+    Admission {
+        passed: reasons.is_empty(),
+        checks,
+        reasons,
+    }
 }
 
 /// jsonb in, jsonb out (the SQL surface). A non-object input fails every check.
@@ -213,7 +258,9 @@ pub fn evaluate_json(contact: &Value, s: &AdmissionSettings) -> Value {
     let obj = contact.as_object().unwrap_or(&empty);
     let mut result = evaluate(&ContactView::from_json(obj), s);
     if !contact.is_object() {
-        result.reasons.insert(0, "contact: expected a JSON object".into());
+        result
+            .reasons
+            .insert(0, "contact: expected a JSON object".into());
     }
     result.to_json()
 }
@@ -242,17 +289,72 @@ mod tests {
     #[test]
     fn each_check_fails_with_reason() {
         let cases: Vec<(&str, Value, &str, &str)> = vec![
-            ("phone", json!("1380013"), "has_mobile", "phone: not a valid mainland mobile: 13****13"),
-            ("phone", json!(13800138000u64), "has_mobile", "phone: expected text, got number"),
-            ("name", json!("张三"), "has_name", "name: too short (2 characters, need more than 2)"),
-            ("phone_verified", json!(false), "is_verified", "phone_verified: phone not verified"),
-            ("phone_verified", json!("true"), "is_verified", "phone_verified: expected boolean, got text"),
-            ("score", json!(59), "score_pass", "score: 59 is below the minimum 60"),
-            ("score", json!("75"), "score_pass", "score: expected number, got text"),
-            ("company", json!("  "), "has_company", "company: required for a company customer"),
-            ("type", json!("robot"), "has_company", "type: must be 'company' or 'personal', got 'robot'"),
-            ("list_status", json!("grey"), "is_whitelisted", "list_status: 'grey' is not 'white'"),
-            ("list_status", Value::Null, "is_whitelisted", "list_status: is null (must be 'white')"),
+            (
+                "phone",
+                json!("1380013"),
+                "has_mobile",
+                "phone: not a valid mainland mobile: 13****13",
+            ),
+            (
+                "phone",
+                json!(13800138000u64),
+                "has_mobile",
+                "phone: expected text, got number",
+            ),
+            (
+                "name",
+                json!("张三"),
+                "has_name",
+                "name: too short (2 characters, need more than 2)",
+            ),
+            (
+                "phone_verified",
+                json!(false),
+                "is_verified",
+                "phone_verified: phone not verified",
+            ),
+            (
+                "phone_verified",
+                json!("true"),
+                "is_verified",
+                "phone_verified: expected boolean, got text",
+            ),
+            (
+                "score",
+                json!(59),
+                "score_pass",
+                "score: 59 is below the minimum 60",
+            ),
+            (
+                "score",
+                json!("75"),
+                "score_pass",
+                "score: expected number, got text",
+            ),
+            (
+                "company",
+                json!("  "),
+                "has_company",
+                "company: required for a company customer",
+            ),
+            (
+                "type",
+                json!("robot"),
+                "has_company",
+                "type: must be 'company' or 'personal', got 'robot'",
+            ),
+            (
+                "list_status",
+                json!("grey"),
+                "is_whitelisted",
+                "list_status: 'grey' is not 'white'",
+            ),
+            (
+                "list_status",
+                Value::Null,
+                "is_whitelisted",
+                "list_status: is null (must be 'white')",
+            ),
             ("name", Value::Null, "has_name", "name: is null"),
         ];
         for (key, val, check, reason) in cases {
@@ -295,7 +397,11 @@ mod tests {
         c["phone"] = json!("x".repeat(100_000));
         c["type"] = json!("🚀".repeat(1000));
         let a = run(c);
-        assert!(a.reasons.iter().all(|r| r.chars().count() < 120), "{:?}", a.reasons);
+        assert!(
+            a.reasons.iter().all(|r| r.chars().count() < 120),
+            "{:?}",
+            a.reasons
+        );
     }
 
     #[test]
@@ -303,8 +409,14 @@ mod tests {
         let mut c = good();
         c["name"] = json!("张三");
         let obj = c.as_object().cloned().unwrap_or_default();
-        let s = AdmissionSettings { min_name_chars: 1, min_score: 80.0 };
+        let s = AdmissionSettings {
+            min_name_chars: 1,
+            min_score: 80.0,
+        };
         let a = evaluate(&ContactView::from_json(&obj), &s);
-        assert_eq!(a.reasons, vec!["score: 75 is below the minimum 80".to_string()]);
+        assert_eq!(
+            a.reasons,
+            vec!["score: 75 is below the minimum 80".to_string()]
+        );
     }
 }

@@ -50,7 +50,10 @@ mod tests {
         assert_eq!(mask_mobile("12345"), "****5");
         assert_eq!(mask_mobile("12"), "****");
         assert_eq!(mask_mobile(""), "****");
-        assert_eq!(mask_mobile("电话号码是一二三四五六七"), "电话号****四五六七");
+        assert_eq!(
+            mask_mobile("电话号码是一二三四五六七"),
+            "电话号****四五六七"
+        );
     }
 
     #[test]

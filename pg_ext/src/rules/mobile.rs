@@ -5,7 +5,21 @@
 
 /// Characters a human (or a form) puts between digits that carry no meaning.
 fn is_separator(c: char) -> bool {
-    matches!(c, ' ' | '\t' | '-' | '.' | '(' | ')' | '\u{00a0}' | '\u{3000}' | '\u{2013}' | '\u{2014}' | '\u{ff08}' | '\u{ff09}' | '\u{ff0d}')
+    matches!(
+        c,
+        ' ' | '\t'
+            | '-'
+            | '.'
+            | '('
+            | ')'
+            | '\u{00a0}'
+            | '\u{3000}'
+            | '\u{2013}'
+            | '\u{2014}'
+            | '\u{ff08}'
+            | '\u{ff09}'
+            | '\u{ff0d}'
+    )
 }
 
 /// Normalise `raw` to the 11-digit mainland mobile, or `None` when it is not one.
@@ -30,7 +44,10 @@ pub fn normalize_mobile(raw: &str) -> Option<String> {
 /// `^1[3-9]\d{9}$`, exactly.
 pub fn is_valid_mobile(s: &str) -> bool {
     let b = s.as_bytes();
-    b.len() == 11 && b[0] == b'1' && (b'3'..=b'9').contains(&b[1]) && b.iter().all(u8::is_ascii_digit)
+    b.len() == 11
+        && b[0] == b'1'
+        && (b'3'..=b'9').contains(&b[1])
+        && b.iter().all(u8::is_ascii_digit)
 }
 
 #[cfg(test)]
@@ -39,19 +56,50 @@ mod tests {
 
     #[test]
     fn accepts_plain_and_formatted() {
-        assert_eq!(normalize_mobile("13800138000").as_deref(), Some("13800138000"));
-        assert_eq!(normalize_mobile("138-0013-8000").as_deref(), Some("13800138000"));
-        assert_eq!(normalize_mobile(" 138 0013 8000 ").as_deref(), Some("13800138000"));
-        assert_eq!(normalize_mobile("+86 138.0013.8000").as_deref(), Some("13800138000"));
-        assert_eq!(normalize_mobile("0086-13800138000").as_deref(), Some("13800138000"));
-        assert_eq!(normalize_mobile("8613800138000").as_deref(), Some("13800138000"));
-        assert_eq!(normalize_mobile("(+86)19912345678").as_deref(), Some("19912345678"));
+        assert_eq!(
+            normalize_mobile("13800138000").as_deref(),
+            Some("13800138000")
+        );
+        assert_eq!(
+            normalize_mobile("138-0013-8000").as_deref(),
+            Some("13800138000")
+        );
+        assert_eq!(
+            normalize_mobile(" 138 0013 8000 ").as_deref(),
+            Some("13800138000")
+        );
+        assert_eq!(
+            normalize_mobile("+86 138.0013.8000").as_deref(),
+            Some("13800138000")
+        );
+        assert_eq!(
+            normalize_mobile("0086-13800138000").as_deref(),
+            Some("13800138000")
+        );
+        assert_eq!(
+            normalize_mobile("8613800138000").as_deref(),
+            Some("13800138000")
+        );
+        assert_eq!(
+            normalize_mobile("(+86)19912345678").as_deref(),
+            Some("19912345678")
+        );
     }
 
     #[test]
     fn rejects_non_mobiles() {
-        for bad in ["", "1380013", "12800138000", "23800138000", "1380013800a", "138001380001",
-                    "010-12345678", "+1 13800138000", "１３８００１３８０００", "📱13800138000"] {
+        for bad in [
+            "",
+            "1380013",
+            "12800138000",
+            "23800138000",
+            "1380013800a",
+            "138001380001",
+            "010-12345678",
+            "+1 13800138000",
+            "１３８００１３８０００",
+            "📱13800138000",
+        ] {
             assert_eq!(normalize_mobile(bad), None, "{bad}");
         }
         assert_eq!(normalize_mobile(&"1".repeat(100_000)), None);

@@ -17,6 +17,12 @@ pub const DEFAULTS: &[SettingDefault] = &[
     SettingDefault { key: "notify.idle_fresh", default: "30 seconds", description: "a worker counts as idle-and-alive when its heartbeat is younger than this" },
     SettingDefault { key: "retention.done_days", default: "30", description: "finished outbox rows (done/skipped) older than this may be deleted by the sidecar" },
     SettingDefault { key: "retention.sync_log_days", default: "365", description: "sync_log rows older than this may be deleted by the sidecar" },
+    SettingDefault { key: "alerts.window", default: "1 hour", description: "erp_sync.alerts: window of the success-rate and failure-count rules (spec: last hour)" },
+    SettingDefault { key: "alerts.min_success_rate", default: "80", description: "erp_sync.alerts low_success_rate (critical) when the window's success rate in percent is below this" },
+    SettingDefault { key: "alerts.max_failures", default: "10", description: "erp_sync.alerts too_many_failures (warning) when the window has MORE failed syncs than this" },
+    SettingDefault { key: "alerts.no_success_after", default: "2 hours", description: "erp_sync.alerts no_recent_success (info) when there is work or history but no successful sync for this long" },
+    SettingDefault { key: "alerts.max_dead", default: "0", description: "erp_sync.alerts dead_rows (warning) when MORE outbox rows than this are dead" },
+    SettingDefault { key: "alerts.stuck_after", default: "30 minutes", description: "erp_sync.alerts stuck_queue (critical) when the oldest pending/running outbox row is older than this" },
 ];
 
 pub fn default_for(key: &str) -> Option<&'static str> {

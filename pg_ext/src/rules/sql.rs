@@ -23,7 +23,13 @@ fn admission_check(contact: JsonB) -> JsonB {
 /// Pure admission with explicit thresholds (IMMUTABLE).
 #[pg_extern(immutable, strict, parallel_safe)]
 fn admission_evaluate(contact: JsonB, min_name_chars: i32, min_score: f64) -> JsonB {
-    JsonB(evaluate_json(&contact.0, &AdmissionSettings { min_name_chars: min_name_chars.into(), min_score }))
+    JsonB(evaluate_json(
+        &contact.0,
+        &AdmissionSettings {
+            min_name_chars: min_name_chars.into(),
+            min_score,
+        },
+    ))
 }
 
 #[pg_extern(immutable, strict, parallel_safe)]
@@ -71,14 +77,31 @@ fn setting(key: &str) -> Option<String> {
 
 /// The documented defaults (see the view erp_sync.settings_effective).
 #[pg_extern(immutable, parallel_safe)]
-fn setting_defaults() -> TableIterator<'static, (name!(key, String), name!(default_value, String), name!(description, String))> {
-    TableIterator::new(DEFAULTS.iter().map(|d| (d.key.to_string(), d.default.to_string(), d.description.to_string())))
+fn setting_defaults() -> TableIterator<
+    'static,
+    (
+        name!(key, String),
+        name!(default_value, String),
+        name!(description, String),
+    ),
+> {
+    TableIterator::new(DEFAULTS.iter().map(|d| {
+        (
+            d.key.to_string(),
+            d.default.to_string(),
+            d.description.to_string(),
+        )
+    }))
 }
 
 /// Same as `assignment_for(int)` for fractional scores (the sidecar binds float8).
 #[pg_extern(stable, strict, parallel_safe, name = "assignment_for")]
 fn assignment_for_float(score: f64) -> &'static str {
     let (top, regular) = config::tier_thresholds().or_raise();
-    let whole = if score.is_finite() { Some(score.floor() as i64) } else { None };
+    let whole = if score.is_finite() {
+        Some(score.floor() as i64)
+    } else {
+        None
+    };
     tier_for(whole, top, regular)
 }

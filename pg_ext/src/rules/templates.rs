@@ -11,13 +11,20 @@ pub struct Template {
 pub fn pick_template(content: &str, templates: &[Template], default: i32) -> i32 {
     templates
         .iter()
-        .find(|t| t.keywords.iter().any(|k| !k.is_empty() && content.contains(k.as_str())))
+        .find(|t| {
+            t.keywords
+                .iter()
+                .any(|k| !k.is_empty() && content.contains(k.as_str()))
+        })
         .map_or(default, |t| t.template_id)
 }
 
 /// The spec's keyword lists in the spec's order (also seeded into the table by bootstrap.sql).
 pub fn spec_templates() -> Vec<Template> {
-    let t = |id, words: &[&str]| Template { template_id: id, keywords: words.iter().map(|w| w.to_string()).collect() };
+    let t = |id, words: &[&str]| Template {
+        template_id: id,
+        keywords: words.iter().map(|w| w.to_string()).collect(),
+    };
     vec![
         t(106, &["很好", "发合同", "签约"]),
         t(107, &["无人接听", "未接"]),
@@ -47,7 +54,10 @@ mod tests {
 
     #[test]
     fn empty_keywords_never_match() {
-        let t = vec![Template { template_id: 1, keywords: vec![String::new()] }];
+        let t = vec![Template {
+            template_id: 1,
+            keywords: vec![String::new()],
+        }];
         assert_eq!(pick_template("anything", &t, 120), 120);
     }
 }

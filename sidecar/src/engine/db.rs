@@ -314,6 +314,36 @@ pub async fn dry_run_plan(pool: &Pool, after_id: i64, limit: i64) -> Result<Vec<
     rows.iter().map(OutboxRow::from_row).collect()
 }
 
+/// A query of a write-back pipeline: rows affected (or returned).
+pub type Pending<'a> = std::pin::Pin<
+    Box<
+        dyn std::future::Future<Output = std::result::Result<u64, tokio_postgres::Error>>
+            + Send
+            + 'a,
+    >,
+>;
+
+/// Parameters of `sync_log_insert.sql` for one entry.
+pub fn log_params<'a>(
+    row: &'a OutboxRow,
+    worker: &'a &'a str,
+    l: &'a LogEntry,
+) -> [&'a (dyn tokio_postgres::types::ToSql + Sync); 11] {
+    [
+        &row.id,
+        &row.contact_id,
+        &l.action,
+        &l.erp_ord,
+        &l.request,
+        &l.response,
+        &l.outcome,
+        &l.error,
+        &l.duration_ms,
+        &l.old_data,
+        worker,
+    ]
+}
+
 pub async fn insert_logs(
     c: &impl GenericClient,
     row: &OutboxRow,
@@ -325,23 +355,7 @@ pub async fn insert_logs(
     }
     let st = c.prepare_cached(q::SYNC_LOG_INSERT).await?;
     for l in logs {
-        c.execute(
-            &st,
-            &[
-                &row.id,
-                &row.contact_id,
-                &l.action,
-                &l.erp_ord,
-                &l.request,
-                &l.response,
-                &l.outcome,
-                &l.error,
-                &l.duration_ms,
-                &l.old_data,
-                &worker,
-            ],
-        )
-        .await?;
+        c.execute(&st, &log_params(row, &worker, l)).await?;
     }
     Ok(())
 }

@@ -154,7 +154,13 @@ fn fields_json(v: &ContactView) -> Value {
 
 async fn customer(ctx: &Ctx, row: &OutboxRow, fx: &mut Effects) -> Result<Verdict> {
     let c = ctx.db().await?;
-    let Some(payload) = db::contact_payload(&c, row.contact_id).await? else {
+    // Both reads in one round trip (pipelined on the connection).
+    let (payload, link) = futures::try_join!(
+        db::contact_payload(&c, row.contact_id),
+        db::link_get(&c, row.contact_id)
+    )?;
+    drop(c);
+    let Some(payload) = payload else {
         let r = "contact no longer exists";
         skip_log(fx, r, None);
         return Ok(Verdict::Skipped(r.into()));
@@ -171,8 +177,6 @@ async fn customer(ctx: &Ctx, row: &OutboxRow, fx: &mut Effects) -> Result<Verdic
         skip_log(fx, &r, Some(fields_json(&view)));
         return Ok(Verdict::Skipped(r));
     }
-    let link = db::link_get(&c, row.contact_id).await?;
-    drop(c);
     let hash = mapping::fields_hash(view.kind, &view.fields, view.person.as_ref());
     let t = ctx.erp.traced();
     tracing::debug!(outbox_id = row.id, contact_id = row.contact_id, khid = %view.khid,
@@ -395,16 +399,19 @@ async fn no_customer_verdict(ctx: &Ctx, row: &OutboxRow, fx: &mut Effects) -> Re
 }
 
 async fn followup(ctx: &Ctx, row: &OutboxRow, fx: &mut Effects) -> Result<Verdict> {
+    let Some(signal_id) = row.ref_id else {
+        return Ok(Verdict::Dead("follow-up row without a signal id".into()));
+    };
     let c = ctx.db().await?;
-    let link = db::link_get(&c, row.contact_id).await?;
+    let (link, signal) = futures::try_join!(
+        db::link_get(&c, row.contact_id),
+        db::signal_payload(&c, signal_id)
+    )?;
     let Some(ord) = link.and_then(|l| l.erp_ord) else {
         drop(c);
         return no_customer_verdict(ctx, row, fx).await;
     };
-    let Some(signal_id) = row.ref_id else {
-        return Ok(Verdict::Dead("follow-up row without a signal id".into()));
-    };
-    let Some(signal) = db::signal_payload(&c, signal_id).await? else {
+    let Some(signal) = signal else {
         let r = "signal no longer exists";
         skip_log(fx, r, None);
         return Ok(Verdict::Skipped(r.into()));
@@ -468,12 +475,15 @@ pub fn signal_date(ts: Option<&Value>) -> String {
 
 async fn assign(ctx: &Ctx, row: &OutboxRow, fx: &mut Effects) -> Result<Verdict> {
     let c = ctx.db().await?;
-    let link = db::link_get(&c, row.contact_id).await?;
+    let (link, payload) = futures::try_join!(
+        db::link_get(&c, row.contact_id),
+        db::contact_payload(&c, row.contact_id)
+    )?;
     let Some((ord, link)) = link.and_then(|l| l.erp_ord.map(|o| (o, l))) else {
         drop(c);
         return no_customer_verdict(ctx, row, fx).await;
     };
-    let Some(payload) = db::contact_payload(&c, row.contact_id).await? else {
+    let Some(payload) = payload else {
         let r = "contact no longer exists";
         skip_log(fx, r, None);
         return Ok(Verdict::Skipped(r.into()));

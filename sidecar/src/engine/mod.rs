@@ -147,7 +147,10 @@ impl Ctx {
         if let Some(l) = &self.limiter {
             l.until_ready().await;
         }
-        fut.await
+        let started = std::time::Instant::now();
+        let res = fut.await;
+        crate::ops::metrics::erp_call(started.elapsed(), res.is_ok());
+        res
     }
 
     pub fn stopping(&self) -> bool {
@@ -285,6 +288,7 @@ pub async fn run(
         listener_ok.clone(),
         stop_rx.clone(),
     );
+    crate::ops::metrics::register_engine(ctx.erp.clone(), listener_ok.clone());
     let idle = Arc::new(AtomicBool::new(false));
     let heart = spawn_heartbeat(ctx.clone(), idle.clone(), stop_rx.clone());
 
@@ -310,10 +314,13 @@ pub async fn run(
             }
         }
         let gate = ctx.login_gate().await;
-        let capacity = if gate.is_some() {
+        // Claim when idle or when at least half the batch is free: one claim round trip then
+        // brings many rows, instead of one claim per finished contact.
+        let free = e.batch_size - tasks.len() as i64;
+        let capacity = if gate.is_some() || (!tasks.is_empty() && free * 2 < e.batch_size) {
             0
         } else {
-            e.batch_size - tasks.len() as i64
+            free
         };
         let mut claimed = 0usize;
         let mut claim_failed = false;
@@ -389,6 +396,9 @@ pub async fn run(
         }
         let wait = if claim_failed {
             db_backoff.delay(db_failures).min(poll)
+        } else if !tasks.is_empty() {
+            // Busy: the next finished contact wakes the loop; no need to ask for retry times.
+            poll
         } else {
             // Wake for the earliest retry if it comes before the next poll.
             match db::next_due_ms(&ctx.pool).await {

@@ -141,6 +141,7 @@ pub async fn run_chain(ctx: &Ctx, chain: Vec<OutboxRow>) -> RunSummary {
         let next =
             match write_back(ctx, row, &fx, &ack).await {
                 Ok(WriteBack::Acked(status)) => {
+                    crate::ops::metrics::row_acked(&row.kind, status.as_str());
                     match status.as_str() {
                         "done" => s.done += 1,
                         "skipped" => s.skipped += 1,
@@ -225,54 +226,91 @@ async fn write_back(ctx: &Ctx, row: &OutboxRow, fx: &Effects, ack: &Ack) -> Resu
 
 async fn write_back_once(ctx: &Ctx, row: &OutboxRow, fx: &Effects, ack: &Ack) -> Result<WriteBack> {
     let mut c = ctx.db().await?;
-    let tx = c.transaction().await?;
-    let st = tx.prepare_cached(db::q::LOCK_LEASE).await?;
-    if tx.query_opt(&st, &[&row.id, &ctx.worker]).await?.is_none() {
-        tx.rollback().await?;
-        return Ok(WriteBack::LeaseLost);
-    }
+    let tx_owned = c.transaction().await?;
+    let tx = &tx_owned;
+    // Statements are prepared once per connection (cached); the effects below are then sent as
+    // one pipeline (tokio-postgres writes queries polled together back to back and the server
+    // runs them in order), so a write-back costs BEGIN + one round trip + COMMIT.
+    let lock = tx.prepare_cached(db::q::LOCK_LEASE).await?;
+    let upsert = tx.prepare_cached(db::q::LINK_UPSERT).await?;
+    let assign_new = tx.prepare_cached(db::q::ASSIGN_IF_UNASSIGNED).await?;
+    let assign = tx.prepare_cached(db::q::LINK_ASSIGN).await?;
+    let rolled = tx.prepare_cached(db::q::SYNC_LOG_ROLLED_BACK).await?;
+    let unlink = tx.prepare_cached(db::q::LINK_DELETE).await?;
+    let log = tx.prepare_cached(db::q::SYNC_LOG_INSERT).await?;
+    let finish = tx.prepare_cached(db::q::FINISH).await?;
+    let (tx, worker): (&tokio_postgres::Transaction<'_>, &str) = (&tx_owned, &ctx.worker);
+    let mut pipe: Vec<db::Pending<'_>> = Vec::new();
+    // First the lease check: the row must still be ours (FOR UPDATE holds it until COMMIT).
+    let lock = &lock;
+    pipe.push(Box::pin(async move {
+        tx.query(lock, &[&row.id, &worker])
+            .await
+            .map(|r| r.len() as u64)
+    }));
     if let Some(l) = &fx.link {
-        let st = tx.prepare_cached(db::q::LINK_UPSERT).await?;
-        tx.execute(
-            &st,
-            &[
-                &row.contact_id,
-                &l.khid,
-                &l.erp_ord,
-                &l.customer_type,
-                &l.person_synced,
-                &l.payload_hash,
-            ],
-        )
-        .await?;
-        let st = tx.prepare_cached(db::q::ASSIGN_IF_UNASSIGNED).await?;
-        tx.execute(&st, &[&row.contact_id]).await?;
+        let (upsert, assign_new) = (&upsert, &assign_new);
+        pipe.push(Box::pin(async move {
+            tx.execute(
+                upsert,
+                &[
+                    &row.contact_id,
+                    &l.khid,
+                    &l.erp_ord,
+                    &l.customer_type,
+                    &l.person_synced,
+                    &l.payload_hash,
+                ],
+            )
+            .await
+        }));
+        pipe.push(Box::pin(async move {
+            tx.execute(assign_new, &[&row.contact_id]).await
+        }));
     }
     if let Some((tier, to)) = &fx.assignment {
-        let st = tx.prepare_cached(db::q::LINK_ASSIGN).await?;
-        tx.execute(&st, &[&row.contact_id, tier, to]).await?;
+        let assign = &assign;
+        pipe.push(Box::pin(async move {
+            tx.execute(assign, &[&row.contact_id, tier, to]).await
+        }));
     }
-    if let Some(id) = fx.rolled_back {
-        let st = tx.prepare_cached(db::q::SYNC_LOG_ROLLED_BACK).await?;
-        tx.execute(&st, &[&id]).await?;
+    if let Some(id) = &fx.rolled_back {
+        let rolled = &rolled;
+        pipe.push(Box::pin(async move { tx.execute(rolled, &[id]).await }));
     }
-    if let Some((contact, ord)) = fx.unlink {
-        let st = tx.prepare_cached(db::q::LINK_DELETE).await?;
-        tx.execute(&st, &[&contact, &ord]).await?;
+    if let Some((contact, ord)) = &fx.unlink {
+        let unlink = &unlink;
+        pipe.push(Box::pin(async move {
+            tx.execute(unlink, &[contact, ord]).await
+        }));
     }
-    db::insert_logs(&tx, row, &ctx.worker, &fx.logs).await?;
-    let status = match ack {
+    let log = &log;
+    for l in &fx.logs {
+        pipe.push(Box::pin(async move {
+            tx.execute(log, &db::log_params(row, &worker, l)).await
+        }));
+    }
+    let finishing = match ack {
         Ack::Finish { status, reason } => {
-            let st = tx.prepare_cached(db::q::FINISH).await?;
-            let n = tx
-                .execute(&st, &[&row.id, &ctx.worker, status, reason])
-                .await?;
-            if n != 1 {
-                tx.rollback().await?;
-                return Ok(WriteBack::LeaseLost);
-            }
-            (*status).to_string()
+            let finish = &finish;
+            pipe.push(Box::pin(async move {
+                tx.execute(finish, &[&row.id, &worker, status, reason])
+                    .await
+            }));
+            true
         }
+        Ack::Retry { .. } => false,
+    };
+    let done = futures::future::try_join_all(pipe).await?;
+    let ours = done.first().is_some_and(|n| *n == 1);
+    let finished = !finishing || done.last().is_some_and(|n| *n == 1);
+    if !ours || !finished {
+        tx_owned.rollback().await?;
+        return Ok(WriteBack::LeaseLost);
+    }
+    let tx = tx_owned;
+    let status = match ack {
+        Ack::Finish { status, .. } => (*status).to_string(),
         Ack::Retry {
             delay,
             error,

@@ -260,6 +260,36 @@ impl World {
     }
 }
 
+impl World {
+    /// Run a one-shot `erp-sync ARGS` (e.g. `pull`, `reconcile`) against this world's cluster and
+    /// simulator; returns stdout, fails with stdout+stderr on a non-zero exit.
+    pub fn erp_sync(&self, args: &[&str], env: &[(&str, &str)]) -> Result<String> {
+        let mut cmd = std::process::Command::new(e2e::erp_sync_bin());
+        cmd.args(args)
+            .env("ERP_SYNC_DATABASE_URL", self.pg.url())
+            .env("ERP_SYNC_ERP_BASE_URL", self.sim.base_url())
+            .env("ERP_SYNC_ERP_USERNAME", "demo")
+            .env("ERP_SYNC_ERP_PASSWORD", "demo")
+            .env("RUST_LOG", "warn")
+            .stdin(std::process::Stdio::null());
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let out = cmd
+            .output()
+            .with_context(|| format!("running erp-sync {args:?}"))?;
+        let stdout = String::from_utf8_lossy(&out.stdout).to_string();
+        if !out.status.success() {
+            bail!(
+                "erp-sync {args:?} exited with {:?}:\n{stdout}\n{}",
+                out.status.code(),
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        Ok(stdout)
+    }
+}
+
 fn records(v: Value, key: &str) -> Result<Vec<Value>> {
     match v {
         Value::Array(a) => Ok(a),

@@ -1,0 +1,2 @@
+-- ops: database reachability for /healthz.
+SELECT 1::int4

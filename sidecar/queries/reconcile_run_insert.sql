@@ -1,0 +1,1 @@
+INSERT INTO erp_sync.reconcile_runs (trigger, worker) VALUES ($1, $2) RETURNING id

@@ -1,0 +1,298 @@
+//! The ops HTTP server of `erp-sync run` (`http.listen_addr`, default `127.0.0.1:9187`, `off`
+//! disables it) and the start of the monitoring tasks next to the engine.
+//!
+//! | path | content |
+//! |---|---|
+//! | `/healthz` | 200 `{"status":"ok",...}` when the database answers and the LISTEN connection is up; 503 otherwise |
+//! | `/metrics` | Prometheus text ([`crate::ops::metrics`]) + queue depth read at scrape time |
+//! | `/api/status` | JSON for the status page: queue, 1 h / 24 h stats, hourly success rate, recent failures, alerts |
+//! | `/` | the status page (static HTML + JS, no external resources) |
+//!
+//! The server uses its own small pool (2 connections) so a saturated engine pool does not make
+//! the health check lie. A port already in use is logged as an error; the engine keeps running.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::State;
+use axum::http::{header, StatusCode};
+use axum::response::{Html, IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use deadpool_postgres::Pool;
+use serde_json::{json, Value};
+use tokio::sync::watch;
+
+use crate::config::Config;
+use crate::engine::db::{make_pool, pool_err};
+use crate::error::{Error, Result};
+use crate::ops::metrics::{self, QueueDepth};
+
+mod q {
+    pub const PING: &str = include_str!("../../queries/monitor_ping.sql");
+    pub const QUEUE: &str = include_str!("../../queries/monitor_queue.sql");
+    pub const STATS: &str = include_str!("../../queries/monitor_stats.sql");
+    pub const HOURLY: &str = include_str!("../../queries/monitor_hourly.sql");
+    pub const FAILURES: &str = include_str!("../../queries/monitor_failures.sql");
+    pub const ALERTS: &str = include_str!("../../queries/monitor_alerts.sql");
+}
+
+const STATUS_PAGE: &str = include_str!("status_page.html");
+/// Budget of one database read behind an endpoint.
+const DB_TIMEOUT: Duration = Duration::from_secs(2);
+
+#[derive(Clone)]
+struct AppState {
+    pool: Pool,
+    worker: String,
+}
+
+/// The monitoring tasks started by [`spawn_monitoring`].
+pub struct Monitoring {
+    stop: watch::Sender<bool>,
+    tasks: Vec<(&'static str, tokio::task::JoinHandle<()>)>,
+}
+
+impl Monitoring {
+    /// Stop the server and the loops and wait for them.
+    pub async fn shutdown(self) {
+        if self.stop.send(true).is_err() {
+            tracing::debug!("monitoring tasks already gone");
+        }
+        for (name, h) in self.tasks {
+            if let Err(e) = h.await {
+                tracing::warn!(task = name, error = %e, "monitoring task failed");
+            }
+        }
+    }
+}
+
+/// Start the HTTP server, the alert loop (when `alerts.webhook_url` is set) and the retention
+/// job (when `retention.interval_ms` > 0). Never fails the run: problems are logged.
+pub fn spawn_monitoring(cfg: &Config, worker: &str) -> Monitoring {
+    let (stop, stop_rx) = watch::channel(false);
+    let mut tasks = Vec::new();
+    let mut db = cfg.database.clone();
+    db.pool_size = 2;
+    let pool = match make_pool(&db) {
+        Ok(p) => p,
+        Err(e) => {
+            tracing::error!(error = %e, "monitoring disabled: cannot build its database pool");
+            return Monitoring { stop, tasks };
+        }
+    };
+    if cfg.http.listen_addr != "off" {
+        let state = AppState {
+            pool: pool.clone(),
+            worker: worker.to_string(),
+        };
+        let addr = cfg.http.listen_addr.clone();
+        let rx = stop_rx.clone();
+        tasks.push((
+            "http",
+            tokio::spawn(async move {
+                if let Err(e) = serve(&addr, state, rx).await {
+                    tracing::error!(listen_addr = %addr, error = %e, "ops HTTP server not running");
+                }
+            }),
+        ));
+    }
+    if !cfg.alerts.webhook_url.is_empty() {
+        let (p, a, w, rx) = (
+            pool.clone(),
+            cfg.alerts.clone(),
+            worker.to_string(),
+            stop_rx.clone(),
+        );
+        tasks.push(("alerts", tokio::spawn(crate::ops::alerts::run(p, a, w, rx))));
+    }
+    if cfg.retention.interval_ms > 0 {
+        let (p, r, rx) = (pool, cfg.retention.clone(), stop_rx);
+        tasks.push((
+            "retention",
+            tokio::spawn(crate::ops::retention::run(p, r, rx)),
+        ));
+    }
+    Monitoring { stop, tasks }
+}
+
+/// The router (also used by unit tests).
+fn router(state: AppState) -> Router {
+    Router::new()
+        .route("/", get(page))
+        .route("/healthz", get(healthz))
+        .route("/metrics", get(metrics_text))
+        .route("/api/status", get(api_status))
+        .with_state(Arc::new(state))
+}
+
+async fn serve(addr: &str, state: AppState, mut stop: watch::Receiver<bool>) -> Result<()> {
+    let listener = tokio::net::TcpListener::bind(addr).await?;
+    let local = listener.local_addr()?;
+    tracing::info!(listen_addr = %local, "ops HTTP server listening (/healthz /metrics /api/status /)");
+    axum::serve(listener, router(state))
+        .with_graceful_shutdown(async move {
+            while !*stop.borrow() {
+                if stop.changed().await.is_err() {
+                    return;
+                }
+            }
+        })
+        .await?;
+    Ok(())
+}
+
+async fn timed<T>(fut: impl std::future::Future<Output = Result<T>>) -> Result<T> {
+    match tokio::time::timeout(DB_TIMEOUT, fut).await {
+        Ok(r) => r,
+        Err(_) => Err(Error::Pool(format!(
+            "database did not answer within {} ms",
+            DB_TIMEOUT.as_millis()
+        ))),
+    }
+}
+
+async fn page() -> Response {
+    ([(header::CACHE_CONTROL, "no-store")], Html(STATUS_PAGE)).into_response()
+}
+
+async fn healthz(State(st): State<Arc<AppState>>) -> Response {
+    let db = timed(async {
+        let c = st.pool.get().await.map_err(pool_err)?;
+        c.query_one(q::PING, &[]).await?;
+        Ok(())
+    })
+    .await;
+    let listener = metrics::listener_up();
+    let ok = db.is_ok() && listener == Some(true);
+    let body = json!({
+        "status": if ok { "ok" } else { "unavailable" },
+        "db": db.is_ok(),
+        "db_error": db.as_ref().err().map(ToString::to_string),
+        "listener": listener,
+        "worker": st.worker,
+    });
+    if !ok {
+        tracing::debug!(db = db.is_ok(), listener = ?listener, "healthz: unavailable");
+    }
+    let code = if ok {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    (code, Json(body)).into_response()
+}
+
+async fn read_queue(pool: &Pool) -> Result<Vec<QueueDepth>> {
+    timed(async {
+        let c = pool.get().await.map_err(pool_err)?;
+        let rows = c.query(q::QUEUE, &[]).await?;
+        rows.iter()
+            .map(|r| {
+                Ok(QueueDepth {
+                    kind: r.try_get("kind")?,
+                    status: r.try_get("status")?,
+                    rows: r.try_get("rows")?,
+                    oldest_pending_s: r.try_get("oldest_pending_s")?,
+                })
+            })
+            .collect()
+    })
+    .await
+}
+
+async fn metrics_text(State(st): State<Arc<AppState>>) -> Response {
+    let queue = match read_queue(&st.pool).await {
+        Ok(q) => Some(q),
+        Err(e) => {
+            tracing::warn!(error = %e, "metrics: cannot read the queue");
+            None
+        }
+    };
+    (
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        metrics::render(queue.as_deref()),
+    )
+        .into_response()
+}
+
+fn stats_json(r: &tokio_postgres::Row) -> Result<Value> {
+    Ok(json!({
+        "total": r.try_get::<_, i64>("total")?,
+        "success": r.try_get::<_, i64>("success")?,
+        "failed": r.try_get::<_, i64>("failed")?,
+        "success_rate": r.try_get::<_, Option<f64>>("success_rate")?,
+    }))
+}
+
+async fn status_json(pool: &Pool) -> Result<Value> {
+    let queue = read_queue(pool).await?;
+    timed(async {
+        let c = pool.get().await.map_err(pool_err)?;
+        let h1 = c.query_one(q::STATS, &[&"1 hour"]).await?;
+        let h24 = c.query_one(q::STATS, &[&"24 hours"]).await?;
+        let hourly = c.query(q::HOURLY, &[&"24 hours"]).await?;
+        let failures = c.query(q::FAILURES, &[&20_i64]).await?;
+        let alerts = c.query(q::ALERTS, &[]).await?;
+        let mut totals = serde_json::Map::new();
+        for d in &queue {
+            let prev = totals.get(&d.status).and_then(Value::as_i64).unwrap_or(0);
+            totals.insert(d.status.clone(), json!(prev + d.rows));
+        }
+        for s in ["pending", "running", "done", "dead", "skipped"] {
+            totals.entry(s).or_insert(json!(0));
+        }
+        Ok(json!({
+            "generated_at": chrono::Utc::now().to_rfc3339(),
+            "listener": metrics::listener_up(),
+            "queue": queue.iter().map(|d| json!({
+                "kind": d.kind, "status": d.status, "rows": d.rows,
+                "oldest_pending_s": d.oldest_pending_s,
+            })).collect::<Vec<_>>(),
+            "totals": totals,
+            "stats_1h": stats_json(&h1)?,
+            "stats_24h": stats_json(&h24)?,
+            "hourly": hourly.iter().map(|r| Ok(json!({
+                "hour": r.try_get::<_, i64>("hour_epoch")?,
+                "total": r.try_get::<_, i64>("total")?,
+                "success": r.try_get::<_, i64>("success")?,
+                "failed": r.try_get::<_, i64>("failed")?,
+                "success_rate": r.try_get::<_, Option<f64>>("success_rate")?,
+            }))).collect::<Result<Vec<_>>>()?,
+            "failures": failures.iter().map(|r| Ok(json!({
+                "id": r.try_get::<_, i64>("id")?,
+                "at": r.try_get::<_, Option<f64>>("at_epoch")?,
+                "contact_id": r.try_get::<_, Option<i64>>("contact_id")?,
+                "action": r.try_get::<_, String>("action")?,
+                "error": r.try_get::<_, Option<String>>("error")?,
+            }))).collect::<Result<Vec<_>>>()?,
+            "alerts": alerts.iter().map(|r| Ok(json!({
+                "code": r.try_get::<_, String>("code")?,
+                "level": r.try_get::<_, String>("level")?,
+                "message": r.try_get::<_, String>("message")?,
+                "message_en": r.try_get::<_, String>("message_en")?,
+                "value": r.try_get::<_, Option<f64>>("value")?,
+                "threshold": r.try_get::<_, Option<f64>>("threshold")?,
+                "unit": r.try_get::<_, String>("unit")?,
+            }))).collect::<Result<Vec<_>>>()?,
+        }))
+    })
+    .await
+}
+
+async fn api_status(State(st): State<Arc<AppState>>) -> Response {
+    match status_json(&st.pool).await {
+        Ok(v) => ([(header::CACHE_CONTROL, "no-store")], Json(v)).into_response(),
+        Err(e) => {
+            tracing::warn!(error = %e, "api/status failed");
+            (
+                StatusCode::SERVICE_UNAVAILABLE,
+                Json(json!({ "error": e.to_string() })),
+            )
+                .into_response()
+        }
+    }
+}

@@ -1,0 +1,597 @@
+//! Cron schedules run inside `erp-sync run` (spec 同步时机):
+//!
+//! | job | default cron (`[schedule]`, read at `utc_offset_minutes`, default +08:00) | does |
+//! |---|---|---|
+//! | `pull` | `0 0 2 * * *` (02:00 daily) | [`super::pull`]: ERP customers → `erp_customers` |
+//! | `sweep` | `0 0 * * * *` (hourly) | counts due and lease-expired outbox rows and NOTIFYs the workers when there are any (read-only, cheap) |
+//! | `reconcile` | `0 0 3 * * Sun` (weekly) | a pull, then [`super::reconcile`] |
+//!
+//! **Once per period across sidecars.** A period is identified by its cron tick (`period_key` =
+//! the tick in RFC 3339). Before running, a sidecar claims it with `INSERT INTO
+//! erp_sync.schedule_runs … ON CONFLICT (name, period_key) DO NOTHING RETURNING`: only the one
+//! that inserted the row runs the job, and it records `finished_at`, `ok` and a JSON summary.
+//!
+//! **Missed runs.** At start-up, for a schedule that has run before (some row exists) but whose
+//! latest tick was not claimed (every sidecar was down), that tick is claimed and run once. A
+//! fresh install does not fire at start-up. A job that died with its sidecar keeps its claim
+//! (`finished_at` NULL): it is not retried before its next period.
+//!
+//! **Shutdown.** Jobs see the shutdown signal (a pull stops between pages and does not mark
+//! rows gone); a job still running after `shutdown_deadline_ms` is abandoned (its claim stays
+//! unfinished). A job still running when its next tick comes is not started twice in one process.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, FixedOffset, Utc};
+use croner::Cron;
+use deadpool_postgres::Pool;
+use serde_json::{json, Value};
+use tokio::sync::watch;
+use tokio::task::JoinSet;
+
+use super::pull::{self, PullOptions};
+use super::reconcile;
+use crate::config::{Config, ScheduleConfig};
+use crate::engine::db::pool_err;
+use crate::erp::ErpClient;
+use crate::error::{Error, Result};
+
+pub mod q {
+    pub const CLAIM: &str = include_str!("../../queries/schedule_claim.sql");
+    pub const FINISH: &str = include_str!("../../queries/schedule_finish.sql");
+    pub const HISTORY: &str = include_str!("../../queries/schedule_history.sql");
+    pub const SWEEP: &str = include_str!("../../queries/schedule_sweep.sql");
+    pub const NOTIFY: &str = include_str!("../../queries/schedule_notify.sql");
+}
+
+/// The scheduled jobs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Job {
+    Pull,
+    Sweep,
+    Reconcile,
+}
+
+impl Job {
+    pub fn name(self) -> &'static str {
+        match self {
+            Job::Pull => "pull",
+            Job::Sweep => "sweep",
+            Job::Reconcile => "reconcile",
+        }
+    }
+}
+
+/// A parsed schedule.
+#[derive(Debug, Clone)]
+pub struct Schedule {
+    pub job: Job,
+    pub expr: String,
+    pub cron: Cron,
+}
+
+/// Parse a cron expression (5 or 6 fields; 6 = with seconds first).
+pub fn parse_cron(what: &str, expr: &str) -> Result<Cron> {
+    expr.trim().parse::<Cron>().map_err(|e| {
+        Error::Config(format!(
+            "schedule.{what}: invalid cron expression {expr:?}: {e}"
+        ))
+    })
+}
+
+pub fn offset(cfg: &ScheduleConfig) -> Result<FixedOffset> {
+    cfg.utc_offset_minutes
+        .checked_mul(60)
+        .and_then(FixedOffset::east_opt)
+        .ok_or_else(|| {
+            Error::Config(format!(
+                "schedule.utc_offset_minutes {} is out of range",
+                cfg.utc_offset_minutes
+            ))
+        })
+}
+
+/// The configured schedules (empty expressions are disabled).
+pub fn schedules(cfg: &ScheduleConfig) -> Result<Vec<Schedule>> {
+    let mut out = Vec::new();
+    for (job, key, expr) in [
+        (Job::Pull, "pull_cron", &cfg.pull_cron),
+        (Job::Sweep, "sweep_cron", &cfg.sweep_cron),
+        (Job::Reconcile, "reconcile_cron", &cfg.reconcile_cron),
+    ] {
+        if expr.trim().is_empty() {
+            continue;
+        }
+        out.push(Schedule {
+            job,
+            expr: expr.clone(),
+            cron: parse_cron(key, expr)?,
+        });
+    }
+    Ok(out)
+}
+
+/// Config validation (called by `Config::validate`).
+pub fn validate(cfg: &ScheduleConfig) -> Result<()> {
+    offset(cfg)?;
+    schedules(cfg)?;
+    if cfg.pull_page_size == 0 || cfg.pull_max_pages == 0 {
+        return Err(Error::Config(
+            "schedule.pull_page_size and schedule.pull_max_pages must be > 0".into(),
+        ));
+    }
+    Ok(())
+}
+
+/// The first tick strictly after `t`.
+pub fn next_tick(cron: &Cron, t: &DateTime<FixedOffset>) -> Result<DateTime<FixedOffset>> {
+    cron.find_next_occurrence(t, false)
+        .map_err(|e| Error::Config(format!("cron: no next occurrence after {t}: {e}")))
+}
+
+/// The latest tick at or before `t` (the period `t` is in).
+pub fn current_tick(cron: &Cron, t: &DateTime<FixedOffset>) -> Result<DateTime<FixedOffset>> {
+    cron.find_previous_occurrence(t, true)
+        .map_err(|e| Error::Config(format!("cron: no occurrence before {t}: {e}")))
+}
+
+/// The key of the period starting at `tick`.
+pub fn period_key(tick: &DateTime<FixedOffset>) -> String {
+    tick.to_rfc3339()
+}
+
+/// Should start-up run the current period's job? Only for a schedule that ran before and whose
+/// current period nobody claimed.
+pub fn catch_up_due(enabled: bool, ran_before: bool, claimed: bool) -> bool {
+    enabled && ran_before && !claimed
+}
+
+/// What the jobs need.
+#[derive(Clone)]
+pub struct JobCtx {
+    pub pool: Pool,
+    pub erp: ErpClient,
+    pub worker: String,
+    pub channel: String,
+    pub pull: PullOptions,
+}
+
+/// Run one job (also used by the `pull` / `reconcile` commands through their own functions).
+pub async fn run_job(ctx: &JobCtx, job: Job, shutdown: &watch::Receiver<bool>) -> Result<Value> {
+    let quiet = |_: u32, _: u32| {};
+    match job {
+        Job::Pull => {
+            let s = pull::pull(&ctx.pool, &ctx.erp, &ctx.pull, &quiet, shutdown).await?;
+            pull::summary_json(&s)
+        }
+        Job::Sweep => sweep(&ctx.pool, &ctx.channel).await,
+        Job::Reconcile => {
+            let p = pull::pull(&ctx.pool, &ctx.erp, &ctx.pull, &quiet, shutdown).await?;
+            if *shutdown.borrow() {
+                return Ok(
+                    json!({"pull": pull::summary_json(&p)?, "reconcile": "skipped: shutdown"}),
+                );
+            }
+            let r = reconcile::reconcile(&ctx.pool, "schedule", &ctx.worker, &|_: &str| {}).await?;
+            Ok(json!({"pull": pull::summary_json(&p)?, "reconcile": pull::summary_json(&r)?}))
+        }
+    }
+}
+
+/// The hourly sweep: wake idle workers when rows are due or leases expired.
+pub async fn sweep(pool: &Pool, channel: &str) -> Result<Value> {
+    let c = pool.get().await.map_err(pool_err)?;
+    let row = c.query_one(q::SWEEP, &[]).await?;
+    let due: i64 = row.try_get("due")?;
+    let expired: i64 = row.try_get("expired")?;
+    let notified = due + expired > 0;
+    if notified {
+        c.query_one(q::NOTIFY, &[&channel]).await?;
+    }
+    tracing::info!(due, expired, notified, "sweep finished");
+    Ok(json!({"due": due, "expired_leases": expired, "notified": notified}))
+}
+
+async fn claim(pool: &Pool, name: &str, key: &str, worker: &str) -> Result<bool> {
+    let c = pool.get().await.map_err(pool_err)?;
+    Ok(c.query_opt(q::CLAIM, &[&name, &key, &worker])
+        .await?
+        .is_some())
+}
+
+async fn finish(pool: &Pool, name: &str, key: &str, ok: bool, summary: &Value) -> Result<()> {
+    let c = pool.get().await.map_err(pool_err)?;
+    c.execute(q::FINISH, &[&name, &key, &ok, summary]).await?;
+    Ok(())
+}
+
+/// Claim and run one period of a job (in a task).
+async fn fire(
+    ctx: Arc<JobCtx>,
+    job: Job,
+    key: String,
+    busy: Arc<AtomicBool>,
+    shutdown: watch::Receiver<bool>,
+) {
+    let name = job.name();
+    match claim(&ctx.pool, name, &key, &ctx.worker).await {
+        Ok(true) => {}
+        Ok(false) => {
+            tracing::debug!(job = name, period = %key, "period already claimed by another sidecar");
+            busy.store(false, Ordering::Release);
+            return;
+        }
+        Err(e) => {
+            tracing::warn!(job = name, period = %key, error = %e, "cannot claim the period: skipped");
+            busy.store(false, Ordering::Release);
+            return;
+        }
+    }
+    tracing::info!(job = name, period = %key, worker = %ctx.worker, "scheduled job starting");
+    let (ok, summary) = match run_job(&ctx, job, &shutdown).await {
+        Ok(s) => (true, s),
+        Err(e) => {
+            tracing::warn!(job = name, period = %key, error = %e, "scheduled job failed");
+            (false, json!({"error": e.to_string()}))
+        }
+    };
+    if let Err(e) = finish(&ctx.pool, name, &key, ok, &summary).await {
+        tracing::warn!(job = name, period = %key, error = %e, "cannot record the job's end");
+    }
+    busy.store(false, Ordering::Release);
+}
+
+/// The scheduler of `erp-sync run`: returns when `shutdown` turns true (after giving running jobs
+/// `shutdown_deadline_ms`).
+pub async fn run(cfg: Config, worker: String, mut shutdown: watch::Receiver<bool>) -> Result<()> {
+    let sc = &cfg.schedule;
+    let tz = offset(sc)?;
+    let list = schedules(sc)?;
+    if !sc.enabled || list.is_empty() {
+        tracing::info!("schedules disabled");
+        return Ok(());
+    }
+    let ctx = Arc::new(JobCtx {
+        pool: pull::ops_pool(&cfg.database)?,
+        erp: ErpClient::new(cfg.erp.clone())?,
+        worker,
+        channel: cfg.database.channel.clone(),
+        pull: PullOptions::from_config(sc),
+    });
+    let busy: Vec<Arc<AtomicBool>> = list
+        .iter()
+        .map(|_| Arc::new(AtomicBool::new(false)))
+        .collect();
+    let mut tasks: JoinSet<()> = JoinSet::new();
+    for s in &list {
+        tracing::info!(job = s.job.name(), cron = %s.expr, utc_offset_minutes = sc.utc_offset_minutes, "schedule");
+    }
+
+    // Missed periods (downtime): once, at start-up.
+    let now = Utc::now().with_timezone(&tz);
+    for (i, s) in list.iter().enumerate() {
+        if !sc.catch_up {
+            break;
+        }
+        let tick = match current_tick(&s.cron, &now) {
+            Ok(t) => t,
+            Err(e) => {
+                tracing::warn!(job = s.job.name(), error = %e, "no previous period");
+                continue;
+            }
+        };
+        let key = period_key(&tick);
+        let history = async {
+            let c = ctx.pool.get().await.map_err(pool_err)?;
+            let r = c.query_one(q::HISTORY, &[&s.job.name(), &key]).await?;
+            Ok::<(bool, bool), Error>((r.try_get("ran_before")?, r.try_get("claimed")?))
+        };
+        match history.await {
+            Ok((ran_before, claimed)) if catch_up_due(sc.catch_up, ran_before, claimed) => {
+                tracing::info!(job = s.job.name(), period = %key, "running a missed period");
+                busy[i].store(true, Ordering::Release);
+                tasks.spawn(fire(
+                    ctx.clone(),
+                    s.job,
+                    key,
+                    busy[i].clone(),
+                    shutdown.clone(),
+                ));
+            }
+            Ok(_) => {}
+            Err(e) => {
+                tracing::warn!(job = s.job.name(), error = %e, "cannot read the schedule history")
+            }
+        }
+    }
+
+    let mut last: Vec<DateTime<FixedOffset>> = list.iter().map(|_| now).collect();
+    loop {
+        if *shutdown.borrow() {
+            break;
+        }
+        while let Some(r) = tasks.try_join_next() {
+            if let Err(e) = r {
+                tracing::warn!(error = %e, "scheduled job task ended abnormally");
+            }
+        }
+        let now = Utc::now().with_timezone(&tz);
+        let mut next: Vec<Option<DateTime<FixedOffset>>> = Vec::with_capacity(list.len());
+        for (i, s) in list.iter().enumerate() {
+            let from = if last[i] > now { last[i] } else { now };
+            next.push(match next_tick(&s.cron, &from) {
+                Ok(t) => Some(t),
+                Err(e) => {
+                    tracing::warn!(job = s.job.name(), error = %e, "schedule has no next period");
+                    None
+                }
+            });
+        }
+        let Some(earliest) = next.iter().flatten().min().copied() else {
+            tracing::warn!("no schedule has a next period: scheduler idle");
+            if shutdown.changed().await.is_err() {
+                break;
+            }
+            continue;
+        };
+        let wait = (earliest.with_timezone(&Utc) - Utc::now())
+            .to_std()
+            .unwrap_or(Duration::ZERO);
+        tokio::select! {
+            _ = tokio::time::sleep(wait) => {}
+            r = shutdown.changed() => {
+                if r.is_err() || *shutdown.borrow() {
+                    break;
+                }
+                continue;
+            }
+        }
+        for (i, s) in list.iter().enumerate() {
+            if next[i] != Some(earliest) {
+                continue;
+            }
+            last[i] = earliest;
+            let key = period_key(&earliest);
+            if busy[i].swap(true, Ordering::AcqRel) {
+                tracing::warn!(job = s.job.name(), period = %key, "previous run still going: period skipped");
+                continue;
+            }
+            tasks.spawn(fire(
+                ctx.clone(),
+                s.job,
+                key,
+                busy[i].clone(),
+                shutdown.clone(),
+            ));
+        }
+    }
+
+    if !tasks.is_empty() {
+        tracing::info!(
+            running = tasks.len(),
+            deadline_ms = sc.shutdown_deadline_ms,
+            "waiting for scheduled jobs"
+        );
+        let deadline = tokio::time::sleep(Duration::from_millis(sc.shutdown_deadline_ms));
+        tokio::pin!(deadline);
+        loop {
+            tokio::select! {
+                r = tasks.join_next() => match r {
+                    None => break,
+                    Some(Err(e)) => tracing::warn!(error = %e, "scheduled job task ended abnormally"),
+                    Some(Ok(())) => {}
+                },
+                _ = &mut deadline => {
+                    tracing::warn!(running = tasks.len(), "abandoning scheduled jobs at the shutdown deadline");
+                    tasks.abort_all();
+                    break;
+                }
+            }
+        }
+    }
+    tracing::info!("scheduler stopped");
+    Ok(())
+}
+
+/// The scheduler running next to the engine.
+pub struct SchedulerHandle {
+    stop: watch::Sender<bool>,
+    task: Option<tokio::task::JoinHandle<()>>,
+    deadline: Duration,
+}
+
+/// Start the scheduler of `erp-sync run` (nothing runs when `disabled`, e.g. `--once` or dry run).
+/// It stops when `signal` turns true or at [`SchedulerHandle::stop`].
+pub fn spawn(
+    cfg: &Config,
+    worker: &str,
+    mut signal: watch::Receiver<bool>,
+    disabled: bool,
+) -> SchedulerHandle {
+    let (tx, rx) = watch::channel(false);
+    let deadline = Duration::from_millis(cfg.schedule.shutdown_deadline_ms + 1_000);
+    if disabled || !cfg.schedule.enabled {
+        return SchedulerHandle {
+            stop: tx,
+            task: None,
+            deadline,
+        };
+    }
+    let forward = tx.clone();
+    let cfg = cfg.clone();
+    let worker = worker.to_string();
+    let task = tokio::spawn(async move {
+        let fwd = tokio::spawn(async move {
+            while !*signal.borrow() {
+                if signal.changed().await.is_err() {
+                    return;
+                }
+            }
+            if forward.send(true).is_err() {
+                tracing::debug!("scheduler already stopped");
+            }
+        });
+        if let Err(e) = run(cfg, worker, rx).await {
+            tracing::error!(error = %e, "scheduler failed");
+        }
+        fwd.abort();
+    });
+    SchedulerHandle {
+        stop: tx,
+        task: Some(task),
+        deadline,
+    }
+}
+
+impl SchedulerHandle {
+    /// Stop the scheduler and wait for it (running jobs get `schedule.shutdown_deadline_ms`).
+    pub async fn stop(mut self) {
+        if self.stop.send(true).is_err() {
+            tracing::debug!("scheduler already stopped");
+        }
+        if let Some(task) = self.task.take() {
+            match tokio::time::timeout(self.deadline, task).await {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => tracing::warn!(error = %e, "scheduler task ended abnormally"),
+                Err(_) => tracing::warn!("scheduler did not stop in time"),
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn at(s: &str) -> DateTime<FixedOffset> {
+        DateTime::parse_from_rfc3339(s).expect("test time")
+    }
+
+    #[test]
+    fn default_schedules_parse_and_fire_when_the_spec_says() {
+        let cfg = ScheduleConfig::default();
+        validate(&cfg).expect("defaults are valid");
+        let list = schedules(&cfg).expect("schedules");
+        let by = |j: Job| list.iter().find(|s| s.job == j).expect("job").cron.clone();
+        // 2026-11-29 is a Sunday.
+        let t = at("2026-11-28T10:15:00+08:00");
+        assert_eq!(
+            next_tick(&by(Job::Pull), &t).expect("pull").to_rfc3339(),
+            "2026-11-29T02:00:00+08:00"
+        );
+        assert_eq!(
+            next_tick(&by(Job::Sweep), &t).expect("sweep").to_rfc3339(),
+            "2026-11-28T11:00:00+08:00"
+        );
+        assert_eq!(
+            next_tick(&by(Job::Reconcile), &t)
+                .expect("reconcile")
+                .to_rfc3339(),
+            "2026-11-29T03:00:00+08:00"
+        );
+    }
+
+    #[test]
+    fn a_tick_is_its_own_period_and_the_next_is_strictly_after() {
+        let c = parse_cron("pull_cron", "0 0 2 * * *").expect("cron");
+        let tick = at("2026-11-29T02:00:00+08:00");
+        assert_eq!(current_tick(&c, &tick).expect("current"), tick);
+        assert_eq!(
+            next_tick(&c, &tick).expect("next").to_rfc3339(),
+            "2026-11-30T02:00:00+08:00"
+        );
+        let later = at("2026-11-29T17:30:00+08:00");
+        assert_eq!(
+            period_key(&current_tick(&c, &later).expect("current")),
+            "2026-11-29T02:00:00+08:00"
+        );
+    }
+
+    #[test]
+    fn per_second_crons_for_tests() {
+        let c = parse_cron("pull_cron", "*/2 * * * * *").expect("cron");
+        let t = at("2026-11-29T02:00:01+00:00");
+        assert_eq!(
+            next_tick(&c, &t).expect("next").to_rfc3339(),
+            "2026-11-29T02:00:02+00:00"
+        );
+        assert_eq!(
+            current_tick(&c, &t).expect("cur").to_rfc3339(),
+            "2026-11-29T02:00:00+00:00"
+        );
+    }
+
+    #[test]
+    fn bad_expressions_and_offsets_are_config_errors() {
+        let cfg = ScheduleConfig {
+            pull_cron: "every day".into(),
+            ..ScheduleConfig::default()
+        };
+        assert!(matches!(validate(&cfg), Err(Error::Config(m)) if m.contains("pull_cron")));
+        let cfg = ScheduleConfig {
+            utc_offset_minutes: 100_000,
+            ..ScheduleConfig::default()
+        };
+        assert!(matches!(validate(&cfg), Err(Error::Config(_))));
+        let cfg = ScheduleConfig {
+            sweep_cron: String::new(),
+            ..ScheduleConfig::default()
+        };
+        assert_eq!(schedules(&cfg).expect("ok").len(), 2);
+    }
+
+    #[test]
+    fn schedule_section_from_the_environment() {
+        let env = |pairs: &[(&str, &str)]| -> Vec<(String, String)> {
+            pairs
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect()
+        };
+        let cfg = Config::from_sources(
+            None,
+            "test",
+            &env(&[
+                ("ERP_SYNC_SCHEDULE_PULL_CRON", "*/2 * * * * *"),
+                ("ERP_SYNC_SCHEDULE_SWEEP_CRON", ""),
+                ("ERP_SYNC_SCHEDULE_PULL_PAGE_SIZE", "7"),
+                ("ERP_SYNC_SCHEDULE_ENABLED", "false"),
+            ]),
+        )
+        .expect("config");
+        assert_eq!(cfg.schedule.pull_cron, "*/2 * * * * *");
+        assert_eq!(cfg.schedule.pull_page_size, 7);
+        assert!(!cfg.schedule.enabled);
+        cfg.validate().expect("valid");
+        let jobs: Vec<Job> = schedules(&cfg.schedule)
+            .expect("schedules")
+            .iter()
+            .map(|s| s.job)
+            .collect();
+        assert_eq!(jobs, vec![Job::Pull, Job::Reconcile]);
+        assert!(
+            Config::from_sources(None, "test", &env(&[("ERP_SYNC_SCHEDULE_PULL_CRONN", "x")]))
+                .is_err()
+        );
+        let bad = Config::from_sources(
+            None,
+            "test",
+            &env(&[("ERP_SYNC_SCHEDULE_PULL_CRON", "61 * * * * *")]),
+        )
+        .expect("parses as text");
+        assert!(bad.validate().is_err());
+    }
+
+    #[test]
+    fn catch_up_only_after_history() {
+        assert!(catch_up_due(true, true, false));
+        assert!(
+            !catch_up_due(true, false, false),
+            "fresh install: no start-up run"
+        );
+        assert!(!catch_up_due(true, true, true), "period already claimed");
+        assert!(!catch_up_due(false, true, false));
+    }
+}
