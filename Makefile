@@ -34,7 +34,7 @@ test-sql: install-ext
 	scripts/test-sql.sh
 
 test-e2e: build install-ext
-	cargo test -p e2e -- --test-threads=2
+	cargo test -p e2e --no-fail-fast -- --test-threads=2
 
 test: test-unit test-pgrx test-sql test-e2e
 

@@ -156,6 +156,7 @@ def write_path(args):
             }
             print(f"[write_path] {wname}: " + ", ".join(f"{k}={v:.0f} tps" for k, v in med.items()),
                   file=sys.stderr)
+        results["params"] = {"clients": args.clients, "seconds": args.seconds, "rounds": args.rounds}
         outbox = int(cluster.psql("bench_b", "SELECT count(*) FROM erp_sync.outbox"))
         results["outbox_rows_written_b"] = outbox
         return results
@@ -169,9 +170,10 @@ def render(report):
              f"Machine: {os.cpu_count()} cores; run at {time.strftime('%Y-%m-%d %H:%M:%S %Z')}.", ""]
     wp = report.get("write_path")
     if wp:
+        p = wp.get("params", report["params"])
         lines += ["## 1. Write-path cost of capture (pgbench, "
-                  f"{report['params']['clients']} clients, {report['params']['seconds']} s × "
-                  f"{report['params']['rounds']} interleaved rounds, median TPS)", "",
+                  f"{p['clients']} clients, {p['seconds']} s × "
+                  f"{p['rounds']} interleaved rounds, median TPS)", "",
                   "| workload | (a) no trigger | (b) erp_sync idle sidecar | (b) busy sidecar | (c) PL/pgSQL + NOTIFY | b/a idle | b/a busy | b/c idle | b/c busy |",
                   "|---|---|---|---|---|---|---|---|---|"]
         for w in ("insert_1", "update_1", "insert_100"):

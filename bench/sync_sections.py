@@ -115,7 +115,17 @@ def load_contacts(cluster, db, n, first=0):
 
 
 def unfinished(cluster, db):
-    return int(cluster.psql(db, "SELECT count(*) FROM erp_sync.outbox WHERE status IN ('pending', 'running')"))
+    """Rows pending or running. Retries for up to 60 s: the server may be in crash recovery (e.g.
+    erp_sync.so replaced under running backends by a concurrent `cargo pgrx install`)."""
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            return int(cluster.psql(db, "SELECT count(*) FROM erp_sync.outbox WHERE status IN ('pending', 'running')"))
+        except subprocess.CalledProcessError as e:
+            if time.monotonic() > deadline:
+                raise
+            log(f"[bench] psql failed ({(e.stderr or '').strip()[:200]}); retrying")
+            time.sleep(1)
 
 
 def drain(cluster, db, sim, worker, n_contacts, extra=None, timeout=1800):

@@ -160,3 +160,18 @@ SELECT pg_catalog.pg_extension_config_dump('erp_sync.rejections', '');
 SELECT pg_catalog.pg_extension_config_dump('erp_sync.customer_link', '');
 SELECT pg_catalog.pg_extension_config_dump('erp_sync.sync_log', '');
 SELECT pg_catalog.pg_extension_config_dump('erp_sync.sync_log_id_seq', '');
+
+-- Roles are cluster-wide: create them only if they do not exist yet (a second database, or a
+-- re-install, finds them). Every later file grants on its own objects; roles.sql runs last.
+DO $$
+BEGIN
+    IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_roles WHERE rolname = 'erp_sync_worker') THEN
+        CREATE ROLE erp_sync_worker NOLOGIN;
+    END IF;
+    IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_roles WHERE rolname = 'erp_sync_reader') THEN
+        CREATE ROLE erp_sync_reader NOLOGIN;
+    END IF;
+EXCEPTION WHEN duplicate_object THEN
+    NULL; -- created concurrently by another database's CREATE EXTENSION
+END
+$$;

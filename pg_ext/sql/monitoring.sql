@@ -224,20 +224,7 @@ COMMENT ON FUNCTION erp_sync.cleanup(int) IS
 
 SELECT pg_catalog.pg_extension_config_dump('erp_sync.alert_state', '');
 
--- Grants. roles.sql runs last (finalize), so the roles may not exist yet: create them the same
--- idempotent way (roles.sql then finds them and only comments/grants).
-DO $$
-BEGIN
-    IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_roles WHERE rolname = 'erp_sync_worker') THEN
-        CREATE ROLE erp_sync_worker NOLOGIN;
-    END IF;
-    IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_roles WHERE rolname = 'erp_sync_reader') THEN
-        CREATE ROLE erp_sync_reader NOLOGIN;
-    END IF;
-EXCEPTION WHEN duplicate_object THEN
-    NULL;
-END
-$$;
+-- Grants (the roles exist: bootstrap.sql creates them).
 REVOKE EXECUTE ON FUNCTION erp_sync.stats(interval) FROM PUBLIC;
 REVOKE EXECUTE ON FUNCTION erp_sync.stats_hourly(interval) FROM PUBLIC;
 REVOKE EXECUTE ON FUNCTION erp_sync.cleanup(int) FROM PUBLIC;

@@ -1,17 +1,4 @@
--- erp_sync roles and privileges (runs last). Roles are cluster-wide: create them only if they
--- do not exist yet (a second database, or a re-install, finds them).
-DO $$
-BEGIN
-    IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_roles WHERE rolname = 'erp_sync_worker') THEN
-        CREATE ROLE erp_sync_worker NOLOGIN;
-    END IF;
-    IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_roles WHERE rolname = 'erp_sync_reader') THEN
-        CREATE ROLE erp_sync_reader NOLOGIN;
-    END IF;
-EXCEPTION WHEN duplicate_object THEN
-    NULL; -- created concurrently by another database's CREATE EXTENSION
-END
-$$;
+-- erp_sync privileges (runs last). The two roles are created in bootstrap.sql.
 COMMENT ON ROLE erp_sync_worker IS 'erp_sync sidecar: drains the outbox, writes links/logs (grant it to the sidecar login)';
 COMMENT ON ROLE erp_sync_reader IS 'erp_sync monitoring: status views only, mobiles masked';
 
@@ -24,7 +11,10 @@ ALTER FUNCTION erp_sync.capture() SECURITY DEFINER
     SET search_path = pg_catalog, pg_temp
     SET plan_cache_mode = force_generic_plan;
 
--- Nobody but the owner runs administrative functions by default.
+-- Nobody but the owner runs administrative functions by default. EXECUTE on a trigger function is
+-- checked at CREATE TRIGGER only, never when it fires: revoking it keeps other roles from attaching
+-- this SECURITY DEFINER function to tables of their own, and capture works for every writer.
+REVOKE EXECUTE ON FUNCTION erp_sync.capture() FROM PUBLIC;
 REVOKE EXECUTE ON FUNCTION erp_sync.track(regclass, text, jsonb) FROM PUBLIC;
 REVOKE EXECUTE ON FUNCTION erp_sync.untrack(regclass) FROM PUBLIC;
 REVOKE EXECUTE ON FUNCTION erp_sync.rebuild_contact_status() FROM PUBLIC;

@@ -124,7 +124,7 @@ impl Default for EngineConfig {
             worker_id: String::new(),
             concurrency: 5,
             rate_limit_per_s: 20,
-            batch_size: 20,
+            batch_size: 64,
             chain_max: 50,
             poll_interval_ms: 2_000,
             lease_ms: 15_000,

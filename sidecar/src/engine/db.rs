@@ -160,19 +160,17 @@ pub async fn claim(
     Ok(out)
 }
 
-pub async fn heartbeat(
+/// Extend the leases of the rows in hand.
+pub async fn extend_leases(
     pool: &Pool,
     worker: &str,
-    idle: bool,
     lease_ms: u64,
     in_hand: &[i64],
 ) -> Result<u64> {
-    let c = pool.get().await.map_err(pool_err)?;
-    let st = c.prepare_cached(q::WORKER_UPSERT).await?;
-    c.execute(&st, &[&worker, &idle]).await?;
     if in_hand.is_empty() {
         return Ok(0);
     }
+    let c = pool.get().await.map_err(pool_err)?;
     let st = c.prepare_cached(q::EXTEND_LEASES).await?;
     Ok(c.execute(&st, &[&worker, &(lease_ms as i64), &in_hand])
         .await?)

@@ -92,6 +92,8 @@ pub struct Ctx {
     login_paused_until: std::sync::Mutex<Option<std::time::Instant>>,
     /// Ids of the rows this process is working on (claimed, not yet handed back).
     in_hand: std::sync::Mutex<std::collections::HashSet<i64>>,
+    /// Serialises writes of this worker's `erp_sync.workers` row (engine loop and heartbeat).
+    worker_row: tokio::sync::Mutex<()>,
 }
 
 /// Removes a chain's ids from [`Ctx::in_hand`] when dropped (also on panic or abort).
@@ -126,6 +128,7 @@ impl Ctx {
             stopping: AtomicBool::new(false),
             login_paused_until: std::sync::Mutex::new(None),
             in_hand: std::sync::Mutex::new(std::collections::HashSet::new()),
+            worker_row: tokio::sync::Mutex::new(()),
             cfg,
         }
     }
@@ -151,6 +154,16 @@ impl Ctx {
         let res = fut.await;
         crate::ops::metrics::erp_call(started.elapsed(), res.is_ok());
         res
+    }
+
+    /// Record whether this worker is idle (`flag` and its `erp_sync.workers` row). Serialised with
+    /// the heartbeat, which reads the flag under the same lock: a heartbeat that read "busy" can
+    /// no longer land after the engine wrote "idle" and hide the idle worker from the capture
+    /// trigger (no NOTIFY until the next heartbeat).
+    async fn set_idle(&self, flag: &AtomicBool, idle: bool) -> Result<()> {
+        let _row = self.worker_row.lock().await;
+        flag.store(idle, Ordering::Relaxed);
+        db::set_idle(&self.pool, &self.worker, idle).await
     }
 
     pub fn stopping(&self) -> bool {
@@ -308,7 +321,7 @@ pub async fn run(
             collect(&mut summary, res);
         }
         if !registered {
-            match db::set_idle(&ctx.pool, &worker, false).await {
+            match ctx.set_idle(&idle, false).await {
                 Ok(()) => registered = true,
                 Err(err) => tracing::warn!(error = %err, "cannot register worker (will retry)"),
             }
@@ -358,8 +371,7 @@ pub async fn run(
         if claimed > 0 {
             tracing::debug!(claimed, in_flight = tasks.len(), "claimed");
             if idle_written {
-                idle.store(false, Ordering::Relaxed);
-                match db::set_idle(&ctx.pool, &worker, false).await {
+                match ctx.set_idle(&idle, false).await {
                     Ok(()) => idle_written = false,
                     Err(err) => tracing::warn!(error = %err, "cannot mark worker busy"),
                 }
@@ -383,8 +395,7 @@ pub async fn run(
                 }
             }
             if !idle_written {
-                idle.store(true, Ordering::Relaxed);
-                match db::set_idle(&ctx.pool, &worker, true).await {
+                match ctx.set_idle(&idle, true).await {
                     Ok(()) => {
                         idle_written = true;
                         // Claim once more: a row committed before `idle` became visible got no NOTIFY.
@@ -503,19 +514,14 @@ fn spawn_heartbeat(
                 _ = tick.tick() => {}
                 _ = stop.changed() => return,
             }
-            let idle_now = idle.load(Ordering::Relaxed);
-            match tokio::time::timeout(
-                Duration::from_millis(ctx.cfg.heartbeat_ms),
-                db::heartbeat(
-                    &ctx.pool,
-                    &ctx.worker,
-                    idle_now,
-                    ctx.cfg.lease_ms,
-                    &ctx.in_hand(),
-                ),
-            )
-            .await
-            {
+            let beat = async {
+                {
+                    let _row = ctx.worker_row.lock().await;
+                    db::set_idle(&ctx.pool, &ctx.worker, idle.load(Ordering::Relaxed)).await?;
+                }
+                db::extend_leases(&ctx.pool, &ctx.worker, ctx.cfg.lease_ms, &ctx.in_hand()).await
+            };
+            match tokio::time::timeout(Duration::from_millis(ctx.cfg.heartbeat_ms), beat).await {
                 Ok(Ok(n)) => tracing::trace!(extended = n, "heartbeat"),
                 Ok(Err(e)) => tracing::warn!(error = %e, "heartbeat failed"),
                 Err(_) => tracing::warn!("heartbeat timed out"),
