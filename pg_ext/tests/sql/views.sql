@@ -49,3 +49,19 @@ SELECT contact_id, sync_state, admission_reasons FROM erp_sync.contact_status WH
 UPDATE mp.contacts SET list_status = 'white' WHERE id = 9;
 SELECT contact_id, sync_state, admission_reasons FROM erp_sync.contact_status WHERE contact_id = 9;
 SELECT erp_sync.request_sync(9) ->> 'status' AS status;
+
+-- The platform's own application role writes with no privilege on erp_sync at all: capture still
+-- queues (SECURITY DEFINER trigger) and it cannot call or attach the trigger function itself.
+CREATE ROLE erp_sync_test_app;
+GRANT USAGE ON SCHEMA mp TO erp_sync_test_app;
+GRANT INSERT, SELECT ON mp.contacts TO erp_sync_test_app;
+SET ROLE erp_sync_test_app;
+INSERT INTO mp.contacts (id, type, name, phone, phone_verified, score, list_status)
+    VALUES (20, 'personal', '周杰伦', '13800138020', true, 80, 'white'),
+           (21, 'personal', '蔡依林', '123', true, 80, 'white');
+RESET ROLE;
+SELECT contact_id, kind, status FROM erp_sync.outbox WHERE contact_id IN (20, 21) ORDER BY id;
+SELECT contact_id, reasons FROM erp_sync.rejections WHERE contact_id IN (20, 21);
+SELECT has_function_privilege('erp_sync_test_app', 'erp_sync.capture()', 'EXECUTE') AS app_executes_capture;
+DROP OWNED BY erp_sync_test_app;
+DROP ROLE erp_sync_test_app;
