@@ -19,8 +19,21 @@ use serde_json::{json, Map, Value};
 const TRIGGER_INSERT: &str = "erp_sync_capture";
 const TRIGGER_UPDATE: &str = "erp_sync_capture_update";
 
-fn drop_triggers_sql(qualname: &str) -> String {
-    format!("DROP TRIGGER IF EXISTS {TRIGGER_INSERT} ON {qualname}; DROP TRIGGER IF EXISTS {TRIGGER_UPDATE} ON {qualname}")
+/// Drops the capture triggers present on a table (`DROP TRIGGER IF EXISTS` would print a NOTICE
+/// for each one that is missing, e.g. on every first `track()`).
+fn drop_triggers(relid: pg_sys::Oid, qualname: &str) -> ErpResult<()> {
+    let sql = Spi::get_one_with_args::<String>(
+        &format!(
+            "SELECT coalesce(string_agg(format('DROP TRIGGER %I ON %s', tgname, $2::text), '; '), '') \
+             FROM pg_catalog.pg_trigger WHERE tgrelid = $1 AND tgname IN ('{TRIGGER_INSERT}', '{TRIGGER_UPDATE}')"
+        ),
+        &[relid.into(), qualname.into()],
+    )?
+    .unwrap_or_default();
+    if !sql.is_empty() {
+        Spi::run(&sql)?;
+    }
+    Ok(())
 }
 
 struct TableInfo {
@@ -132,7 +145,7 @@ fn drop_trigger_on(relid: pg_sys::Oid) -> ErpResult<()> {
         &[relid.into()],
     );
     match qual {
-        Ok(Some(q)) => Spi::run(&drop_triggers_sql(&q)).map_err(Into::into),
+        Ok(Some(q)) => drop_triggers(relid, &q),
         Ok(None) | Err(pgrx::spi::Error::InvalidPosition) => Ok(()), // table is gone
         Err(e) => Err(e.into()),
     }
@@ -181,7 +194,7 @@ pub fn track_impl(relid: pg_sys::Oid, entity: &str, columns: &Value) -> ErpResul
         ));
     }
     let args = args.join(", ");
-    Spi::run(&drop_triggers_sql(&info.qualname))?;
+    drop_triggers(relid, &info.qualname)?;
     Spi::run(&format!(
         "CREATE TRIGGER {TRIGGER_INSERT} AFTER INSERT ON {} REFERENCING NEW TABLE AS erp_sync_new \
          FOR EACH STATEMENT EXECUTE FUNCTION erp_sync.capture({args})",
