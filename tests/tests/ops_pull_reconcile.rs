@@ -29,7 +29,10 @@ fn sqlstate(e: &postgres::Error) -> String {
         .unwrap_or_default()
 }
 
-fn kinds(w: &World) -> Result<Vec<(String, Option<i64>, Option<i64>, Option<String>)>> {
+/// (kind, contact_id, erp_ord, field) of a reconcile item.
+type Item = (String, Option<i64>, Option<i64>, Option<String>);
+
+fn kinds(w: &World) -> Result<Vec<Item>> {
     Ok(w.query(
         "SELECT kind, contact_id, erp_ord, field FROM erp_sync.reconcile_report
          ORDER BY kind, contact_id NULLS FIRST, erp_ord, field",
@@ -141,7 +144,7 @@ fn pull_pages_detect_changes_and_reconcile_every_difference() -> Result<()> {
     let out = w.erp_sync(&["reconcile", "--no-pull"], &[])?;
     assert!(out.contains("reconcile: run="), "{out}");
     let c_ord = w.erp_ord(c)?.expect("c linked");
-    let mut dups = vec![hand[3], hand[4]];
+    let mut dups = [hand[3], hand[4]];
     dups.sort_unstable();
     let mut want = vec![
         (
