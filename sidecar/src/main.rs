@@ -92,6 +92,16 @@ fn load(path: Option<&std::path::Path>) -> Result<Config, ExitCode> {
     })
 }
 
+/// [`load`], then the logger from the loaded `[log]` section.
+fn load_with_logging(path: Option<&std::path::Path>) -> Result<Config, ExitCode> {
+    let cfg = load(path)?;
+    telemetry::init(&cfg.log).map_err(|e| {
+        eprintln!("erp-sync: {e}");
+        ExitCode::from(EXIT_CONFIG)
+    })?;
+    Ok(cfg)
+}
+
 fn exit_for(e: &Error) -> ExitCode {
     match e {
         Error::Config(_) => ExitCode::from(EXIT_CONFIG),
@@ -131,51 +141,35 @@ async fn real_main(cli: Cli) -> ExitCode {
             }
         }
         Cmd::Pull { page_size } => {
-            let mut cfg = match load(cli.config.as_deref()) {
+            let mut cfg = match load_with_logging(cli.config.as_deref()) {
                 Ok(c) => c,
                 Err(code) => return code,
             };
             if let Some(n) = page_size {
                 cfg.schedule.pull_page_size = n.max(1);
             }
-            if let Err(e) = telemetry::init(&cfg.log) {
-                eprintln!("erp-sync: {e}");
-                return ExitCode::from(EXIT_CONFIG);
-            }
             ops_command(&cfg, false, true).await
         }
         Cmd::Reconcile { no_pull } => {
-            let cfg = match load(cli.config.as_deref()) {
+            let cfg = match load_with_logging(cli.config.as_deref()) {
                 Ok(c) => c,
                 Err(code) => return code,
             };
-            if let Err(e) = telemetry::init(&cfg.log) {
-                eprintln!("erp-sync: {e}");
-                return ExitCode::from(EXIT_CONFIG);
-            }
             ops_command(&cfg, true, !no_pull).await
         }
         Cmd::Login => {
-            let cfg = match load(cli.config.as_deref()) {
+            let cfg = match load_with_logging(cli.config.as_deref()) {
                 Ok(c) => c,
                 Err(code) => return code,
             };
-            if let Err(e) = telemetry::init(&cfg.log) {
-                eprintln!("erp-sync: {e}");
-                return ExitCode::from(EXIT_CONFIG);
-            }
             login(&cfg).await
         }
         Cmd::Run { dry_run, once } => {
-            let mut cfg = match load(cli.config.as_deref()) {
+            let mut cfg = match load_with_logging(cli.config.as_deref()) {
                 Ok(c) => c,
                 Err(code) => return code,
             };
             cfg.engine.dry_run |= dry_run;
-            if let Err(e) = telemetry::init(&cfg.log) {
-                eprintln!("erp-sync: {e}");
-                return ExitCode::from(EXIT_CONFIG);
-            }
             let shutdown = spawn_signal_handler();
             // /healthz, /metrics, status page, alert webhook and retention (see sidecar::ops).
             if cfg.engine.worker_id.is_empty() {
