@@ -64,16 +64,8 @@ pub async fn run(pool: Pool, cfg: AlertsConfig, worker: String, mut stop: watch:
         check_interval_ms = cfg.check_interval_ms,
         "alert notifications enabled"
     );
-    let mut tick = tokio::time::interval(Duration::from_millis(cfg.check_interval_ms));
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        tokio::select! {
-            _ = tick.tick() => {}
-            _ = stop.changed() => return,
-        }
-        if *stop.borrow() {
-            return;
-        }
+    let mut tick = super::every(cfg.check_interval_ms);
+    while super::next_tick(&mut tick, &mut stop).await {
         match check_once(&pool, &http, &cfg, &worker).await {
             Ok(o) if o.fired + o.resolved + o.failed_posts > 0 => tracing::info!(
                 fired = o.fired,

@@ -26,16 +26,8 @@ pub struct Pruned {
 }
 
 pub async fn run(pool: Pool, cfg: RetentionConfig, mut stop: watch::Receiver<bool>) {
-    let mut tick = tokio::time::interval(Duration::from_millis(cfg.interval_ms));
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        tokio::select! {
-            _ = tick.tick() => {}
-            _ = stop.changed() => return,
-        }
-        if *stop.borrow() {
-            return;
-        }
+    let mut tick = super::every(cfg.interval_ms);
+    while super::next_tick(&mut tick, &mut stop).await {
         match run_once(&pool, &cfg, &stop).await {
             Ok(p) if p.outbox + p.sync_log > 0 => tracing::info!(
                 outbox = p.outbox,
