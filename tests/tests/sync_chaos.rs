@@ -116,9 +116,11 @@ fn three_sidecars_at_once() -> Result<()> {
     let w = World::start()?;
     w.faults(json!({"latency_ms": 10, "jitter_ms": 20}))?;
     let ids = load(&w, 40, 3000)?;
-    let a = w.sidecar("a", &[])?;
-    let b = w.sidecar("b", &[])?;
-    let c = w.sidecar("c", &[])?;
+    // Small batches: one claim of the first sidecar must not take all 40 contacts at once.
+    let small = [("ERP_SYNC_ENGINE_BATCH_SIZE", "4")];
+    let a = w.sidecar("a", &small)?;
+    let b = w.sidecar("b", &small)?;
+    let c = w.sidecar("c", &small)?;
     w.settle(SETTLE, &[&a, &b, &c])?;
     no_duplicates(&w, &ids)?;
     followups_in_order(&w, &ids, false)?;

@@ -7,7 +7,7 @@ use std::time::Instant;
 
 use serde_json::{json, Value};
 
-use super::db::{self, LinkWrite, LogEntry, OutboxRow};
+use super::db::{self, LinkChange, LinkWrite, LogEntry, OutboxRow, RowContext};
 use super::mapping::{self, ContactView};
 use super::Ctx;
 use crate::erp::{Assignment, CustomerKind, ErpClient, Exchange, Followup};
@@ -28,20 +28,22 @@ pub enum Verdict {
 #[derive(Debug, Default)]
 pub struct Effects {
     pub logs: Vec<LogEntry>,
-    pub link: Option<LinkWrite>,
-    /// `(tier, assigned_to)` for `customer_link`.
-    pub assignment: Option<(String, Option<String>)>,
+    pub link: Option<LinkChange>,
     /// A `sync_log` id now rolled back.
     pub rolled_back: Option<i64>,
-    /// `(contact_id, erp_ord)`: the link to remove (the ERP customer was deleted).
-    pub unlink: Option<(i64, i64)>,
 }
 
-pub async fn process(ctx: &Ctx, row: &OutboxRow, fx: &mut Effects) -> Result<Verdict> {
+/// Process one row; `rc` is what [`db::row_context`] read for it.
+pub async fn process(
+    ctx: &Ctx,
+    row: &OutboxRow,
+    rc: RowContext,
+    fx: &mut Effects,
+) -> Result<Verdict> {
     match row.kind.as_str() {
-        "customer" => customer(ctx, row, fx).await,
-        "followup" => followup(ctx, row, fx).await,
-        "assign" => assign(ctx, row, fx).await,
+        "customer" => customer(ctx, row, rc, fx).await,
+        "followup" => followup(ctx, row, rc, fx).await,
+        "assign" => assign(ctx, row, rc, fx).await,
         "rollback" => rollback(ctx, row, fx).await,
         other => Ok(Verdict::Dead(format!("unknown outbox kind {other:?}"))),
     }
@@ -152,14 +154,8 @@ fn fields_json(v: &ContactView) -> Value {
     crate::erp::mask::redact(&json!({"intsort": v.kind.intsort(), "fields": obj}))
 }
 
-async fn customer(ctx: &Ctx, row: &OutboxRow, fx: &mut Effects) -> Result<Verdict> {
-    let c = ctx.db().await?;
-    // Both reads in one round trip (pipelined on the connection).
-    let (payload, link) = futures::try_join!(
-        db::contact_payload(&c, row.contact_id),
-        db::link_get(&c, row.contact_id)
-    )?;
-    drop(c);
+async fn customer(ctx: &Ctx, row: &OutboxRow, rc: RowContext, fx: &mut Effects) -> Result<Verdict> {
+    let RowContext { payload, link, .. } = rc;
     let Some(payload) = payload else {
         let r = "contact no longer exists";
         skip_log(fx, r, None);
@@ -318,13 +314,14 @@ async fn customer(ctx: &Ctx, row: &OutboxRow, fx: &mut Effects) -> Result<Verdic
     };
     // The link is known from here on: record it even if the person step fails (a retry then
     // finds the customer by khid anyway).
-    fx.link = Some(LinkWrite {
+    let mut written = LinkWrite {
         khid: view.khid.clone(),
         erp_ord: ord,
         customer_type: kind_name(view.kind),
         person_synced: view.person.is_none(),
         payload_hash: None,
-    });
+    };
+    fx.link = Some(LinkChange::Upsert(written.clone()));
     if let Some(person) = &view.person {
         let already = link
             .as_ref()
@@ -358,13 +355,10 @@ async fn customer(ctx: &Ctx, row: &OutboxRow, fx: &mut Effects) -> Result<Verdic
                 );
             }
         }
-        if let Some(l) = fx.link.as_mut() {
-            l.person_synced = true;
-        }
+        written.person_synced = true;
     }
-    if let Some(l) = fx.link.as_mut() {
-        l.payload_hash = Some(hash);
-    }
+    written.payload_hash = Some(hash);
+    fx.link = Some(LinkChange::Upsert(written));
     Ok(Verdict::Done)
 }
 
@@ -398,25 +392,18 @@ async fn no_customer_verdict(ctx: &Ctx, row: &OutboxRow, fx: &mut Effects) -> Re
     Ok(Verdict::Dead("customer not synced yet".into()))
 }
 
-async fn followup(ctx: &Ctx, row: &OutboxRow, fx: &mut Effects) -> Result<Verdict> {
-    let Some(signal_id) = row.ref_id else {
+async fn followup(ctx: &Ctx, row: &OutboxRow, rc: RowContext, fx: &mut Effects) -> Result<Verdict> {
+    if row.ref_id.is_none() {
         return Ok(Verdict::Dead("follow-up row without a signal id".into()));
-    };
-    let c = ctx.db().await?;
-    let (link, signal) = futures::try_join!(
-        db::link_get(&c, row.contact_id),
-        db::signal_payload(&c, signal_id)
-    )?;
-    let Some(ord) = link.and_then(|l| l.erp_ord) else {
-        drop(c);
+    }
+    let Some(ord) = rc.link.and_then(|l| l.erp_ord) else {
         return no_customer_verdict(ctx, row, fx).await;
     };
-    let Some(signal) = signal else {
+    let Some(signal) = rc.signal else {
         let r = "signal no longer exists";
         skip_log(fx, r, None);
         return Ok(Verdict::Skipped(r.into()));
     };
-    drop(c);
     let content = signal
         .get("content")
         .and_then(Value::as_str)
@@ -473,17 +460,11 @@ pub fn signal_date(ts: Option<&Value>) -> String {
     s.chars().take(19).collect()
 }
 
-async fn assign(ctx: &Ctx, row: &OutboxRow, fx: &mut Effects) -> Result<Verdict> {
-    let c = ctx.db().await?;
-    let (link, payload) = futures::try_join!(
-        db::link_get(&c, row.contact_id),
-        db::contact_payload(&c, row.contact_id)
-    )?;
-    let Some((ord, link)) = link.and_then(|l| l.erp_ord.map(|o| (o, l))) else {
-        drop(c);
+async fn assign(ctx: &Ctx, row: &OutboxRow, rc: RowContext, fx: &mut Effects) -> Result<Verdict> {
+    let Some((ord, link)) = rc.link.and_then(|l| l.erp_ord.map(|o| (o, l))) else {
         return no_customer_verdict(ctx, row, fx).await;
     };
-    let Some(payload) = payload else {
+    let Some(payload) = rc.payload else {
         let r = "contact no longer exists";
         skip_log(fx, r, None);
         return Ok(Verdict::Skipped(r.into()));
@@ -492,25 +473,14 @@ async fn assign(ctx: &Ctx, row: &OutboxRow, fx: &mut Effects) -> Result<Verdict>
         Ok(v) => v,
         Err(e) => return Ok(Verdict::Dead(format!("cannot map contact: {e}"))),
     };
-    let tier = db::assignment_for(&c, view.score)
-        .await?
-        .unwrap_or_else(|| "public".into());
+    let c = ctx.db().await?;
+    let (tier, to) = db::assign_target(&c, view.score, link.assigned_tier.as_deref()).await?;
+    drop(c);
     if link.assigned_tier.as_deref() == Some(tier.as_str()) {
         return Ok(Verdict::Skipped(format!("assignment unchanged ({tier})")));
     }
-    let mut note = None;
-    let to = if tier == "public" {
-        None
-    } else {
-        match db::pick_rep(&c, &tier).await? {
-            Some(rep) => Some(rep),
-            None => {
-                note = Some(format!("no active {tier} rep: put in the public pool"));
-                None
-            }
-        }
-    };
-    drop(c);
+    let note = (to.is_none() && tier != "public")
+        .then(|| format!("no active {tier} rep: put in the public pool"));
     let target = match &to {
         Some(rep) => Assignment::To(rep.clone()),
         None => Assignment::Public,
@@ -531,7 +501,7 @@ async fn assign(ctx: &Ctx, row: &OutboxRow, fx: &mut Effects) -> Result<Verdict>
     }
     tracing::info!(outbox_id = row.id, contact_id = row.contact_id, erp_ord = ord, %tier,
         assigned_to = to.as_deref().unwrap_or("public"), "customer assigned");
-    fx.assignment = Some((tier, to));
+    fx.link = Some(LinkChange::Assign(tier, to));
     Ok(Verdict::Done)
 }
 
@@ -576,7 +546,10 @@ async fn rollback(ctx: &Ctx, row: &OutboxRow, fx: &mut Effects) -> Result<Verdic
                 t.delete_customer(ord),
             )
             .await?;
-            fx.unlink = Some((entry.contact_id.unwrap_or(row.contact_id), ord));
+            fx.link = Some(LinkChange::Unlink(
+                entry.contact_id.unwrap_or(row.contact_id),
+                ord,
+            ));
         }
         "update" | "supplement" => {
             let Some(old) = entry.old_data.as_ref().and_then(Value::as_object) else {

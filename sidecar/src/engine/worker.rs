@@ -1,5 +1,6 @@
-//! Runs one contact's claimed rows in id order and writes each result back, in one transaction
-//! per row: lease check, `customer_link`, `sync_log`, outbox status.
+//! Runs one contact's claimed rows in id order and writes each result back. Per row: one read
+//! (`row_context.sql`), the ERP calls, one write-back statement (`write_back.sql`: lease check,
+//! `customer_link`, `sync_log`, outbox status in one transaction).
 
 use std::time::{Duration, Instant};
 
@@ -81,25 +82,24 @@ pub async fn run_chain(ctx: &Ctx, chain: Vec<OutboxRow>) -> RunSummary {
             release_rest(ctx, &chain[i..], &mut s).await;
             return s;
         }
-        if i > 0 {
-            match db::blocked_by_earlier(&ctx.pool, row.contact_id, row.id).await {
-                Ok(false) => {}
-                Ok(true) => {
-                    tracing::warn!(outbox_id = row.id, contact_id = row.contact_id,
-                        "an earlier row of the contact is pending again; releasing the rest of the chain");
-                    release_rest(ctx, &chain[i..], &mut s).await;
-                    return s;
-                }
-                Err(e) => {
-                    tracing::warn!(outbox_id = row.id, error = %e, "head check failed; releasing the rest of the chain");
-                    release_rest(ctx, &chain[i..], &mut s).await;
-                    return s;
-                }
+        let rc = match read_context(ctx, row).await {
+            Ok(rc) if rc.blocked => {
+                tracing::warn!(outbox_id = row.id, contact_id = row.contact_id,
+                    "an earlier row of the contact is pending again; releasing the rest of the chain");
+                release_rest(ctx, &chain[i..], &mut s).await;
+                return s;
             }
-        }
+            Ok(rc) => rc,
+            Err(e) => {
+                tracing::warn!(outbox_id = row.id, error = %e,
+                    "cannot read the row's context; releasing the rest of the chain");
+                release_rest(ctx, &chain[i..], &mut s).await;
+                return s;
+            }
+        };
         let started = Instant::now();
         let mut fx = Effects::default();
-        let result = handlers::process(ctx, row, &mut fx).await;
+        let result = handlers::process(ctx, row, rc, &mut fx).await;
         let ack = ack_for(&result, row.attempts, &ctx.backoff);
         if let (Ok(Verdict::Dead(reason)), true) =
             (&result, fx.logs.iter().all(|l| l.outcome != "failed"))
@@ -173,6 +173,11 @@ pub async fn run_chain(ctx: &Ctx, chain: Vec<OutboxRow>) -> RunSummary {
     s
 }
 
+async fn read_context(ctx: &Ctx, row: &OutboxRow) -> Result<db::RowContext> {
+    let c = ctx.db().await?;
+    db::row_context(&c, row).await
+}
+
 /// The sync_log action recorded for a row of `kind` that fails before any ERP call.
 fn action_of_kind(kind: &str) -> &'static str {
     match kind {
@@ -226,147 +231,77 @@ async fn write_back(ctx: &Ctx, row: &OutboxRow, fx: &Effects, ack: &Ack) -> Resu
 
 async fn write_back_once(ctx: &Ctx, row: &OutboxRow, fx: &Effects, ack: &Ack) -> Result<WriteBack> {
     let mut c = ctx.db().await?;
-    let tx_owned = c.transaction().await?;
-    let tx = &tx_owned;
-    // Statements are prepared once per connection (cached); the effects below are then sent as
-    // one pipeline (tokio-postgres writes queries polled together back to back and the server
-    // runs them in order), so a write-back costs BEGIN + one round trip + COMMIT.
-    let lock = tx.prepare_cached(db::q::LOCK_LEASE).await?;
-    let upsert = tx.prepare_cached(db::q::LINK_UPSERT).await?;
-    let assign_new = tx.prepare_cached(db::q::ASSIGN_IF_UNASSIGNED).await?;
-    let assign = tx.prepare_cached(db::q::LINK_ASSIGN).await?;
-    let rolled = tx.prepare_cached(db::q::SYNC_LOG_ROLLED_BACK).await?;
-    let unlink = tx.prepare_cached(db::q::LINK_DELETE).await?;
-    let log = tx.prepare_cached(db::q::SYNC_LOG_INSERT).await?;
-    let finish = tx.prepare_cached(db::q::FINISH).await?;
-    let (tx, worker): (&tokio_postgres::Transaction<'_>, &str) = (&tx_owned, &ctx.worker);
-    let mut pipe: Vec<db::Pending<'_>> = Vec::new();
-    // First the lease check: the row must still be ours (FOR UPDATE holds it until COMMIT).
-    let lock = &lock;
-    pipe.push(Box::pin(async move {
-        tx.query(lock, &[&row.id, &worker])
-            .await
-            .map(|r| r.len() as u64)
-    }));
-    if let Some(l) = &fx.link {
-        let (upsert, assign_new) = (&upsert, &assign_new);
-        pipe.push(Box::pin(async move {
-            tx.execute(
-                upsert,
-                &[
-                    &row.contact_id,
-                    &l.khid,
-                    &l.erp_ord,
-                    &l.customer_type,
-                    &l.person_synced,
-                    &l.payload_hash,
-                ],
-            )
-            .await
-        }));
-        pipe.push(Box::pin(async move {
-            tx.execute(assign_new, &[&row.contact_id]).await
-        }));
-    }
-    if let Some((tier, to)) = &fx.assignment {
-        let assign = &assign;
-        pipe.push(Box::pin(async move {
-            tx.execute(assign, &[&row.contact_id, tier, to]).await
-        }));
-    }
-    if let Some(id) = &fx.rolled_back {
-        let rolled = &rolled;
-        pipe.push(Box::pin(async move { tx.execute(rolled, &[id]).await }));
-    }
-    if let Some((contact, ord)) = &fx.unlink {
-        let unlink = &unlink;
-        pipe.push(Box::pin(async move {
-            tx.execute(unlink, &[contact, ord]).await
-        }));
-    }
-    let log = &log;
-    for l in &fx.logs {
-        pipe.push(Box::pin(async move {
-            tx.execute(log, &db::log_params(row, &worker, l)).await
-        }));
-    }
-    let finishing = match ack {
+    let (delay, error, counts) = match ack {
+        // The common case: one statement, its own transaction.
         Ack::Finish { status, reason } => {
-            let finish = &finish;
-            pipe.push(Box::pin(async move {
-                tx.execute(finish, &[&row.id, &worker, status, reason])
-                    .await
-            }));
-            true
+            let finish = Some((*status, reason.as_deref()));
+            return Ok(
+                match db::write_back(&c, row, &ctx.worker, finish, fx).await? {
+                    Some(st) => WriteBack::Acked(st),
+                    None => WriteBack::LeaseLost,
+                },
+            );
         }
-        Ack::Retry { .. } => false,
-    };
-    let done = futures::future::try_join_all(pipe).await?;
-    let ours = done.first().is_some_and(|n| *n == 1);
-    let finished = !finishing || done.last().is_some_and(|n| *n == 1);
-    if !ours || !finished {
-        tx_owned.rollback().await?;
-        return Ok(WriteBack::LeaseLost);
-    }
-    let tx = tx_owned;
-    let status = match ack {
-        Ack::Finish { status, .. } => (*status).to_string(),
         Ack::Retry {
             delay,
             error,
             counts,
-        } => {
-            let delay_ms = delay.as_millis() as i64;
-            let attempts = row.attempts + i32::from(*counts);
-            let dies = *counts && attempts >= ctx.cfg.max_attempts;
-            let st = tx.prepare_cached(db::q::PENDING_TWIN).await?;
-            let twin: Option<i64> = match tx
-                .query_opt(&st, &[&row.contact_id, &row.kind, &row.id])
-                .await?
-            {
-                Some(r) => Some(r.try_get(0)?),
-                None => None,
-            };
-            match twin {
-                Some(twin) if !dies => {
-                    // A newer pending row of the same kind will do this work with fresh data:
-                    // hand it our attempt count and backoff, and end this one as coalesced.
-                    let st = tx.prepare_cached(db::q::CARRY_RETRY).await?;
-                    tx.execute(&st, &[&twin, &attempts, &delay_ms, error])
-                        .await?;
-                    let st = tx.prepare_cached(db::q::FINISH).await?;
-                    let reason = format!("coalesced into outbox row #{twin} after: {error}");
-                    let n = tx
-                        .execute(&st, &[&row.id, &ctx.worker, &"skipped", &reason])
-                        .await?;
-                    if n != 1 {
-                        tx.rollback().await?;
-                        return Ok(WriteBack::LeaseLost);
-                    }
-                    "pending".to_string()
-                }
-                _ => {
-                    let st = tx.prepare_cached(db::q::RETRY).await?;
-                    let r = tx
-                        .query_opt(
-                            &st,
-                            &[
-                                &row.id,
-                                &ctx.worker,
-                                &delay_ms,
-                                error,
-                                &ctx.cfg.max_attempts,
-                                counts,
-                            ],
-                        )
-                        .await?;
-                    match r {
-                        Some(r) => r.try_get::<_, String>(0)?,
-                        None => {
-                            tx.rollback().await?;
-                            return Ok(WriteBack::LeaseLost);
-                        }
-                    }
+        } => (delay, error, counts),
+    };
+    // A retry: the effects, then back to pending (or coalesced into a newer twin), in one
+    // transaction.
+    let tx = c.transaction().await?;
+    if db::write_back(&tx, row, &ctx.worker, None, fx)
+        .await?
+        .is_none()
+    {
+        tx.rollback().await?;
+        return Ok(WriteBack::LeaseLost);
+    }
+    let delay_ms = delay.as_millis() as i64;
+    let attempts = row.attempts + i32::from(*counts);
+    let dies = *counts && attempts >= ctx.cfg.max_attempts;
+    let st = tx.prepare_cached(db::q::PENDING_TWIN).await?;
+    let twin: Option<i64> = match tx
+        .query_opt(&st, &[&row.contact_id, &row.kind, &row.id])
+        .await?
+    {
+        Some(r) => Some(r.try_get(0)?),
+        None => None,
+    };
+    let status = match twin {
+        Some(twin) if !dies => {
+            // A newer pending row of the same kind will do this work with fresh data: hand it our
+            // attempt count and backoff, and end this one as coalesced.
+            let st = tx.prepare_cached(db::q::CARRY_RETRY).await?;
+            tx.execute(&st, &[&twin, &attempts, &delay_ms, error])
+                .await?;
+            let st = tx.prepare_cached(db::q::FINISH).await?;
+            let reason = format!("coalesced into outbox row #{twin} after: {error}");
+            let n = tx
+                .execute(&st, &[&row.id, &ctx.worker, &"skipped", &reason])
+                .await?;
+            if n != 1 {
+                tx.rollback().await?;
+                return Ok(WriteBack::LeaseLost);
+            }
+            "pending".to_string()
+        }
+        _ => {
+            let st = tx.prepare_cached(db::q::RETRY).await?;
+            let params: [&(dyn tokio_postgres::types::ToSql + Sync); 6] = [
+                &row.id,
+                &ctx.worker,
+                &delay_ms,
+                error,
+                &ctx.cfg.max_attempts,
+                counts,
+            ];
+            match tx.query_opt(&st, &params).await? {
+                Some(r) => r.try_get::<_, String>(0)?,
+                None => {
+                    tx.rollback().await?;
+                    return Ok(WriteBack::LeaseLost);
                 }
             }
         }

@@ -1,1 +1,0 @@
-SELECT erp_sync.pick_rep($1::text)
