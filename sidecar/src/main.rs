@@ -18,6 +18,9 @@ use sidecar::config::Config;
 use sidecar::engine::{self, RunOptions};
 use sidecar::erp::{ErpClient, ListFilter};
 use sidecar::{telemetry, Error};
+
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 use tokio::sync::watch;
 
 #[derive(Parser)]
