@@ -371,3 +371,49 @@ fn grey_to_white_upgrade_syncs_and_assigns() -> Result<()> {
     assert_eq!(r[0].get::<_, Option<String>>(1).as_deref(), Some("u_reg"));
     Ok(())
 }
+
+#[test]
+fn same_mobile_contacts_synced_concurrently_one_created_the_rest_skipped() -> Result<()> {
+    let w = World::start()?;
+    // Pairs of contacts sharing a mobile, committed together: both pass the pre-create mobile
+    // lookup at the same time, the ERP refuses the second create, and the handler must then skip
+    // it with the owner's ord (as the lookup would have), not let the row die.
+    w.faults(json!({"latency_ms": 5, "jitter_ms": 10}))?;
+    w.exec(
+        "INSERT INTO mp.contacts (type, name, phone, phone_verified, score, list_status)
+         SELECT 'personal', '同号客户' || g, '1370000' || lpad((g / 2)::text, 4, '0'), true, 70, 'white'
+         FROM generate_series(0, 19) g",
+    )?;
+    let s = w.sidecar("w1", &[("ERP_SYNC_ENGINE_CONCURRENCY", "8")])?;
+    w.settle(SETTLE, &[&s])?;
+    let by_status = |status: &str| -> Result<i64> {
+        w.count(&format!(
+            "SELECT count(*) FROM erp_sync.outbox o JOIN mp.contacts c ON c.id = o.contact_id
+             WHERE c.name LIKE '同号客户%' AND o.kind = 'customer' AND o.status = '{status}'"
+        ))
+    };
+    assert_eq!(by_status("done")?, 10, "one customer per mobile");
+    assert_eq!(
+        by_status("dead")?,
+        0,
+        "no row dies on the ERP's duplicate refusal"
+    );
+    assert_eq!(
+        w.count(
+            "SELECT count(*) FROM erp_sync.outbox o JOIN mp.contacts c ON c.id = o.contact_id
+             WHERE c.name LIKE '同号客户%' AND o.kind = 'customer' AND o.status = 'skipped'
+               AND o.last_error LIKE 'mobile 137****% already belongs to ERP customer ord %'"
+        )?,
+        10
+    );
+    let customers = w.erp_customers()?;
+    for pair in 0..10 {
+        let m = format!("1370000{pair:04}");
+        let n = customers
+            .iter()
+            .filter(|c| c.to_string().contains(&m))
+            .count();
+        assert_eq!(n, 1, "ERP customers with {m}");
+    }
+    Ok(())
+}

@@ -192,31 +192,13 @@ async fn customer(ctx: &Ctx, row: &OutboxRow, rc: RowContext, fx: &mut Effects) 
         None => {
             if let Some(m) = view.fields.mobile.as_deref() {
                 let owners = step(ctx, fx, &t, "create", None, false, t.find_by_mobile(m)).await?;
-                if let Some(o) = owners
-                    .iter()
-                    .find(|o| o.khid.as_deref() != Some(view.khid.as_str()))
-                {
-                    let r = format!(
-                        "mobile {} already belongs to ERP customer ord {} (khid {})",
-                        masked(Some(m)),
-                        o.ord,
-                        o.khid.as_deref().unwrap_or("-")
-                    );
-                    tracing::info!(outbox_id = row.id, contact_id = row.contact_id, erp_ord = o.ord, reason = %r, "customer skipped");
-                    fx.logs.push(LogEntry {
-                        action: "skip",
-                        erp_ord: Some(o.ord),
-                        request: Some(fields_json(&view)),
-                        outcome: "skipped",
-                        error: Some(r.clone()),
-                        ..LogEntry::default()
-                    });
-                    return Ok(Verdict::Skipped(r));
+                if let Some(v) = mobile_taken(row, &view, m, &owners, None, fx) {
+                    return Ok(v);
                 }
             }
             let mut fields = view.fields.clone();
             fields.ord = None;
-            let saved = step(
+            let saved = match step(
                 ctx,
                 fx,
                 &t,
@@ -225,7 +207,13 @@ async fn customer(ctx: &Ctx, row: &OutboxRow, rc: RowContext, fx: &mut Effects) 
                 true,
                 t.save_customer(view.kind, &fields),
             )
-            .await?;
+            .await
+            {
+                Err(e @ Error::Business(_)) => {
+                    return refused_for_mobile(ctx, row, &view, &t, e, fx).await
+                }
+                other => other?,
+            };
             if let Some(l) = fx.logs.last_mut() {
                 l.erp_ord = Some(saved.ord);
             }
@@ -289,7 +277,7 @@ async fn customer(ctx: &Ctx, row: &OutboxRow, rc: RowContext, fx: &mut Effects) 
             };
             let mut fields = view.fields.clone();
             fields.ord = Some(ord);
-            step(
+            match step(
                 ctx,
                 fx,
                 &t,
@@ -298,7 +286,13 @@ async fn customer(ctx: &Ctx, row: &OutboxRow, rc: RowContext, fx: &mut Effects) 
                 true,
                 t.edit_customer(view.kind, &fields),
             )
-            .await?;
+            .await
+            {
+                Err(e @ Error::Business(_)) => {
+                    return refused_for_mobile(ctx, row, &view, &t, e, fx).await
+                }
+                other => other?,
+            }
             if let Some(l) = fx.logs.last_mut() {
                 l.old_data = old_data;
             }
@@ -360,6 +354,62 @@ async fn customer(ctx: &Ctx, row: &OutboxRow, rc: RowContext, fx: &mut Effects) 
     written.payload_hash = Some(hash);
     fx.link = Some(LinkChange::Upsert(written));
     Ok(Verdict::Done)
+}
+
+/// The ERP refused a create or update. When the contact's mobile now belongs to another ERP
+/// customer (another contact with the same mobile was created concurrently, or the contact moved
+/// onto a mobile already in use), the row is skipped with that reason, as the lookup before a
+/// create would have; any other refusal stays the row's fatal error.
+async fn refused_for_mobile(
+    ctx: &Ctx,
+    row: &OutboxRow,
+    view: &ContactView,
+    t: &ErpClient,
+    refusal: Error,
+    fx: &mut Effects,
+) -> Result<Verdict> {
+    let Some(m) = view.fields.mobile.as_deref() else {
+        return Err(refusal);
+    };
+    let owners = step(ctx, fx, t, "create", None, false, t.find_by_mobile(m)).await?;
+    match mobile_taken(row, view, m, &owners, Some(&refusal), fx) {
+        Some(v) => Ok(v),
+        None => Err(refusal),
+    }
+}
+
+/// `Skipped` (with its sync_log entry) when `mobile` belongs to an ERP customer other than the
+/// contact's own (by khid); `refusal` is the ERP's answer that revealed it, if any.
+fn mobile_taken(
+    row: &OutboxRow,
+    view: &ContactView,
+    mobile: &str,
+    owners: &[crate::erp::ErpCustomer],
+    refusal: Option<&Error>,
+    fx: &mut Effects,
+) -> Option<Verdict> {
+    let o = owners
+        .iter()
+        .find(|o| o.khid.as_deref() != Some(view.khid.as_str()))?;
+    let mut r = format!(
+        "mobile {} already belongs to ERP customer ord {} (khid {})",
+        masked(Some(mobile)),
+        o.ord,
+        o.khid.as_deref().unwrap_or("-")
+    );
+    if let Some(e) = refusal {
+        r.push_str(&format!("; the ERP refused: {e}"));
+    }
+    tracing::info!(outbox_id = row.id, contact_id = row.contact_id, erp_ord = o.ord, reason = %r, "customer skipped");
+    fx.logs.push(LogEntry {
+        action: "skip",
+        erp_ord: Some(o.ord),
+        request: Some(fields_json(view)),
+        outcome: "skipped",
+        error: Some(r.clone()),
+        ..LogEntry::default()
+    });
+    Some(Verdict::Skipped(r))
 }
 
 /// Why a contact has no ERP customer, as the verdict of a dependent row (follow-up, assignment).
@@ -469,6 +519,14 @@ async fn assign(ctx: &Ctx, row: &OutboxRow, rc: RowContext, fx: &mut Effects) ->
         skip_log(fx, r, None);
         return Ok(Verdict::Skipped(r.into()));
     };
+    // The contact may have stopped passing admission since its customer was created (e.g. its
+    // name and company were cleared): nothing to assign, like any dependent row of a rejected one.
+    let adm = mapping::admission(&payload);
+    if !adm.passed {
+        let r = format!("contact rejected at admission: {}", adm.reasons.join(", "));
+        skip_log(fx, &r, None);
+        return Ok(Verdict::Skipped(r));
+    }
     let view = match mapping::contact_view(&payload) {
         Ok(v) => v,
         Err(e) => return Ok(Verdict::Dead(format!("cannot map contact: {e}"))),
