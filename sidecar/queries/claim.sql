@@ -8,6 +8,16 @@
 -- a chain are never heads for anyone else (their head is lower and pending/running), so they need
 -- no SKIP. The chain stops at the first row of the contact that is not due (e.g. waiting for a
 -- retry), which keeps per-contact order.
+--
+-- Plans must not depend on statistics: a queue table's are nearly always stale (a burst of
+-- inserts after an ANALYZE that saw none pending, or 1,000,000 finished rows and a few thousand
+-- new ones). So (with the planner settings of `db::claim`) the only scan over many rows is the
+-- walk of `outbox_claim_idx` in id order that stops after $3 heads; every per-contact probe is a
+-- LATERAL or correlated lookup by contact id. In those probes the status test is written
+-- `lower(status) IN (...)` on purpose: it cannot use the partial indexes on
+-- `status IN ('pending', 'running')`, which stale statistics make look empty (so the planner would
+-- scan all of them once per head), and goes through `outbox_contact_history_idx` (contact_id, id)
+-- instead, reading only the contact's own rows.
 WITH heads AS (
     SELECT o.id, o.contact_id
     FROM erp_sync.outbox o
@@ -20,21 +30,28 @@ WITH heads AS (
           FROM erp_sync.outbox p
           WHERE p.contact_id = o.contact_id
             AND p.id < o.id
-            AND p.status IN ('pending', 'running'))
+            AND pg_catalog.lower(p.status) IN ('pending', 'running'))
     ORDER BY o.id
     LIMIT $3
     FOR UPDATE OF o SKIP LOCKED
 ),
 behind AS (
-    SELECT c.id,
-           bool_and((c.status = 'pending' AND c.next_attempt_at <= now())
-                 OR (c.status = 'running' AND coalesce(c.lease_expires_at, '-infinity') < now()
-                     AND NOT (c.id = ANY($5::bigint[]))))
-               OVER (PARTITION BY c.contact_id ORDER BY c.id) AS all_due,
-           row_number() OVER (PARTITION BY c.contact_id ORDER BY c.id) AS rn
-    FROM erp_sync.outbox c
-    JOIN heads h ON c.contact_id = h.contact_id AND c.id > h.id
-    WHERE c.status IN ('pending', 'running')
+    SELECT b.id, b.all_due, b.rn
+    FROM heads h
+    CROSS JOIN LATERAL (
+        SELECT c.id,
+               bool_and((c.status = 'pending' AND c.next_attempt_at <= now())
+                     OR (c.status = 'running' AND coalesce(c.lease_expires_at, '-infinity') < now()
+                         AND NOT (c.id = ANY($5::bigint[]))))
+                   OVER (ORDER BY c.id) AS all_due,
+               row_number() OVER (ORDER BY c.id) AS rn
+        FROM erp_sync.outbox c
+        WHERE c.contact_id = h.contact_id
+          AND c.id > h.id
+          AND pg_catalog.lower(c.status) IN ('pending', 'running')
+        ORDER BY c.id
+        LIMIT $4
+    ) b
 ),
 picked AS (
     SELECT id FROM heads
@@ -49,7 +66,7 @@ SET status = 'running',
 FROM picked
 WHERE o.id = picked.id
   -- Re-checked on the current row version if a concurrent transaction changed it meanwhile.
-  AND ((o.status = 'pending' AND o.next_attempt_at <= now())
-    OR (o.status = 'running' AND coalesce(o.lease_expires_at, '-infinity') < now()
+  AND ((pg_catalog.lower(o.status) = 'pending' AND o.next_attempt_at <= now())
+    OR (pg_catalog.lower(o.status) = 'running' AND coalesce(o.lease_expires_at, '-infinity') < now()
         AND NOT (o.id = ANY($5::bigint[]))))
 RETURNING o.id, o.contact_id, o.kind, o.ref_id, o.template_id, o.attempts

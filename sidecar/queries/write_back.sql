@@ -48,9 +48,9 @@ assign_new AS (
     WHERE $5 = 'upsert'
       AND NOT EXISTS (SELECT 1 FROM erp_sync.customer_link l
                       WHERE l.contact_id = o.contact_id AND l.assigned_tier IS NOT NULL)
-      AND NOT EXISTS (SELECT 1 FROM erp_sync.outbox p
+      AND NOT EXISTS (SELECT 1 FROM erp_sync.outbox p  -- by contact id: see claim.sql on lower()
                       WHERE p.contact_id = o.contact_id AND p.kind = 'assign'
-                        AND p.status IN ('pending', 'running'))
+                        AND pg_catalog.lower(p.status) IN ('pending', 'running'))
     ON CONFLICT DO NOTHING
     RETURNING id
 ),
