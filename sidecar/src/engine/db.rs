@@ -118,6 +118,21 @@ pub struct Link {
     pub last_payload_hash: Option<String>,
 }
 
+impl Link {
+    /// The link's 7 columns starting at column `at` (the column order of `link_get.sql`).
+    fn from_row(r: &tokio_postgres::Row, at: usize) -> Result<Link> {
+        Ok(Link {
+            khid: r.try_get(at)?,
+            erp_ord: r.try_get(at + 1)?,
+            customer_type: r.try_get(at + 2)?,
+            person_synced: r.try_get(at + 3)?,
+            assigned_tier: r.try_get(at + 4)?,
+            assigned_to: r.try_get(at + 5)?,
+            last_payload_hash: r.try_get(at + 6)?,
+        })
+    }
+}
+
 /// One `erp_sync.sync_log` row to write.
 #[derive(Debug, Clone, Default)]
 pub struct LogEntry {
@@ -187,15 +202,7 @@ pub async fn row_context(c: &impl GenericClient, row: &OutboxRow) -> Result<RowC
         payload: r.try_get(1)?,
         signal: r.try_get(2)?,
         link: if linked {
-            Some(Link {
-                khid: r.try_get(4)?,
-                erp_ord: r.try_get(5)?,
-                customer_type: r.try_get(6)?,
-                person_synced: r.try_get(7)?,
-                assigned_tier: r.try_get(8)?,
-                assigned_to: r.try_get(9)?,
-                last_payload_hash: r.try_get(10)?,
-            })
+            Some(Link::from_row(&r, 4)?)
         } else {
             None
         },
@@ -424,15 +431,7 @@ pub async fn link_get(c: &impl GenericClient, contact_id: i64) -> Result<Option<
     let Some(r) = c.query_opt(&st, &[&contact_id]).await? else {
         return Ok(None);
     };
-    Ok(Some(Link {
-        khid: r.try_get(0)?,
-        erp_ord: r.try_get(1)?,
-        customer_type: r.try_get(2)?,
-        person_synced: r.try_get(3)?,
-        assigned_tier: r.try_get(4)?,
-        assigned_to: r.try_get(5)?,
-        last_payload_hash: r.try_get(6)?,
-    }))
+    Ok(Some(Link::from_row(&r, 0)?))
 }
 
 pub async fn rejection(c: &impl GenericClient, contact_id: i64) -> Result<Option<Value>> {
