@@ -463,6 +463,92 @@ mod tests {
         ));
     }
 
+    /// The trigger's direct heap/index write and the SPI statement write the same rows.
+    #[pg_test]
+    fn direct_rows_equal_spi_rows() {
+        use crate::capture::outbox::{Batch, Coalesce};
+        serial();
+        let batch = || {
+            let mut b = Batch::default();
+            b.enqueue(1, "customer", None);
+            b.enqueue(1, "assign", Some(10));
+            b.enqueue_followup(1, 20, 107);
+            b.skip(2, "followup", Some(21), Some(106), "why".into());
+            b
+        };
+        let rows = |written: &str| {
+            jsonb(&format!(
+                "SELECT jsonb_agg(to_jsonb(o) - 'id' ORDER BY o.id) FROM erp_sync.outbox o \
+                 WHERE o.id > {written}"
+            ))
+        };
+        let direct = batch().flush(Coalesce::Look).expect("direct write");
+        let after_direct = int("SELECT coalesce(max(id), 0) FROM erp_sync.outbox");
+        let direct_rows = rows("0");
+        run("UPDATE erp_sync.outbox SET status = 'done', finished_at = now() WHERE status = 'pending'");
+        let spi = batch().flush(Coalesce::Arbiter).expect("SPI write");
+        assert_eq!((direct, spi), (3, 3));
+        let spi_rows = rows(&after_direct.to_string());
+        assert_eq!(direct_rows.as_array().map(Vec::len), Some(4));
+        assert_eq!(direct_rows, spi_rows);
+        // ids come from the table's sequence
+        assert_eq!(
+            one::<bool>(
+                "SELECT max(id) = (SELECT last_value FROM erp_sync.outbox_id_seq) FROM erp_sync.outbox"
+            ),
+            Some(true)
+        );
+        // coalescing by looking: the SPI write's pending row is a twin, nothing new is written
+        let mut again = Batch::default();
+        again.enqueue(1, "customer", None);
+        assert_eq!(again.flush(Coalesce::Look).expect("coalesced"), 0);
+        // the table's row rules hold for direct writes too
+        let broken = crate::capture::guard::protected(|| {
+            crate::capture::direct::insert(&[crate::capture::direct::Row {
+                contact_id: 3,
+                kind: "followup",
+                ref_id: None,
+                template_id: None,
+                skip_reason: None,
+            }]);
+            Ok(())
+        });
+        assert!(
+            broken
+                .as_ref()
+                .is_err_and(|m| m.contains("a followup row needs ref_id")),
+            "{broken:?}"
+        );
+    }
+
+    /// What a concurrent twin does to a direct write: the unique check of `outbox_coalesce_key`
+    /// raises the error the trigger retries on (here the twin is written by the same call, which
+    /// its probe cannot see either).
+    #[pg_test]
+    fn direct_write_of_an_unseen_twin_is_a_coalesce_race() {
+        use crate::capture::direct::{insert, Row};
+        serial();
+        let row = || Row {
+            contact_id: 5,
+            kind: "customer",
+            ref_id: None,
+            template_id: None,
+            skip_reason: None,
+        };
+        let lost = crate::capture::guard::protected(|| {
+            insert(&[row(), row()]);
+            Ok(())
+        });
+        match lost {
+            Err(message) => assert!(
+                crate::capture::outbox::is_coalesce_race(&message),
+                "{message}"
+            ),
+            Ok(()) => panic!("a duplicate pending row was accepted"),
+        }
+        assert_eq!(outbox("contact_id = 5"), 0);
+    }
+
     #[pg_test]
     fn contact_multi_row_update_writes_only_changed_rows() {
         serial();

@@ -2,6 +2,7 @@
 //! functions the sidecar reads through.
 
 pub mod columns;
+pub mod direct;
 pub mod guard;
 pub mod lookup;
 pub mod outbox;

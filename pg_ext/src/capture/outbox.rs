@@ -1,8 +1,9 @@
 //! Writing the outbox and rejections: everything one statement (or one request_sync) decided,
-//! collected in a [`Batch`] and written with at most two SPI calls, whatever the row count.
-//! Rows stay minimal (contact id, kind, optional ref/template): the sidecar reads the contact's
-//! CURRENT state when it sends.
+//! collected in a [`Batch`] and written at once, whatever the row count. Rows stay minimal
+//! (contact id, kind, optional ref/template): the sidecar reads the contact's CURRENT state when
+//! it sends.
 
+use super::direct;
 use crate::db::{self, INT4_ARRAY, INT8_ARRAY, TEXT_ARRAY};
 use crate::rules::admission::Admission;
 use pgrx::prelude::*;
@@ -10,7 +11,8 @@ use pgrx::spi::SpiResult;
 use std::collections::HashSet;
 
 /// Pending `customer`/`assign` rows coalesce with an existing pending row of the same contact
-/// and kind (`outbox_coalesce_key`); other rows never conflict with that partial index.
+/// and kind (`outbox_coalesce_key`, by the arbiter index: also against a concurrent
+/// transaction's new pending row); other rows never conflict with that partial index.
 macro_rules! insert_outbox {
     () => {
         "INSERT INTO erp_sync.outbox (contact_id, kind, ref_id, template_id, status, last_error, finished_at) \
@@ -18,51 +20,30 @@ macro_rules! insert_outbox {
                 CASE WHEN u.e IS NULL THEN NULL ELSE pg_catalog.now() END \
          FROM ROWS FROM (pg_catalog.unnest($1::pg_catalog.int8[]), pg_catalog.unnest($2::pg_catalog.text[]), \
                          pg_catalog.unnest($3::pg_catalog.int8[]), pg_catalog.unnest($4::pg_catalog.int4[]), \
-                         pg_catalog.unnest($5::pg_catalog.text[])) AS u (c, k, r, t, e) "
+                         pg_catalog.unnest($5::pg_catalog.text[])) AS u (c, k, r, t, e) \
+         ON CONFLICT (contact_id, kind) WHERE status = 'pending' AND kind IN ('customer', 'assign') DO NOTHING"
     };
 }
-/// Coalescing by looking: skip rows whose pending twin this transaction can see. One probe of
-/// `outbox_coalesce_key` per row (`OFFSET 0` keeps the planner from hashing every pending row).
-macro_rules! unless_pending {
-    () => {
-        "WHERE u.e IS NOT NULL OR u.k NOT IN ('customer', 'assign') OR NOT EXISTS \
-         (SELECT FROM erp_sync.outbox o WHERE o.contact_id = u.c AND o.kind = u.k AND o.status = 'pending' \
-          AND o.kind IN ('customer', 'assign') OFFSET 0)"
-    };
-}
-/// Coalescing by the arbiter index: also against a concurrent transaction's new pending row.
-macro_rules! on_conflict {
-    () => {
-        "ON CONFLICT (contact_id, kind) WHERE status = 'pending' AND kind IN ('customer', 'assign') DO NOTHING"
-    };
-}
-/// Clearing the rejections of contacts that passed ($6) in the same statement.
-macro_rules! clearing {
-    () => {
-        "WITH cleared AS (DELETE FROM erp_sync.rejections WHERE contact_id = ANY ($6::pg_catalog.int8[])) "
-    };
-}
-/// `[coalesce mode][clearing]`
-const INSERT_OUTBOX: [[&str; 2]; 2] = [
-    [
-        concat!(insert_outbox!(), unless_pending!()),
-        concat!(clearing!(), insert_outbox!(), unless_pending!()),
-    ],
-    [
-        concat!(insert_outbox!(), on_conflict!()),
-        concat!(clearing!(), insert_outbox!(), on_conflict!()),
-    ],
+/// `[clearing]`: also clear the rejections of contacts that passed ($6) in the same statement.
+const INSERT_OUTBOX: [&str; 2] = [
+    insert_outbox!(),
+    concat!(
+        "WITH cleared AS (DELETE FROM erp_sync.rejections WHERE contact_id = ANY ($6::pg_catalog.int8[])) ",
+        insert_outbox!()
+    ),
 ];
+const CLEAR_REJECTIONS: &str =
+    "DELETE FROM erp_sync.rejections WHERE contact_id = ANY ($1::pg_catalog.int8[])";
 
 /// How pending `customer`/`assign` rows coalesce with existing ones.
 #[derive(Clone, Copy, PartialEq, Debug)]
 pub enum Coalesce {
-    /// A plain INSERT of the rows without a visible pending twin: about half the cost of
-    /// `ON CONFLICT` (a speculative insertion per row). A concurrent transaction's uncommitted
-    /// twin makes it fail with a unique violation on `outbox_coalesce_key` ([`is_coalesce_race`]):
-    /// then run again with [`Coalesce::Arbiter`].
+    /// Rows go straight into the heap and indexes ([`direct::insert`]), skipping those whose
+    /// pending twin this transaction can see. A concurrent transaction's uncommitted twin makes
+    /// it fail with a unique violation on `outbox_coalesce_key` ([`is_coalesce_race`]): then
+    /// write again with [`Coalesce::Arbiter`].
     Look,
-    /// `ON CONFLICT DO NOTHING` on `outbox_coalesce_key`: never fails on a twin.
+    /// SPI `INSERT … ON CONFLICT DO NOTHING` on `outbox_coalesce_key`: never fails on a twin.
     Arbiter,
 }
 
@@ -172,6 +153,29 @@ impl Batch {
                 None => clear_ids.push(id),
             }
         }
+        if coalesce == Coalesce::Look {
+            let rows: Vec<direct::Row<'_>> = (0..self.contact_id.len())
+                .map(|i| direct::Row {
+                    contact_id: self.contact_id[i],
+                    kind: self.kind[i],
+                    ref_id: self.ref_id[i],
+                    template_id: self.template_id[i],
+                    skip_reason: self.skip_reason[i].as_deref(),
+                })
+                .collect();
+            let inserted = direct::insert(&rows);
+            let clearing = direct::any_rejection(&clear_ids);
+            if clearing || !reject_ids.is_empty() {
+                Spi::connect_mut(|client| {
+                    if clearing {
+                        let plan = db::plan(client, CLEAR_REJECTIONS, &[INT8_ARRAY])?;
+                        client.update(&*plan, None, &[clear_ids.into()])?;
+                    }
+                    upsert_rejections(client, reject_ids, reasons, checks)
+                })?;
+            }
+            return Ok(inserted);
+        }
         let skipped = self.skipped;
         let rows = self.contact_id.len();
         Spi::connect_mut(|client| {
@@ -190,27 +194,32 @@ impl Batch {
                     types.push(INT8_ARRAY);
                     args.push(clear_ids.into());
                 }
-                let sql = INSERT_OUTBOX[usize::from(coalesce == Coalesce::Arbiter)]
-                    [usize::from(clearing)];
-                let plan = db::plan(client, sql, &types)?;
+                let plan = db::plan(client, INSERT_OUTBOX[usize::from(clearing)], &types)?;
                 inserted = client.update(&*plan, None, &args)?.len();
             }
-            if !reject_ids.is_empty() {
-                let plan = db::plan(
-                    client,
-                    UPSERT_REJECTIONS,
-                    &[INT8_ARRAY, TEXT_ARRAY, TEXT_ARRAY],
-                )?;
-                client.update(
-                    &*plan,
-                    None,
-                    &[reject_ids.into(), reasons.into(), checks.into()],
-                )?;
-            }
+            upsert_rejections(client, reject_ids, reasons, checks)?;
             // skipped rows never conflict, so every skipped row counts in `inserted`
             Ok(inserted.saturating_sub(skipped))
         })
     }
+}
+
+fn upsert_rejections(
+    client: &mut pgrx::spi::SpiClient<'_>,
+    ids: Vec<i64>,
+    reasons: Vec<String>,
+    checks: Vec<String>,
+) -> SpiResult<()> {
+    if ids.is_empty() {
+        return Ok(());
+    }
+    let plan = db::plan(
+        client,
+        UPSERT_REJECTIONS,
+        &[INT8_ARRAY, TEXT_ARRAY, TEXT_ARRAY],
+    )?;
+    client.update(&*plan, None, &[ids.into(), reasons.into(), checks.into()])?;
+    Ok(())
 }
 
 /// The outbox row rules, as one CHECK constraint (`outbox_row_check`). Raises check_violation

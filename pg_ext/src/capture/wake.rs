@@ -12,22 +12,22 @@
 //!   delivered); an abort, or a rollback to a savepoint before the NOTIFY, forgets it and the
 //!   next capture checks again. A wake-up lost to a race costs at most one poll interval.
 
+use super::direct;
 use super::guard::protected;
 use crate::config;
 use crate::db::{self, TEXT};
 use pgrx::prelude::*;
 use pgrx::spi::SpiResult;
-use std::cell::Cell;
+use std::cell::{Cell, RefCell};
 
-/// Newest start of an idle period among fresh idle workers, in microseconds since the epoch.
-const IDLE_SINCE: &str = "SELECT (EXTRACT(EPOCH FROM pg_catalog.max(COALESCE(idle_since, heartbeat_at))) * 1000000)::pg_catalog.int8 \
-     FROM erp_sync.workers WHERE idle AND heartbeat_at > pg_catalog.now() - $1::pg_catalog.interval";
 const NOTIFY: &str = "SELECT pg_catalog.pg_notify($1, '')";
 
 thread_local! {
     /// local transaction id whose wake-up check is done
     static CHECKED: Cell<Option<u32>> = const { Cell::new(None) };
-    /// `idle_since` of the last wake-up this backend committed
+    /// `notify.idle_fresh` as text and in microseconds, parsed once per value
+    static FRESH: RefCell<Option<(String, i64)>> = const { RefCell::new(None) };
+    /// `idle_since` (a TimestampTz) of the last wake-up this backend committed
     static LAST_NOTIFIED: Cell<Option<i64>> = const { Cell::new(None) };
     /// `idle_since` notified for in the current transaction, and the subtransaction that sent it
     static PENDING: Cell<Option<(i64, pg_sys::SubTransactionId)>> = const { Cell::new(None) };
@@ -60,13 +60,9 @@ pub fn wake() {
 
 fn wake_if_newly_idle() -> SpiResult<()> {
     let fresh = config::setting("notify.idle_fresh")?.unwrap_or_else(|| "30 seconds".into());
-    let since = Spi::connect_mut(|client| {
-        let plan = db::plan(client, IDLE_SINCE, &[TEXT])?;
-        client
-            .update(&*plan, Some(1), &[fresh.into()])?
-            .first()
-            .get_one::<i64>()
-    })?;
+    // SAFETY: reads the transaction's start time.
+    let now = unsafe { pg_sys::GetCurrentTransactionStartTimestamp() };
+    let since = direct::newest_idle_since(now - fresh_us(&fresh));
     let Some(since) = since else { return Ok(()) };
     if LAST_NOTIFIED
         .with(Cell::get)
@@ -80,6 +76,34 @@ fn wake_if_newly_idle() -> SpiResult<()> {
     let subid = unsafe { pg_sys::GetCurrentSubTransactionId() };
     PENDING.with(|p| p.set(Some((since, subid))));
     Ok(())
+}
+
+/// `notify.idle_fresh` (an interval) in microseconds; months count 30 days, as interval
+/// comparison does. A malformed value is an ERROR (the caller's subtransaction catches it).
+fn fresh_us(fresh: &str) -> i64 {
+    if let Some(us) = FRESH.with(|f| {
+        f.borrow()
+            .as_ref()
+            .and_then(|(text, us)| (text == fresh).then_some(*us))
+    }) {
+        return us;
+    }
+    let text = std::ffi::CString::new(fresh).unwrap_or_default();
+    // SAFETY: interval_in on a NUL-terminated string; the result is a palloc'd Interval.
+    let us = unsafe {
+        let datum = pg_sys::OidFunctionCall3Coll(
+            pg_sys::Oid::from(pg_sys::F_INTERVAL_IN),
+            pg_sys::InvalidOid,
+            pg_sys::Datum::from(text.as_ptr()),
+            pg_sys::Datum::from(pg_sys::InvalidOid),
+            pg_sys::Datum::from(-1i32),
+        );
+        let iv = &*datum.cast_mut_ptr::<pg_sys::Interval>();
+        const DAY_US: i64 = 86_400_000_000;
+        iv.time + i64::from(iv.day) * DAY_US + i64::from(iv.month) * 30 * DAY_US
+    };
+    FRESH.with(|f| *f.borrow_mut() = Some((fresh.to_string(), us)));
+    us
 }
 
 fn notify() -> SpiResult<()> {
