@@ -1,5 +1,6 @@
 -- Claim work for one worker: up to $3 contact "heads" plus, per head, the contiguous run of due
 -- rows of the same contact behind it (at most $4 rows per contact), all leased to $1 for $2 ms.
+-- Each head comes with its row context (the columns of row_context.sql).
 --
 -- A row is a head when it is due (pending and next_attempt_at reached, or running with an expired
 -- lease, except the rows this worker still has in hand ($5: e.g. a write-back waiting for the
@@ -54,9 +55,9 @@ behind AS (
     ) b
 ),
 picked AS (
-    SELECT id FROM heads
+    SELECT id, contact_id, true AS head FROM heads
     UNION ALL
-    SELECT id FROM behind WHERE all_due AND rn < $4
+    SELECT id, NULL::bigint, false FROM behind WHERE all_due AND rn < $4
 )
 UPDATE erp_sync.outbox o
 SET status = 'running',
@@ -64,9 +65,21 @@ SET status = 'running',
     lease_expires_at = now() + $2::bigint * interval '1 millisecond',
     updated_at = now()
 FROM picked
+LEFT JOIN erp_sync.customer_link l ON l.contact_id = picked.contact_id
 WHERE o.id = picked.id
   -- Re-checked on the current row version if a concurrent transaction changed it meanwhile.
   AND ((pg_catalog.lower(o.status) = 'pending' AND o.next_attempt_at <= now())
     OR (pg_catalog.lower(o.status) = 'running' AND coalesce(o.lease_expires_at, '-infinity') < now()
         AND NOT (o.id = ANY($5::bigint[]))))
-RETURNING o.id, o.contact_id, o.kind, o.ref_id, o.template_id, o.attempts
+RETURNING o.id, o.contact_id, o.kind, o.ref_id, o.template_id, o.attempts,
+          -- the head's row context (see row_context.sql), saving its handler a round trip: a head
+          -- has no lower unfinished row of its contact (not blocked), and nothing but this
+          -- worker's handling of the chain changes its link until the chain is done
+          picked.head,
+          CASE WHEN picked.head AND o.kind IN ('customer', 'assign')
+               THEN erp_sync.contact_payload(o.contact_id) END,
+          CASE WHEN picked.head AND o.kind = 'followup' AND o.ref_id IS NOT NULL
+               THEN erp_sync.signal_payload(o.ref_id) END,
+          l.contact_id IS NOT NULL,
+          l.khid, l.erp_ord, l.customer_type, coalesce(l.person_synced, false), l.assigned_tier,
+          l.assigned_to, l.last_payload_hash

@@ -71,7 +71,7 @@ enum Stop {
 
 async fn listen_once(
     opts: &ListenerOptions,
-    wake: &Notify,
+    wake: &Arc<Notify>,
     healthy: &AtomicBool,
     shutdown: &mut watch::Receiver<bool>,
 ) -> crate::error::Result<Stop> {
@@ -79,16 +79,16 @@ async fn listen_once(
     // Identifiable in pg_stat_activity (the pool's connections are `erp-sync`).
     pg.application_name("erp-sync-listener");
     let (client, mut connection) = pg.connect(NoTls).await?;
-    let (tx, mut rx) = mpsc::unbounded_channel::<()>();
+    // The driver wakes the engine itself (no hop through this task: a notification is on the
+    // latency path of every idle-time sync). `alive` closes when the driver ends.
+    let (alive, mut ended) = mpsc::channel::<()>(1);
+    let driver_wake = Arc::clone(wake);
     let driver = tokio::spawn(async move {
+        let _alive = alive;
         let mut messages = futures::stream::poll_fn(move |cx| connection.poll_message(cx));
         while let Some(msg) = messages.next().await {
             match msg {
-                Ok(AsyncMessage::Notification(_)) => {
-                    if tx.send(()).is_err() {
-                        return "listener gone".to_string();
-                    }
-                }
+                Ok(AsyncMessage::Notification(_)) => driver_wake.notify_one(),
                 Ok(AsyncMessage::Notice(n)) => {
                     tracing::debug!(notice = %n.message(), "listener notice")
                 }
@@ -111,10 +111,7 @@ async fn listen_once(
         tick.tick().await;
         loop {
             tokio::select! {
-                n = rx.recv() => match n {
-                    Some(()) => wake.notify_one(),
-                    None => return Ok(Stop::Lost("connection ended".into())),
-                },
+                _ = ended.recv() => return Ok(Stop::Lost("connection ended".into())),
                 _ = tick.tick() => {
                     match tokio::time::timeout(health, client.simple_query("SELECT 1")).await {
                         Ok(Ok(_)) => {}

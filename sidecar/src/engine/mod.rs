@@ -588,6 +588,7 @@ mod tests {
             ref_id: None,
             template_id: None,
             attempts: 0,
+            context: None,
         }
     }
 

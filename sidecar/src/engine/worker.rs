@@ -1,5 +1,5 @@
 //! Runs one contact's claimed rows in id order and writes each result back. Per row: one read
-//! (`row_context.sql`), the ERP calls, one write-back statement (`write_back.sql`: lease check,
+//! (`row_context.sql`; the claim already read the head's), the ERP calls, one write-back statement (`write_back.sql`: lease check,
 //! `customer_link`, `sync_log`, outbox status in one transaction).
 
 use std::time::{Duration, Instant};
@@ -75,14 +75,20 @@ pub fn ack_for(result: &Result<Verdict>, attempts: i32, backoff: &super::backoff
     }
 }
 
-pub async fn run_chain(ctx: &Ctx, chain: Vec<OutboxRow>) -> RunSummary {
+pub async fn run_chain(ctx: &Ctx, mut chain: Vec<OutboxRow>) -> RunSummary {
     let mut s = RunSummary::default();
+    // the claim read the head's context; later rows read theirs after the previous write-back
+    let mut claimed_context = chain.first_mut().and_then(|r| r.context.take());
     for (i, row) in chain.iter().enumerate() {
         if ctx.stopping() {
             release_rest(ctx, &chain[i..], &mut s).await;
             return s;
         }
-        let rc = match read_context(ctx, row).await {
+        let context = match claimed_context.take() {
+            Some(rc) => Ok(rc),
+            None => read_context(ctx, row).await,
+        };
+        let rc = match context {
             Ok(rc) if rc.blocked => {
                 tracing::warn!(outbox_id = row.id, contact_id = row.contact_id,
                     "an earlier row of the contact is pending again; releasing the rest of the chain");
