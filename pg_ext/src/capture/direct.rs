@@ -46,8 +46,11 @@ unsafe fn relid(name: &CStr) -> pg_sys::Oid {
     if oid == pg_sys::InvalidOid {
         pgrx::ereport!(
             ERROR,
-            PgSqlErrorCode::ERRCODE_UNDEFINED_OBJECT,
-            format!("erp_sync.{} does not exist", name.to_string_lossy())
+            PgSqlErrorCode::ERRCODE_UNDEFINED_TABLE,
+            format!(
+                "relation \"erp_sync.{}\" does not exist",
+                name.to_string_lossy()
+            )
         );
     }
     oid
@@ -306,6 +309,13 @@ pub fn newest_idle_since(heartbeat_after: i64) -> Option<i64> {
         let attno = |name: &CStr| i32::from(pg_sys::get_attnum((*rel).rd_id, name.as_ptr()));
         let (idle, heartbeat, since) =
             (attno(c"idle"), attno(c"heartbeat_at"), attno(c"idle_since"));
+        if idle <= 0 || heartbeat <= 0 || since <= 0 {
+            pgrx::ereport!(
+                ERROR,
+                PgSqlErrorCode::ERRCODE_UNDEFINED_COLUMN,
+                "erp_sync.workers lacks idle, heartbeat_at or idle_since"
+            );
+        }
         let slot = pg_sys::table_slot_create(rel, std::ptr::null_mut());
         let scan = pg_sys::table_beginscan(rel, snapshot, 0, std::ptr::null_mut());
         let mut newest: Option<i64> = None;

@@ -115,9 +115,8 @@ pub struct OutboxRow {
 }
 
 impl OutboxRow {
-    /// A row of `claim.sql`.
+    /// The first 6 columns: id, contact_id, kind, ref_id, template_id, attempts.
     fn from_row(r: &tokio_postgres::Row) -> Result<OutboxRow> {
-        let head: bool = r.try_get(6)?;
         Ok(OutboxRow {
             id: r.try_get(0)?,
             contact_id: r.try_get(1)?,
@@ -125,12 +124,17 @@ impl OutboxRow {
             ref_id: r.try_get(3)?,
             template_id: r.try_get(4)?,
             attempts: r.try_get(5)?,
-            context: if head {
-                Some(RowContext::from_row(r, 7, false)?)
-            } else {
-                None
-            },
+            context: None,
         })
+    }
+
+    /// A row of `claim.sql`: the 6 columns, then `head` and, for a head, its row context.
+    fn from_claim_row(r: &tokio_postgres::Row) -> Result<OutboxRow> {
+        let mut row = OutboxRow::from_row(r)?;
+        if r.try_get::<_, bool>(6)? {
+            row.context = Some(RowContext::from_row(r, 7, false)?);
+        }
+        Ok(row)
     }
 }
 
@@ -401,7 +405,7 @@ pub async fn claim(
     ended?;
     let mut out = rows
         .iter()
-        .map(OutboxRow::from_row)
+        .map(OutboxRow::from_claim_row)
         .collect::<Result<Vec<_>>>()?;
     out.sort_by_key(|r| r.id);
     Ok(out)
