@@ -62,7 +62,7 @@ fn wake_if_newly_idle() -> SpiResult<()> {
     let fresh = config::setting("notify.idle_fresh")?.unwrap_or_else(|| "30 seconds".into());
     // SAFETY: reads the transaction's start time.
     let now = unsafe { pg_sys::GetCurrentTransactionStartTimestamp() };
-    let since = direct::newest_idle_since(now - fresh_us(&fresh));
+    let since = direct::newest_idle_since(now.saturating_sub(fresh_us(&fresh)));
     let Some(since) = since else { return Ok(()) };
     if LAST_NOTIFIED
         .with(Cell::get)
@@ -100,7 +100,9 @@ fn fresh_us(fresh: &str) -> i64 {
         );
         let iv = &*datum.cast_mut_ptr::<pg_sys::Interval>();
         const DAY_US: i64 = 86_400_000_000;
-        iv.time + i64::from(iv.day) * DAY_US + i64::from(iv.month) * 30 * DAY_US
+        iv.time
+            .saturating_add(i64::from(iv.day).saturating_mul(DAY_US))
+            .saturating_add(i64::from(iv.month).saturating_mul(30 * DAY_US))
     };
     FRESH.with(|f| *f.borrow_mut() = Some((fresh.to_string(), us)));
     us
