@@ -57,7 +57,10 @@ unsafe fn relid(name: &CStr) -> pg_sys::Oid {
 }
 
 /// A `text` datum, allocated in the current memory context.
-unsafe fn text(s: &str) -> pg_sys::Datum {
+///
+/// # Safety
+/// Needs a current memory context (any code called from Postgres has one).
+pub unsafe fn text(s: &str) -> pg_sys::Datum {
     let len = i32::try_from(s.len()).unwrap_or(i32::MAX);
     pg_sys::Datum::from(pg_sys::cstring_to_text_with_len(s.as_ptr().cast(), len))
 }

@@ -15,12 +15,9 @@
 use super::direct;
 use super::guard::protected;
 use crate::config;
-use crate::db::{self, TEXT};
 use pgrx::prelude::*;
 use pgrx::spi::SpiResult;
 use std::cell::{Cell, RefCell};
-
-const NOTIFY: &str = "SELECT pg_catalog.pg_notify($1, '')";
 
 thread_local! {
     /// local transaction id whose wake-up check is done
@@ -110,10 +107,17 @@ fn fresh_us(fresh: &str) -> i64 {
 
 fn notify() -> SpiResult<()> {
     let channel = config::setting("notify.channel")?.unwrap_or_else(|| "erp_sync".into());
-    Spi::connect_mut(|client| {
-        let plan = db::plan(client, NOTIFY, &[TEXT])?;
-        client.update(&*plan, None, &[channel.into()]).map(drop)
-    })?;
+    // pg_notify(channel, '') called directly: an SPI statement around it cost the notifying
+    // transaction ~0.2 ms, inside the COMMIT -> first ERP request latency
+    // SAFETY: two text arguments, allocated in the current memory context.
+    unsafe {
+        pg_sys::OidFunctionCall2Coll(
+            pg_sys::Oid::from(pg_sys::F_PG_NOTIFY),
+            pg_sys::InvalidOid,
+            direct::text(&channel),
+            direct::text(""),
+        );
+    }
     NOTIFIES.with(|n| n.set(n.get() + 1));
     Ok(())
 }
