@@ -1,6 +1,7 @@
 //! Runs one contact's claimed rows in id order and writes each result back. Per row: one read
-//! (`row_context.sql`; the claim already read the head's), the ERP calls, one write-back statement (`write_back.sql`: lease check,
-//! `customer_link`, `sync_log`, outbox status in one transaction).
+//! (`row_context.sql`; the claim already read the head's), the ERP calls, one write-back
+//! statement (`write_back.sql`: lease check, `customer_link`, `sync_log`, outbox status in one
+//! transaction).
 
 use std::time::{Duration, Instant};
 
