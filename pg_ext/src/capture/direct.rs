@@ -122,23 +122,27 @@ struct Columns {
     finished_at: usize,
 }
 
+/// Index (0-based) of the live column `name` of `erp_sync.<table>`, whose descriptor is `desc`.
+unsafe fn column(desc: pg_sys::TupleDesc, table: &str, name: &str) -> usize {
+    let natts = usize::try_from((*desc).natts).unwrap_or(0);
+    let found = (0..natts).find(|&i| {
+        let att = (*desc).attrs.as_ptr().add(i);
+        !(*att).attisdropped
+            && CStr::from_ptr((*att).attname.data.as_ptr()).to_bytes() == name.as_bytes()
+    });
+    let Some(i) = found else {
+        pgrx::ereport!(
+            ERROR,
+            PgSqlErrorCode::ERRCODE_UNDEFINED_COLUMN,
+            format!("erp_sync.{table} has no column {name}")
+        );
+    };
+    i
+}
+
 unsafe fn columns(desc: pg_sys::TupleDesc) -> Columns {
     let natts = usize::try_from((*desc).natts).unwrap_or(0);
-    let find = |name: &str| -> usize {
-        let found = (0..natts).find(|&i| {
-            let att = (*desc).attrs.as_ptr().add(i);
-            !(*att).attisdropped
-                && CStr::from_ptr((*att).attname.data.as_ptr()).to_bytes() == name.as_bytes()
-        });
-        let Some(i) = found else {
-            pgrx::ereport!(
-                ERROR,
-                PgSqlErrorCode::ERRCODE_UNDEFINED_COLUMN,
-                format!("erp_sync.outbox has no column {name}")
-            );
-        };
-        i
-    };
+    let find = |name: &str| column(desc, "outbox", name);
     Columns {
         natts,
         id: find("id"),
@@ -309,16 +313,11 @@ pub fn newest_idle_since(heartbeat_after: i64) -> Option<i64> {
     unsafe {
         let snapshot = pg_sys::RegisterSnapshot(pg_sys::GetLatestSnapshot());
         let rel = pg_sys::table_open(relid(c"workers"), pg_sys::AccessShareLock as i32);
-        let attno = |name: &CStr| i32::from(pg_sys::get_attnum((*rel).rd_id, name.as_ptr()));
-        let (idle, heartbeat, since) =
-            (attno(c"idle"), attno(c"heartbeat_at"), attno(c"idle_since"));
-        if idle <= 0 || heartbeat <= 0 || since <= 0 {
-            pgrx::ereport!(
-                ERROR,
-                PgSqlErrorCode::ERRCODE_UNDEFINED_COLUMN,
-                "erp_sync.workers lacks idle, heartbeat_at or idle_since"
-            );
-        }
+        // 1-based attribute numbers, as slot_getattr takes them
+        let attno = |name: &str| {
+            i32::try_from(column((*rel).rd_att, "workers", name) + 1).unwrap_or(i32::MAX)
+        };
+        let (idle, heartbeat, since) = (attno("idle"), attno("heartbeat_at"), attno("idle_since"));
         let slot = pg_sys::table_slot_create(rel, std::ptr::null_mut());
         let scan = pg_sys::table_beginscan(rel, snapshot, 0, std::ptr::null_mut());
         let mut newest: Option<i64> = None;
