@@ -196,16 +196,15 @@ def latency(cluster_cls, args):
             blob = json.dumps([r.get("datas"), r.get("body"), r.get("path")], ensure_ascii=False)
             for khid in khids_in(blob):
                 if khid in commits and khid not in first:
-                    first[khid] = r["at_ms"]
-        # at_ms is whole milliseconds (floored): +0.5 ms centres the sample in its millisecond.
-        lat = sorted(first[k] + 0.5 - commits[k] for k in first)
+                    first[khid] = r["at_us"] / 1000.0
+        lat = sorted(first[k] - commits[k] for k in first)
         if not lat:
             raise RuntimeError("no latency samples matched")
         q = statistics.quantiles(lat, n=100, method="inclusive")
         return {"samples": len(lat), "expected": n, "p50_ms": statistics.median(lat), "p99_ms": q[98],
                 "max_ms": lat[-1], "min_ms": lat[0], "gap_s": gap,
                 "clock": "commit: clock_timestamp() as the last statement before COMMIT (server clock); "
-                         "arrival: simulator at_ms (unix ms, same host clock, ms resolution)"}
+                         "arrival: simulator at_us (unix µs, same host clock)"}
     finally:
         sim.stop()
         cluster.stop()

@@ -463,6 +463,36 @@ mod tests {
         ));
     }
 
+    /// A configuration reload reads with sequential and bitmap scans on, whatever the caller set
+    /// (the sidecar's claim turns them off), and leaves the caller's settings as they were, also
+    /// when the reload fails.
+    #[pg_test]
+    fn reload_runs_under_planner_defaults() {
+        run("SET LOCAL enable_seqscan = off");
+        run("SET LOCAL enable_bitmapscan = off");
+        let scans = || {
+            Spi::get_two::<String, String>(
+                "SELECT current_setting('enable_seqscan'), current_setting('enable_bitmapscan')",
+            )
+        };
+        let off = (Some("off".to_string()), Some("off".to_string()));
+        let on = (Some("on".to_string()), Some("on".to_string()));
+        assert_eq!(crate::config::reload(scans).expect("reload"), on);
+        assert_eq!(scans().expect("after"), off);
+        let failed = crate::config::reload(|| -> pgrx::spi::SpiResult<()> {
+            Err(pgrx::spi::Error::NoTupleTable)
+        });
+        assert!(failed.is_err());
+        assert_eq!(scans().expect("after a failed reload"), off);
+        // the real reload path: a payload read after an invalidation, inside such a transaction
+        serial();
+        platform();
+        good_contact(1);
+        run("ANALYZE mp.contacts");
+        assert_eq!(text("SELECT erp_sync.contact_payload(1)->>'khid'"), "WX1");
+        assert_eq!(scans().expect("after the payload"), off);
+    }
+
     /// The trigger's direct heap/index write and the SPI statement write the same rows.
     #[pg_test]
     fn direct_rows_equal_spi_rows() {

@@ -63,10 +63,10 @@ pub fn pg_config(cfg: &DatabaseConfig) -> Result<tokio_postgres::Config> {
 }
 
 /// The first payload read of a connection loads the extension's configuration and plans its
-/// lookups (~10 ms). Done here with the session's own settings, not inside a claim, whose
-/// transaction turns sequential and bitmap scans off (see [`claim`]): there the same first read
-/// took 58–350 ms (the configuration queries over the catalogs). A failure (say, the extension is
-/// not installed yet) only costs the warm-up.
+/// lookups (~10 ms). Done here, so that a connection's first claim does not pay for it. (Inside a
+/// claim, whose transaction turns sequential and bitmap scans off (see [`claim`]), the extension
+/// reloads with those scans back on; before it did, the same first read took 58–350 ms.) A
+/// failure (say, the extension is not installed yet) only costs the warm-up.
 async fn warm_up(client: &tokio_postgres::Client) {
     // what the payload functions read: settings (admission), tracked tables, their lookups
     const WARM_UP: &str = "SELECT erp_sync.setting('admission.min_score'), \

@@ -59,6 +59,8 @@ pub struct LoggedRequest {
     pub seq: u64,
     /// Unix time of receipt (ms).
     pub at_ms: u64,
+    /// The same instant in microseconds (latency measurements).
+    pub at_us: u64,
     pub endpoint: &'static str,
     /// Path and query as received.
     pub path: String,

@@ -208,11 +208,13 @@ async fn handle(
     if sim.cfg().request_log > 0 {
         let webapi_body =
             (ep == Endpoint::WebapiEdit).then(|| parsed.clone().unwrap_or(Value::Null));
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default();
         sim.log_request(LoggedRequest {
             seq,
-            at_ms: std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map_or(0, |d| d.as_millis() as u64),
+            at_ms: now.as_millis() as u64,
+            at_us: now.as_micros() as u64,
             endpoint: ep.name(),
             path: req.path.clone(),
             cmdkey: req.cmdkey.clone(),
