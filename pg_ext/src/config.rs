@@ -18,7 +18,7 @@ use std::collections::HashMap;
 use std::rc::Rc;
 
 /// One row of `erp_sync.tracked_tables`, resolved.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct Tracked {
     pub entity: String,
     /// `schema.table`, quoted with `format('%I.%I')`.
@@ -27,13 +27,45 @@ pub struct Tracked {
     pub columns: HashMap<String, String>,
     /// column name → SQL type (`format_type`)
     pub types: HashMap<String, String>,
+    /// key field (`id`, `contact_id`) → the statement reading the newest row by that key
+    /// ([`lookup_sql`]), built once per reload instead of once per read
+    pub lookups: HashMap<&'static str, String>,
+}
+
+/// `SELECT` of the newest row (by `id`) whose `key_field` column equals `$1` (text, cast to the
+/// column's own type so that its index is used), as a JSON object of the entity's spec fields.
+/// `json_build_object` of the mapped columns only: no sort of the keys (as `to_jsonb` does) and
+/// no renaming of column names afterwards. A mapped column the table no longer has (dropped after
+/// `track()`) reads as NULL, so the payload still says what is missing.
+fn lookup_sql(t: &Tracked, key_field: &str) -> Option<String> {
+    let live = |field: &str| t.columns.get(field).filter(|c| t.types.contains_key(*c));
+    let key_col = live(key_field)?;
+    let id_col = live("id")?;
+    let q = pgrx::spi::quote_identifier;
+    let object = crate::capture::columns::fields(&t.entity)
+        .iter()
+        .filter(|f| t.columns.contains_key(**f))
+        .map(|f| match live(f) {
+            Some(c) => format!("'{f}', x.{}", q(c)),
+            None => format!("'{f}', NULL"),
+        })
+        .collect::<Vec<_>>()
+        .join(", ");
+    Some(format!(
+        "SELECT pg_catalog.json_build_object({object})::text FROM {tbl} x \
+         WHERE x.{key} = $1::{ty} ORDER BY x.{id} DESC LIMIT 1",
+        tbl = t.qualname,
+        key = q(key_col),
+        id = q(id_col),
+        ty = t.types.get(key_col).map(String::as_str).unwrap_or("bigint"),
+    ))
 }
 
 #[derive(Default)]
 struct Snapshot {
     settings: Option<Rc<HashMap<String, String>>>,
     templates: Option<Rc<Vec<Template>>>,
-    tracked: Option<Rc<HashMap<String, Tracked>>>,
+    tracked: Option<Rc<HashMap<String, Rc<Tracked>>>>,
     /// relations whose relcache invalidation drops the snapshot
     watched: Vec<pg_sys::Oid>,
 }
@@ -247,7 +279,7 @@ pub fn templates() -> SpiResult<Rc<Vec<Template>>> {
     Ok(t)
 }
 
-fn load_tracked() -> SpiResult<(HashMap<String, Tracked>, Vec<pg_sys::Oid>)> {
+fn load_tracked() -> SpiResult<(HashMap<String, Rc<Tracked>>, Vec<pg_sys::Oid>)> {
     Spi::connect(|client| {
         let mut out = HashMap::new();
         let mut relids = Vec::new();
@@ -269,15 +301,19 @@ fn load_tracked() -> SpiResult<(HashMap<String, Tracked>, Vec<pg_sys::Oid>)> {
             if let Some(oid) = row.get::<pg_sys::Oid>(5)? {
                 relids.push(oid);
             }
-            out.insert(
-                entity.clone(),
-                Tracked {
-                    entity,
-                    qualname,
-                    columns,
-                    types,
-                },
-            );
+            let mut t = Tracked {
+                entity: entity.clone(),
+                qualname,
+                columns,
+                types,
+                lookups: HashMap::new(),
+            };
+            for key in ["id", "contact_id"] {
+                if let Some(sql) = lookup_sql(&t, key) {
+                    t.lookups.insert(key, sql);
+                }
+            }
+            out.insert(entity, Rc::new(t));
         }
         Ok((out, relids))
     })
@@ -296,7 +332,7 @@ fn string_map(text: Option<String>) -> HashMap<String, String> {
 }
 
 /// The table tracked for `entity`, if any.
-pub fn tracked(entity: &str) -> SpiResult<Option<Tracked>> {
+pub fn tracked(entity: &str) -> SpiResult<Option<Rc<Tracked>>> {
     if let Some(t) = with_snapshot(|c| c.tracked.clone()) {
         return Ok(t.get(entity).cloned());
     }

@@ -963,6 +963,13 @@ mod tests {
         let reasons =
             jsonb("SELECT reasons FROM erp_sync.rejections WHERE contact_id = 1").to_string();
         assert!(reasons.contains("name: missing"), "{reasons}");
+        // the payload lookup still reads the row, with the dropped field as NULL
+        let p = jsonb("SELECT erp_sync.contact_payload(1)");
+        assert_eq!(
+            (p["name"].clone(), p["phone"].clone()),
+            (Value::Null, json!("13800138000"))
+        );
+        assert_eq!(p["admission"]["passed"], json!(false));
     }
 
     // ---------------------------------------------------------------- sidecar / operator functions

@@ -235,25 +235,6 @@ pub unsafe fn read_slot(layout: &mut Layout, slot: *mut pg_sys::TupleTableSlot) 
     }
 }
 
-/// Spec-named JSON object from `to_jsonb(row)` of a tracked table and its column map.
-pub fn remap_json(
-    row: &serde_json::Map<String, serde_json::Value>,
-    entity: &str,
-    columns: &std::collections::HashMap<String, String>,
-) -> serde_json::Map<String, serde_json::Value> {
-    fields(entity)
-        .iter()
-        .filter_map(|f| {
-            columns.get(*f).map(|c| {
-                (
-                    f.to_string(),
-                    row.get(c).cloned().unwrap_or(serde_json::Value::Null),
-                )
-            })
-        })
-        .collect()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

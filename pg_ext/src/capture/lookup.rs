@@ -1,7 +1,6 @@
 //! Reading the CURRENT state of tracked rows (through the stored column map) by id. Used off the
 //! contact hot path: thread/signal capture, request_sync() and the payload functions.
 
-use crate::capture::columns::remap_json;
 use crate::config::{self, Tracked};
 use crate::db::{self, TEXT};
 use crate::rules::admission::{self, Admission, ContactView};
@@ -16,22 +15,14 @@ pub enum Lookup {
     Found(Map<String, Value>),
 }
 
-/// `to_jsonb(row)` of the row whose `key_field` column equals `key`, newest by `id` first.
-/// The key is passed as text and cast to the column's own type, so any key type works and
-/// the column's index is used.
+/// The spec fields of the newest row whose `key_field` column equals `key`
+/// (see `config::Tracked::lookups`); `None` when no row matches or the field is not mapped.
 fn fetch(t: &Tracked, key_field: &str, key: i64) -> SpiResult<Option<Map<String, Value>>> {
-    let (Some(key_col), Some(id_col)) = (t.columns.get(key_field), t.columns.get("id")) else {
+    let Some(sql) = t.lookups.get(key_field) else {
         return Ok(None);
     };
-    let sql = format!(
-        "SELECT pg_catalog.to_jsonb(x)::text FROM {tbl} x WHERE x.{key} = $1::{ty} ORDER BY x.{id} DESC LIMIT 1",
-        tbl = t.qualname,
-        key = pgrx::spi::quote_identifier(key_col),
-        id = pgrx::spi::quote_identifier(id_col),
-        ty = t.types.get(key_col).map(String::as_str).unwrap_or("bigint"),
-    );
     let text = Spi::connect_mut(|client| {
-        let plan = db::plan(client, &sql, &[TEXT])?;
+        let plan = db::plan(client, sql, &[TEXT])?;
         client
             .update(&*plan, Some(1), &[key.to_string().into()])?
             .first()
@@ -42,12 +33,10 @@ fn fetch(t: &Tracked, key_field: &str, key: i64) -> SpiResult<Option<Map<String,
         Err(pgrx::spi::Error::InvalidPosition) => None,
         Err(e) => return Err(e),
     };
-    Ok(text
-        .and_then(|s| serde_json::from_str::<Value>(&s).ok())
-        .and_then(|v| {
-            v.as_object()
-                .map(|row| remap_json(row, &t.entity, &t.columns))
-        }))
+    Ok(text.and_then(|s| match serde_json::from_str::<Value>(&s) {
+        Ok(Value::Object(row)) => Some(row),
+        _ => None,
+    }))
 }
 
 pub fn contact(contact_id: i64) -> SpiResult<Lookup> {
