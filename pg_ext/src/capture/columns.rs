@@ -117,7 +117,8 @@ pub fn as_i64(v: &Val) -> Option<i64> {
     }
 }
 
-/// Classify a column type the way `to_jsonb()` would, so trigger and payload paths agree.
+/// Classify a column type the way `json_build_object()` would (the payload lookup), so trigger and
+/// payload paths agree.
 fn typed(type_oid: pg_sys::Oid, text: String) -> Val {
     use pgrx::pg_sys::BuiltinOid as B;
     match B::from_u32(type_oid.to_u32()) {
