@@ -162,6 +162,24 @@ pub(crate) fn reload<T>(f: impl FnOnce() -> SpiResult<T>) -> SpiResult<T> {
     out
 }
 
+/// The part of the snapshot that `slot` selects, (re)loaded by `load` when an invalidation dropped
+/// it. `load` also returns the relations (besides the configuration tables) whose invalidation
+/// drops the snapshot again. Loads run under [`reload`].
+fn cached<T>(
+    slot: fn(&mut Snapshot) -> &mut Option<Rc<T>>,
+    load: impl FnOnce() -> SpiResult<(T, Vec<pg_sys::Oid>)>,
+) -> SpiResult<Rc<T>> {
+    if let Some(v) = with_snapshot(|s| slot(s).clone()) {
+        return Ok(v);
+    }
+    let (mut watch, (value, relids)) = reload(|| Ok((watch_config_tables()?, load()?)))?;
+    watch.extend(relids);
+    let value = Rc::new(value);
+    add_watched(&watch);
+    with_snapshot(|s| *slot(s) = Some(Rc::clone(&value)));
+    Ok(value)
+}
+
 fn watch_config_tables() -> SpiResult<Vec<pg_sys::Oid>> {
     Spi::connect(|client| {
         let mut oids = Vec::new();
@@ -200,14 +218,7 @@ fn load_settings() -> SpiResult<HashMap<String, String>> {
 }
 
 fn settings() -> SpiResult<Rc<HashMap<String, String>>> {
-    if let Some(s) = with_snapshot(|c| c.settings.clone()) {
-        return Ok(s);
-    }
-    let (watch, s) = reload(|| Ok((watch_config_tables()?, load_settings()?)))?;
-    let s = Rc::new(s);
-    add_watched(&watch);
-    with_snapshot(|c| c.settings = Some(Rc::clone(&s)));
-    Ok(s)
+    cached(|s| &mut s.settings, || Ok((load_settings()?, Vec::new())))
 }
 
 /// The value of a setting: the row in `erp_sync.settings`, else the documented default.
@@ -269,14 +280,7 @@ fn load_templates() -> SpiResult<Vec<Template>> {
 }
 
 pub fn templates() -> SpiResult<Rc<Vec<Template>>> {
-    if let Some(t) = with_snapshot(|c| c.templates.clone()) {
-        return Ok(t);
-    }
-    let (watch, t) = reload(|| Ok((watch_config_tables()?, load_templates()?)))?;
-    let t = Rc::new(t);
-    add_watched(&watch);
-    with_snapshot(|c| c.templates = Some(Rc::clone(&t)));
-    Ok(t)
+    cached(|s| &mut s.templates, || Ok((load_templates()?, Vec::new())))
 }
 
 fn load_tracked() -> SpiResult<(HashMap<String, Rc<Tracked>>, Vec<pg_sys::Oid>)> {
@@ -333,13 +337,7 @@ fn string_map(text: Option<String>) -> HashMap<String, String> {
 
 /// The table tracked for `entity`, if any.
 pub fn tracked(entity: &str) -> SpiResult<Option<Rc<Tracked>>> {
-    if let Some(t) = with_snapshot(|c| c.tracked.clone()) {
-        return Ok(t.get(entity).cloned());
-    }
-    let (mut watch, (t, relids)) = reload(|| Ok((watch_config_tables()?, load_tracked()?)))?;
-    watch.extend(relids);
-    let t = Rc::new(t);
-    add_watched(&watch);
-    with_snapshot(|c| c.tracked = Some(Rc::clone(&t)));
-    Ok(t.get(entity).cloned())
+    Ok(cached(|s| &mut s.tracked, load_tracked)?
+        .get(entity)
+        .cloned())
 }
