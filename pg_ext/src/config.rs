@@ -17,19 +17,26 @@ use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
 use std::rc::Rc;
 
-/// One row of `erp_sync.tracked_tables`, resolved.
+/// One row of `erp_sync.tracked_tables`, resolved to the statements that read its rows.
 #[derive(Debug)]
 pub struct Tracked {
-    pub entity: String,
-    /// `schema.table`, quoted with `format('%I.%I')`.
-    pub qualname: String,
-    /// spec field name → column name
-    pub columns: HashMap<String, String>,
-    /// column name → SQL type (`format_type`)
-    pub types: HashMap<String, String>,
     /// key field (`id`, `contact_id`) → the statement reading the newest row by that key
     /// ([`lookup_sql`]), built once per reload instead of once per read
     pub lookups: HashMap<&'static str, String>,
+}
+
+/// entity → its tracked table
+type TrackedTables = HashMap<String, Rc<Tracked>>;
+
+/// A tracked table as `load_tracked` reads it: what [`lookup_sql`] is built from.
+struct TrackedTable {
+    entity: String,
+    /// `schema.table`, quoted with `format('%I.%I')`.
+    qualname: String,
+    /// spec field name → column name
+    columns: HashMap<String, String>,
+    /// column name → SQL type (`format_type`) of the table's live columns
+    types: HashMap<String, String>,
 }
 
 /// `SELECT` of the newest row (by `id`) whose `key_field` column equals `$1` (text, cast to the
@@ -37,27 +44,30 @@ pub struct Tracked {
 /// `json_build_object` of the mapped columns only: no sort of the keys (as `to_jsonb` does) and
 /// no renaming of column names afterwards. A mapped column the table no longer has (dropped after
 /// `track()`) reads as NULL, so the payload still says what is missing.
-fn lookup_sql(t: &Tracked, key_field: &str) -> Option<String> {
-    let live = |field: &str| t.columns.get(field).filter(|c| t.types.contains_key(*c));
-    let key_col = live(key_field)?;
-    let id_col = live("id")?;
+fn lookup_sql(t: &TrackedTable, key_field: &str) -> Option<String> {
+    // the column a field maps to and its type, if the table still has it
+    let live = |field: &str| {
+        let c = t.columns.get(field)?;
+        Some((c, t.types.get(c)?))
+    };
+    let (key_col, key_type) = live(key_field)?;
+    let (id_col, _) = live("id")?;
     let q = pgrx::spi::quote_identifier;
     let object = crate::capture::columns::fields(&t.entity)
         .iter()
         .filter(|f| t.columns.contains_key(**f))
         .map(|f| match live(f) {
-            Some(c) => format!("'{f}', x.{}", q(c)),
+            Some((c, _)) => format!("'{f}', x.{}", q(c)),
             None => format!("'{f}', NULL"),
         })
         .collect::<Vec<_>>()
         .join(", ");
     Some(format!(
         "SELECT pg_catalog.json_build_object({object})::text FROM {tbl} x \
-         WHERE x.{key} = $1::{ty} ORDER BY x.{id} DESC LIMIT 1",
+         WHERE x.{key} = $1::{key_type} ORDER BY x.{id} DESC LIMIT 1",
         tbl = t.qualname,
         key = q(key_col),
         id = q(id_col),
-        ty = t.types.get(key_col).map(String::as_str).unwrap_or("bigint"),
     ))
 }
 
@@ -65,7 +75,7 @@ fn lookup_sql(t: &Tracked, key_field: &str) -> Option<String> {
 struct Snapshot {
     settings: Option<Rc<HashMap<String, String>>>,
     templates: Option<Rc<Vec<Template>>>,
-    tracked: Option<Rc<HashMap<String, Rc<Tracked>>>>,
+    tracked: Option<Rc<TrackedTables>>,
     /// relations whose relcache invalidation drops the snapshot
     watched: Vec<pg_sys::Oid>,
 }
@@ -283,7 +293,7 @@ pub fn templates() -> SpiResult<Rc<Vec<Template>>> {
     cached(|s| &mut s.templates, || Ok((load_templates()?, Vec::new())))
 }
 
-fn load_tracked() -> SpiResult<(HashMap<String, Rc<Tracked>>, Vec<pg_sys::Oid>)> {
+fn load_tracked() -> SpiResult<(TrackedTables, Vec<pg_sys::Oid>)> {
     Spi::connect(|client| {
         let mut out = HashMap::new();
         let mut relids = Vec::new();
@@ -305,19 +315,17 @@ fn load_tracked() -> SpiResult<(HashMap<String, Rc<Tracked>>, Vec<pg_sys::Oid>)>
             if let Some(oid) = row.get::<pg_sys::Oid>(5)? {
                 relids.push(oid);
             }
-            let mut t = Tracked {
-                entity: entity.clone(),
+            let table = TrackedTable {
+                entity,
                 qualname,
                 columns,
                 types,
-                lookups: HashMap::new(),
             };
-            for key in ["id", "contact_id"] {
-                if let Some(sql) = lookup_sql(&t, key) {
-                    t.lookups.insert(key, sql);
-                }
-            }
-            out.insert(entity, Rc::new(t));
+            let lookups = ["id", "contact_id"]
+                .into_iter()
+                .filter_map(|key| lookup_sql(&table, key).map(|sql| (key, sql)))
+                .collect();
+            out.insert(table.entity, Rc::new(Tracked { lookups }));
         }
         Ok((out, relids))
     })
