@@ -69,6 +69,7 @@ class Sidecar:
         env.update({
             "ERP_SYNC_DATABASE_URL": db_url, "ERP_SYNC_ERP_BASE_URL": sim.url,
             "ERP_SYNC_ERP_USERNAME": "demo", "ERP_SYNC_ERP_PASSWORD": "demo",
+            "ERP_SYNC_ERP_CUSTOMER_CATEGORY": "11",
             "ERP_SYNC_ENGINE_WORKER_ID": worker, "ERP_SYNC_ENGINE_RATE_LIMIT_PER_S": "0",
             "ERP_SYNC_ENGINE_CONCURRENCY": "5", "RUST_LOG": os.environ.get("BENCH_RUST_LOG", "info"),
         })

@@ -43,7 +43,7 @@ for _ in $(seq 1 100); do curl -fsS "http://127.0.0.1:$SIMPORT/_sim/stats" >/dev
 step "erp-sync sidecar"
 ERP_SYNC_DATABASE_URL="postgres://postgres@127.0.0.1:$PGPORT/erp" \
 ERP_SYNC_ERP_BASE_URL="http://127.0.0.1:$SIMPORT" \
-ERP_SYNC_ERP_USERNAME=demo ERP_SYNC_ERP_PASSWORD=demo \
+ERP_SYNC_ERP_USERNAME=demo ERP_SYNC_ERP_PASSWORD=demo ERP_SYNC_ERP_CUSTOMER_CATEGORY=11 \
   "$BIN" run >"$WORK/sidecar.log" 2>&1 &
 pids+=($!)
 

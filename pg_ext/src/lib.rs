@@ -11,7 +11,10 @@
 //! 4. sql/views.sql      contact_status (rebuilt by track), queue, settings_effective,
 //!                       config-change triggers
 //! 5. sql/monitoring.sql stats, alerts, recent_failures, alert_state, cleanup (+ their grants)
-//! 6. sql/roles.sql      roles, grants, SECURITY DEFINER for the trigger (last)
+//! 6. sql/erp_session.sql the ERP session shared by the sidecars (worker only)
+//! 7. sql/roles.sql      roles, grants, SECURITY DEFINER for the trigger (last)
+//!
+//! Upgrades from a released version: sql/erp_sync--A--B.sql (hand-written, see sql/README.md).
 //! ```
 
 use pgrx::prelude::*;
@@ -58,6 +61,11 @@ extension_sql_file!(
     "../sql/reconcile.sql",
     name = "reconcile",
     requires = ["views", "ops", rules::sql::setting, rules::sql::mask_mobile]
+);
+extension_sql_file!(
+    "../sql/erp_session.sql",
+    name = "erp_session",
+    requires = ["bootstrap"]
 );
 extension_sql_file!("../sql/roles.sql", name = "roles", finalize);
 

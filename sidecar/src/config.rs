@@ -890,13 +890,17 @@ mod tests {
             "f",
             &env(&[
                 ("ERP_SYNC_ERP_FOLLOWUP_CONTENT_FIELD", "content"),
-                ("ERP_SYNC_ERP_FOLLOWUP_SORT_FIELD", "sort"),
+                ("ERP_SYNC_ERP_FOLLOWUP_SORT", "481"),
+                ("ERP_SYNC_ERP_CUSTOMER_CATEGORY", "11"),
+                ("ERP_SYNC_ERP_CUSTOMER_CATEGORY_PERSONAL", "12"),
                 ("ERP_SYNC_ERP_PASSWORD_FILE", "/run/secrets/erp"),
             ]),
         )
         .expect("config");
         assert_eq!(cfg.erp.followup.content_field, "content");
-        assert_eq!(cfg.erp.followup.sort_field.as_deref(), Some("sort"));
+        assert_eq!(cfg.erp.followup.sort, 481);
+        assert_eq!(cfg.erp.customer_category, "11");
+        assert_eq!(cfg.erp.customer_category_personal, "12");
         assert_eq!(cfg.erp_password_file, "/run/secrets/erp");
         assert!(cfg
             .redacted_toml()

@@ -16,7 +16,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 use sidecar::config::Config;
 use sidecar::engine::{self, RunOptions};
-use sidecar::erp::{ErpClient, ListFilter};
+use sidecar::erp::{CustomerKind, ErpClient, ListFilter};
 use sidecar::{telemetry, Error};
 
 #[global_allocator]
@@ -52,8 +52,14 @@ enum Cmd {
     /// Serve the ERP simulator.
     Sim(sidecar::sim::SimConfig),
     /// Test the ERP connection (log in, count customers), like the spec's 测试连接.
-    Login,
-    /// Validate the configuration and print it with secrets redacted.
+    Login {
+        /// Also print the fields of the ERP's customer form (ids, captions, option lists), to find
+        /// the 客户分类 id for erp.customer_category.
+        #[arg(long)]
+        fields: bool,
+    },
+    /// Validate the configuration (including the values the ERP requires for every write) and
+    /// print it with secrets redacted.
     CheckConfig,
     /// Pull ERP customers into erp_sync.erp_customers now (what the daily schedule does).
     Pull {
@@ -119,6 +125,10 @@ async fn real_main(cli: Cli) -> ExitCode {
                 Ok(c) => c,
                 Err(code) => return code,
             };
+            if let Err(e) = cfg.erp.validate_for_writes() {
+                eprintln!("erp-sync: {e}");
+                return exit_for(&e);
+            }
             match cfg.redacted_toml() {
                 Ok(text) => {
                     println!("# effective configuration (secrets redacted)\n{text}");
@@ -160,12 +170,12 @@ async fn real_main(cli: Cli) -> ExitCode {
             };
             ops_command(&cfg, true, !no_pull).await
         }
-        Cmd::Login => {
+        Cmd::Login { fields } => {
             let cfg = match load_with_logging(cli.config.as_deref()) {
                 Ok(c) => c,
                 Err(code) => return code,
             };
-            login(&cfg).await
+            login(&cfg, fields).await
         }
         Cmd::Run { dry_run, once } => {
             let mut cfg = match load_with_logging(cli.config.as_deref()) {
@@ -173,6 +183,13 @@ async fn real_main(cli: Cli) -> ExitCode {
                 Err(code) => return code,
             };
             cfg.engine.dry_run |= dry_run;
+            if !cfg.engine.dry_run {
+                if let Err(e) = cfg.erp.validate_for_writes() {
+                    tracing::error!(error = %e, "erp-sync run: configuration incomplete");
+                    eprintln!("erp-sync: {e}");
+                    return exit_for(&e);
+                }
+            }
             let shutdown = spawn_signal_handler();
             // /healthz, /metrics, status page, alert webhook and retention (see sidecar::ops).
             if cfg.engine.worker_id.is_empty() {
@@ -209,7 +226,7 @@ async fn real_main(cli: Cli) -> ExitCode {
     }
 }
 
-async fn login(cfg: &Config) -> ExitCode {
+async fn login(cfg: &Config, fields: bool) -> ExitCode {
     let client = match ErpClient::new(cfg.erp.clone()) {
         Ok(c) => c,
         Err(e) => {
@@ -234,14 +251,52 @@ async fn login(cfg: &Config) -> ExitCode {
         ..ListFilter::default()
     };
     match client.list_customers(&filter).await {
-        Ok(page) => {
-            println!("客户数量: {}", page.page.recordcount);
-            ExitCode::SUCCESS
-        }
+        Ok(page) => println!("客户数量: {}", page.page.recordcount),
         Err(e) => {
             println!("customer list failed: {e}");
-            ExitCode::from(EXIT_LOGIN)
+            return ExitCode::from(EXIT_LOGIN);
         }
+    }
+    if fields {
+        for kind in [CustomerKind::Company, CustomerKind::Personal] {
+            match client.customer_form(kind).await {
+                Ok(form) => print_form(kind, &form),
+                Err(e) => {
+                    println!("customer form (intsort={}) failed: {e}", kind.intsort());
+                    return ExitCode::from(EXIT_LOGIN);
+                }
+            }
+        }
+        println!(
+            "\nSet erp.customer_category (env ERP_SYNC_ERP_CUSTOMER_CATEGORY) to the value of the 客户分类 (sort1) option to use."
+        );
+    }
+    ExitCode::SUCCESS
+}
+
+/// The customer form as a table: id, caption, required, pre-filled value, options.
+fn print_form(kind: CustomerKind, form: &[sidecar::erp::FormField]) {
+    let label = match kind {
+        CustomerKind::Company => "单位客户",
+        CustomerKind::Personal => "个人客户",
+    };
+    println!("\n客户表单 custom/add.asp?intsort={} ({label}): {} fields", kind.intsort(), form.len());
+    println!("{:<16} {:<12} {:<4} {}", "id", "caption", "req", "value / options");
+    for f in form {
+        let mut rest = f.value.clone();
+        if !f.options.is_empty() {
+            let opts: Vec<String> = f.options.iter().map(|(v, t)| format!("{v}={t}")).collect();
+            if !rest.is_empty() {
+                rest.push(' ');
+            }
+            rest.push_str(&format!("[{}]", opts.join(", ")));
+        }
+        println!(
+            "{:<16} {:<12} {:<4} {rest}",
+            f.id,
+            f.caption,
+            if f.required { "是" } else { "" }
+        );
     }
 }
 
@@ -267,6 +322,10 @@ async fn ops_command(cfg: &Config, reconcile: bool, pull: bool) -> ExitCode {
             return exit_for(&e);
         }
     };
+    // The running sidecars' session: a login of our own would end theirs on a single-session ERP.
+    erp.share_session(std::sync::Arc::new(
+        sidecar::engine::erp_session::PgSessionStore::new(pool.clone()),
+    ));
     let shutdown = spawn_signal_handler();
     if pull {
         bar.set_message("pulling ERP customers");

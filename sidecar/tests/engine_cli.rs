@@ -35,12 +35,39 @@ fn check_config_prints_effective_config_with_secrets_redacted() {
             "postgres://worker:db-s3cret@db.example/erp",
         )
         .env("ERP_SYNC_ERP_PASSWORD", "erp-s3cret")
+        .env("ERP_SYNC_ERP_CUSTOMER_CATEGORY", "11")
         .env("ERP_SYNC_ENGINE_CONCURRENCY", "3"));
     let t = text(&o);
     assert_eq!(o.status.code(), Some(0), "{t}");
+    assert!(t.contains("customer_category = \"11\""), "{t}");
     assert!(t.contains("concurrency = 3"), "{t}");
     assert!(t.contains("postgres://worker:***@db.example/erp"), "{t}");
     assert!(!t.contains("db-s3cret") && !t.contains("erp-s3cret"), "{t}");
+}
+
+/// The vendor requires 客户分类 on every customer save and the platform has none: without
+/// `erp.customer_category` neither `check-config` nor `run` starts, and both say which key and
+/// which vendor field.
+#[test]
+fn a_missing_customer_category_is_named_at_start_up() {
+    for args in [&["check-config"][..], &["run", "--once"][..]] {
+        let o = run(bin()
+            .args(args)
+            .env("ERP_SYNC_DATABASE_URL", "postgres://worker@127.0.0.1:1/erp"));
+        let t = text(&o);
+        assert_eq!(o.status.code(), Some(2), "{args:?}: {t}");
+        assert!(
+            t.contains("erp.customer_category") && t.contains("sort1") && t.contains("login --fields"),
+            "{args:?}: {t}"
+        );
+    }
+    let o = run(bin()
+        .arg("check-config")
+        .env("ERP_SYNC_ERP_CUSTOMER_CATEGORY", "11")
+        .env("ERP_SYNC_ERP_UPDATE_MODE", "webapi"));
+    let t = text(&o);
+    assert_eq!(o.status.code(), Some(2), "{t}");
+    assert!(t.contains("erp.follow_level"), "{t}");
 }
 
 #[test]
@@ -79,7 +106,7 @@ fn config_file_then_environment_and_password_file() {
     std::fs::write(
         &f,
         format!(
-            "[engine]\nconcurrency = 4\nbatch_size = 9\n[erp]\npassword_file = {:?}\n",
+            "[engine]\nconcurrency = 4\nbatch_size = 9\n[erp]\ncustomer_category = \"11\"\npassword_file = {:?}\n",
             pw.display().to_string()
         ),
     )
@@ -148,6 +175,17 @@ fn login_tests_the_connection_like_the_spec() {
     let t = text(&ok);
     assert_eq!(ok.status.code(), Some(0), "{t}");
     assert!(t.contains("客户数量: 0"), "{t}");
+    // `--fields` shows the customer form, with the category ids to configure.
+    let fields = run(bin()
+        .args(["login", "--fields"])
+        .env("ERP_SYNC_ERP_BASE_URL", &url)
+        .env("ERP_SYNC_ERP_USERNAME", "demo")
+        .env("ERP_SYNC_ERP_PASSWORD", "demo"));
+    let t = text(&fields);
+    assert_eq!(fields.status.code(), Some(0), "{t}");
+    assert!(t.contains("intsort=1") && t.contains("intsort=2"), "{t}");
+    let sort1 = t.lines().find(|l| l.starts_with("sort1 ")).unwrap_or_default();
+    assert!(sort1.contains("是") && sort1.contains("11=微信客户"), "{t}");
     let bad = run(bin()
         .arg("login")
         .env("ERP_SYNC_ERP_BASE_URL", &url)

@@ -15,6 +15,10 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+/// The 客户分类 id the sidecars under test are configured with: the first of the simulator's
+/// default categories (`erp-sync sim --categories`).
+pub const SIM_CATEGORY: &str = "11";
+
 /// The workspace root (parent of this crate).
 pub fn workspace_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -306,6 +310,7 @@ impl Sidecar {
             .env("ERP_SYNC_ERP_BASE_URL", sim.base_url())
             .env("ERP_SYNC_ERP_USERNAME", "demo")
             .env("ERP_SYNC_ERP_PASSWORD", "demo")
+            .env("ERP_SYNC_ERP_CUSTOMER_CATEGORY", SIM_CATEGORY)
             .env("ERP_SYNC_ENGINE_WORKER_ID", worker)
             .env("RUST_LOG", "info");
         for (k, v) in env {

@@ -42,7 +42,7 @@ fn followups_in_order(w: &World, ids: &[i64], allow_repeat: bool) -> Result<()> 
         let mut got: Vec<String> = fu
             .iter()
             .filter(|f| field(f, "ord").as_deref() == Some(ord.as_str()))
-            .filter_map(|f| field(f, "c1"))
+            .filter_map(|f| field(f, "@intro2"))
             .collect();
         if allow_repeat {
             let before = got.len();
@@ -296,7 +296,7 @@ fn figures(w: &World, ids: &[i64]) -> Result<Figures> {
         .collect();
     let mut fu_by_ord: HashMap<String, Vec<String>> = HashMap::new();
     for x in w.erp_followups()? {
-        if let (Some(o), Some(c)) = (field(&x, "ord"), field(&x, "c1")) {
+        if let (Some(o), Some(c)) = (field(&x, "ord"), field(&x, "@intro2")) {
             fu_by_ord.entry(o).or_default().push(c);
         }
     }

@@ -42,12 +42,17 @@ fn company_and_personal_customers() -> Result<()> {
     assert_eq!(field(c, "intro").as_deref(), Some("来自微信中台，评分: 92"));
     assert_eq!(field(c, "product").as_deref(), Some("想要采购100台设备"));
     assert_eq!(field(c, "person_name").as_deref(), Some("张三丰经理"));
+    // The vendor's required 客户分类, from erp.customer_category.
+    assert_eq!(field(c, "sort1").as_deref(), Some(e2e::SIM_CATEGORY));
 
     let p = w.erp_by_khid(&format!("WX{personal}"))?;
     assert_eq!(p.len(), 1, "one personal customer: {p:?}");
     assert_eq!(field(&p[0], "name").as_deref(), Some("王五六"));
     assert_eq!(field(&p[0], "intsort").as_deref(), Some("2"));
     assert_eq!(field(&p[0], "jz").as_deref(), Some("176"));
+    // 联系人姓名 is required for personal customers too: the contact's own name.
+    assert_eq!(field(&p[0], "person_name").as_deref(), Some("王五六"));
+    assert_eq!(field(&p[0], "sort1").as_deref(), Some(e2e::SIM_CATEGORY));
 
     // customer_link and sync_log written back; the company's contact person exists once.
     let ord = w.erp_ord(company)?.expect("company linked");
@@ -56,7 +61,7 @@ fn company_and_personal_customers() -> Result<()> {
     let persons: Vec<_> = w
         .erp_persons()?
         .into_iter()
-        .filter(|p| field(p, "name").as_deref() == Some("张三丰经理"))
+        .filter(|p| field(p, "person_name").as_deref() == Some("张三丰经理"))
         .collect();
     assert_eq!(persons.len(), 1, "{persons:?}");
     assert_eq!(
@@ -114,7 +119,7 @@ fn followups_in_order_with_templates_and_assignment_tiers() -> Result<()> {
         .map(|f| {
             (
                 field(f, "intro").unwrap_or_default(),
-                field(f, "c1").unwrap_or_default(),
+                field(f, "@intro2").unwrap_or_default(),
             )
         })
         .collect();

@@ -37,6 +37,9 @@ pub mod q {
     pub const UNFINISHED: &str = include_str!("../../queries/unfinished.sql");
     pub const NEXT_DUE: &str = include_str!("../../queries/next_due.sql");
     pub const DRY_RUN_PLAN: &str = include_str!("../../queries/dry_run_plan.sql");
+    pub const ERP_SESSION_GET: &str = include_str!("../../queries/erp_session_get.sql");
+    pub const ERP_SESSION_LOCK: &str = include_str!("../../queries/erp_session_lock.sql");
+    pub const ERP_SESSION_PUT: &str = include_str!("../../queries/erp_session_put.sql");
 }
 
 pub fn pool_err(e: impl std::fmt::Display) -> Error {

@@ -242,31 +242,15 @@ async fn customer(ctx: &Ctx, row: &OutboxRow, rc: RowContext, fx: &mut Effects) 
                 t.customer_detail(ord),
             )
             .await?;
-            let old_data = detail.as_ref().map(|d| {
-                let m: serde_json::Map<String, Value> = d
-                    .fields
-                    .iter()
-                    .map(|f| {
-                        (
-                            f.id.clone(),
-                            f.value
-                                .clone()
-                                .or_else(|| f.text.clone())
-                                .map_or(Value::Null, Value::String),
-                        )
-                    })
-                    .collect();
-                // Unmasked on purpose: a rollback restores exactly this (views mask it for readers).
-                Value::Object(m)
-            });
+            // Unmasked on purpose: a rollback restores exactly this (views mask it for readers).
+            let old_data = detail.as_ref().map(|d| Value::Object(d.values()));
             let erp_wx = found
                 .weixin_acc
                 .clone()
-                .filter(|s| !s.trim().is_empty())
                 .or_else(|| {
                     detail
                         .as_ref()
-                        .and_then(|d| d.get("weixinAcc"))
+                        .and_then(|d| d.value("weixinAcc"))
                         .map(str::to_string)
                 })
                 .filter(|s| !s.trim().is_empty());
@@ -277,6 +261,14 @@ async fn customer(ctx: &Ctx, row: &OutboxRow, rc: RowContext, fx: &mut Effects) 
             };
             let mut fields = view.fields.clone();
             fields.ord = Some(ord);
+            // The vendor requires 客户分类 on every save: keep the one the ERP has (a salesperson
+            // may have reclassified the customer); the configured one only for a customer without.
+            fields.sort1 = detail
+                .as_ref()
+                .and_then(|d| d.value("sort1"))
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+                .map(str::to_string);
             match step(
                 ctx,
                 fx,
@@ -291,7 +283,7 @@ async fn customer(ctx: &Ctx, row: &OutboxRow, rc: RowContext, fx: &mut Effects) 
                 Err(e @ Error::Business(_)) => {
                     return refused_for_mobile(ctx, row, &view, &t, e, fx).await
                 }
-                other => other?,
+                other => other.map(|_| ())?,
             }
             if let Some(l) = fx.logs.last_mut() {
                 l.old_data = old_data;
@@ -466,7 +458,6 @@ async fn followup(ctx: &Ctx, row: &OutboxRow, rc: RowContext, fx: &mut Effects) 
         template_id,
         content,
         date,
-        sort: None,
     };
     step(
         ctx,
@@ -601,7 +592,7 @@ async fn rollback(ctx: &Ctx, row: &OutboxRow, fx: &mut Effects) -> Result<Verdic
                 "delete",
                 Some(ord),
                 true,
-                t.delete_customer(ord),
+                t.delete_customer(ord, link.as_ref().and_then(|l| l.khid.as_deref())),
             )
             .await?;
             fx.link = Some(LinkChange::Unlink(
@@ -629,6 +620,7 @@ async fn rollback(ctx: &Ctx, row: &OutboxRow, fx: &mut Effects) -> Result<Verdic
                 ord: Some(ord),
                 name,
                 khid: get("khid"),
+                sort1: get("sort1").filter(|s| !s.trim().is_empty()),
                 ly: get("ly"),
                 mobile: get("mobile"),
                 weixin_acc: Some(get("weixinAcc").unwrap_or_default()),
@@ -649,7 +641,8 @@ async fn rollback(ctx: &Ctx, row: &OutboxRow, fx: &mut Effects) -> Result<Verdic
                 true,
                 t.edit_customer(kind, &fields),
             )
-            .await?;
+            .await
+            .map(|_| ())?;
         }
         other => {
             return Ok(Verdict::Skipped(format!(

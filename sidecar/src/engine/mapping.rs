@@ -11,7 +11,8 @@
 //! | score_to_value(thread score)    | jz            |
 //! | "来自微信中台，评分: N"           | intro         |
 //! | thread summary                  | product       |
-//! | contact_person, else name       | person_name   (company customers only) |
+//! | contact_person, else name       | person_name   (required by the vendor for both kinds) |
+//! | `erp.customer_category`         | sort1         (客户分类, filled in by the ERP client) |
 //! | contact_phone                   | phone         (company customers only) |
 //! | email                           | email         (company customers only) |
 //!
@@ -140,6 +141,7 @@ pub fn contact_view(payload: &Value) -> Result<ContactView, String> {
         ord: None,
         name,
         khid: Some(khid.clone()),
+        sort1: None,
         ly: Some(LY_WECHAT.to_string()),
         mobile: text(payload, "phone"),
         weixin_acc: wechat_id.clone(),
@@ -147,7 +149,8 @@ pub fn contact_view(payload: &Value) -> Result<ContactView, String> {
         jz: Some(score_to_value(score).to_string()),
         intro: Some(format!("来自微信中台，评分: {}", format_score(score))),
         product: text(thread, "summary"),
-        person_name: None,
+        // The vendor requires 联系人姓名 for personal customers too: the contact's own name.
+        person_name: person_name.clone(),
         phone: None,
         email: None,
     };
@@ -285,7 +288,7 @@ mod tests {
         assert_eq!(v.fields.jz.as_deref(), Some("176"));
         assert_eq!(v.fields.intro.as_deref(), Some("来自微信中台，评分: 65"));
         assert_eq!(v.fields.product, None);
-        assert_eq!(v.fields.person_name, None);
+        assert_eq!(v.fields.person_name.as_deref(), Some("王五"));
         assert_eq!(v.fields.email, None);
         assert!(v.person.is_none());
     }

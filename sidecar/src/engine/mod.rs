@@ -24,6 +24,7 @@
 
 pub mod backoff;
 pub mod db;
+pub mod erp_session;
 pub mod handlers;
 pub mod listener;
 pub mod mapping;
@@ -262,6 +263,7 @@ pub async fn run(
 ) -> Result<RunSummary> {
     let pool = db::make_pool(&cfg.database)?;
     let erp = ErpClient::new(cfg.erp.clone())?;
+    erp.share_session(Arc::new(erp_session::PgSessionStore::new(pool.clone())));
     let worker = cfg.worker_id();
     let ctx = Arc::new(Ctx::new(
         pool.clone(),

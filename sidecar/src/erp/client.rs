@@ -4,17 +4,16 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use rand::Rng;
-use serde_json::{Map, Value};
+use serde_json::Value;
 use tracing::{debug, info, warn};
 
 use crate::error::{Error, Result};
 
-use super::config::{ErpConfig, UpdateMode};
-use super::list;
+use super::config::ErpConfig;
 use super::mask::redact;
-use super::protocol::{self, item, Envelope};
-use super::session::{Current, LoginState, Secret, SessionCell};
-use super::types::*;
+use super::protocol::{self, Envelope};
+use super::session::{Current, LoginState, Secret, SessionCell, SessionStore};
+use super::types::Exchange;
 
 /// Zhibang ERP client. Cheap to clone; clones share the session and the HTTP connection pool.
 #[derive(Clone)]
@@ -29,6 +28,8 @@ struct Inner {
     serialnum: String,
     http: reqwest::Client,
     session: SessionCell,
+    /// The fleet's shared session, when this client is one of several processes (engine, ops).
+    store: std::sync::OnceLock<Arc<dyn SessionStore>>,
 }
 
 impl std::fmt::Debug for ErpClient {
@@ -42,7 +43,7 @@ impl std::fmt::Debug for ErpClient {
 }
 
 /// Where a request goes and how its reply is checked.
-enum Proto<'a> {
+pub(super) enum Proto<'a> {
     /// Mobile endpoint: session in the body, envelope reply.
     Mobile {
         cmdkey: Option<&'a str>,
@@ -92,6 +93,7 @@ impl ErpClient {
                 serialnum,
                 http,
                 session: SessionCell::default(),
+                store: std::sync::OnceLock::new(),
             }),
             trace: None,
         })
@@ -99,6 +101,20 @@ impl ErpClient {
 
     pub fn config(&self) -> &ErpConfig {
         &self.inner.cfg
+    }
+
+    /// Share the ERP session with other processes through `store` (see [`crate::erp::session`]).
+    /// Automatic logins then take the stored session or log in under the store's lock; an explicit
+    /// [`ErpClient::login`] still logs in directly. Set once; later calls are ignored.
+    pub fn share_session(&self, store: Arc<dyn SessionStore>) {
+        if self.inner.store.set(store).is_err() {
+            debug!("erp session store already set");
+        }
+    }
+
+    /// The key of this client's session in a [`SessionStore`]: user and server.
+    fn account(&self) -> String {
+        format!("{}@{}", self.inner.cfg.username, self.inner.base)
     }
 
     /// A clone with its own exchange buffer (see the module doc).
@@ -174,12 +190,21 @@ impl ErpClient {
                 }
             }
         }
-        let res = self.do_login().await;
+        let res = match self.inner.store.get().filter(|_| !explicit) {
+            Some(store) => self.shared_login(store.as_ref(), stale).await,
+            None => self
+                .do_login()
+                .await
+                .map(|t| (self.inner.session.install(t), true)),
+        };
         match res {
-            Ok(token) => {
+            Ok((c, own)) => {
                 *st = LoginState::default();
-                let c = self.inner.session.install(token);
-                info!(generation = c.generation, "erp login ok");
+                if own {
+                    info!(generation = c.generation, stored = c.stored, "erp login ok");
+                } else {
+                    debug!(generation = c.generation, stored = c.stored, "erp session taken from the fleet's store");
+                }
                 Ok(c)
             }
             Err(Error::LoginFailed(msg)) => {
@@ -197,6 +222,43 @@ impl ErpClient {
             }
             Err(other) => Err(other),
         }
+    }
+
+    /// A session through the fleet's store: the stored one unless it is the one found stale (or too
+    /// old), else a login under the store's lock. Returns whether this process logged in. If the
+    /// store cannot be used (database down), a direct login keeps the ERP reachable.
+    async fn shared_login(
+        &self,
+        store: &dyn SessionStore,
+        stale_local: Option<u64>,
+    ) -> Result<(Current, bool)> {
+        let account = self.account();
+        let ttl = self.inner.cfg.session_ttl_ms;
+        let stale = self
+            .inner
+            .session
+            .current()
+            .filter(|c| stale_local.is_none_or(|g| g == c.generation))
+            .and_then(|c| c.stored);
+        match store.load(&account).await {
+            Ok(Some(s)) if Some(s.generation) != stale && s.age_ms < ttl => {
+                return Ok((self.inner.session.install_stored(s, false), false));
+            }
+            Ok(_) => {}
+            Err(e) => {
+                warn!(error = %e, "erp session store unavailable; logging in directly");
+                let t = self.do_login().await?;
+                return Ok((self.inner.session.install(t), true));
+            }
+        }
+        let own = std::sync::atomic::AtomicBool::new(false);
+        let login = Box::pin(async {
+            own.store(true, std::sync::atomic::Ordering::Relaxed);
+            self.do_login().await
+        });
+        let s = store.login_locked(&account, stale, ttl, login).await?;
+        let own = own.load(std::sync::atomic::Ordering::Relaxed);
+        Ok((self.inner.session.install_stored(s, own), own))
     }
 
     async fn do_login(&self) -> Result<Secret> {
@@ -305,7 +367,7 @@ impl ErpClient {
     }
 
     /// A call with the session: on `SessionExpired`, one shared re-login, then one retry.
-    async fn call(&self, endpoint: &str, proto: Proto<'_>) -> Result<Envelope> {
+    pub(super) async fn call(&self, endpoint: &str, proto: Proto<'_>) -> Result<Envelope> {
         let s = self.session().await?;
         match self.send(endpoint, &s, &proto).await {
             Err(Error::SessionExpired) => {
@@ -321,308 +383,14 @@ impl ErpClient {
         }
     }
 
-    async fn mobile(
+    /// A mobile-endpoint call (session in the body, envelope reply).
+    pub(super) async fn mobile(
         &self,
         endpoint: &str,
         cmdkey: Option<&str>,
         datas: Vec<Value>,
     ) -> Result<Envelope> {
         self.call(endpoint, Proto::Mobile { cmdkey, datas }).await
-    }
-
-    // ------------------------------------------------------------------ customers
-
-    /// The customer whose `khid` is exactly `khid` (list filter + exact match on the rows).
-    pub async fn find_by_khid(&self, khid: &str) -> Result<Option<ErpCustomer>> {
-        let filter = ListFilter {
-            khid: Some(khid.to_string()),
-            pagesize: 50,
-            pageindex: 1,
-            ..ListFilter::default()
-        };
-        let page = self.list_customers(&filter).await?;
-        Ok(page
-            .rows
-            .into_iter()
-            .filter(|c| c.khid.as_deref() == Some(khid))
-            .min_by_key(|c| c.ord))
-    }
-
-    /// Customers whose `mobile` is exactly `mobile` (first 100 list matches).
-    pub async fn find_by_mobile(&self, mobile: &str) -> Result<Vec<ErpCustomer>> {
-        let filter = ListFilter {
-            mobile: Some(mobile.to_string()),
-            pagesize: 100,
-            pageindex: 1,
-            ..ListFilter::default()
-        };
-        let page = self.list_customers(&filter).await?;
-        let want = mobile.trim();
-        Ok(page
-            .rows
-            .into_iter()
-            .filter(|c| c.mobile.as_deref().map(str::trim) == Some(want))
-            .collect())
-    }
-
-    /// `custom/add.asp` without cmdkey: a new ord.
-    pub async fn allocate_ord(&self, kind: CustomerKind) -> Result<i64> {
-        let env = self
-            .mobile(
-                protocol::CUSTOM_ADD,
-                None,
-                vec![item("intsort", kind.intsort())],
-            )
-            .await?;
-        protocol::parse_allocate(&env)
-    }
-
-    fn save_datas(ord: i64, fields: &CustomerFields) -> Vec<Value> {
-        let mut d = vec![item("ord", ord)];
-        d.extend(fields.pairs().into_iter().map(|(id, v)| item(id, v)));
-        d
-    }
-
-    async fn dosave(
-        &self,
-        kind: CustomerKind,
-        ord: i64,
-        fields: &CustomerFields,
-    ) -> Result<String> {
-        let endpoint = format!("{}?intsort={}", protocol::CUSTOM_ADD, kind.intsort());
-        let env = self
-            .mobile(
-                &endpoint,
-                Some(protocol::CMD_SAVE),
-                Self::save_datas(ord, fields),
-            )
-            .await?;
-        protocol::parse_write_outcome(&env)
-    }
-
-    /// Create a customer: allocate an ord when `fields.ord` is `None`, then `__sys_dosave`. With
-    /// `verify_creates`, read it back (khid, else details); a missing record is a `Protocol` error.
-    pub async fn save_customer(
-        &self,
-        kind: CustomerKind,
-        fields: &CustomerFields,
-    ) -> Result<SaveResult> {
-        let ord = match fields.ord {
-            Some(o) => o,
-            None => self.allocate_ord(kind).await?,
-        };
-        let message = self.dosave(kind, ord, fields).await?;
-        let verified = if self.inner.cfg.verify_creates {
-            Some(self.verify(ord, fields.khid.as_deref()).await?)
-        } else {
-            None
-        };
-        Ok(SaveResult {
-            ord,
-            message,
-            verified,
-        })
-    }
-
-    async fn verify(&self, ord: i64, khid: Option<&str>) -> Result<ErpCustomer> {
-        if let Some(k) = khid.filter(|k| !k.is_empty()) {
-            let filter = ListFilter {
-                khid: Some(k.to_string()),
-                pagesize: 50,
-                pageindex: 1,
-                ..ListFilter::default()
-            };
-            if let Some(c) = self
-                .list_customers(&filter)
-                .await?
-                .rows
-                .into_iter()
-                .find(|c| c.ord == ord)
-            {
-                return Ok(c);
-            }
-        }
-        match self.customer_detail(ord).await? {
-            Some(d) => {
-                let mut raw = Map::new();
-                for f in &d.fields {
-                    raw.insert(
-                        f.id.clone(),
-                        f.value.clone().map_or(Value::Null, Value::String),
-                    );
-                }
-                raw.insert("ord".into(), Value::from(ord));
-                list::customer_from_row(raw)
-            }
-            None => {
-                warn!(ord, "erp acknowledged a save that it did not persist");
-                Err(Error::Protocol(format!("ERP acknowledged the save of ord {ord} but read-back found nothing (not persisted)")))
-            }
-        }
-    }
-
-    /// `custom/add.asp?edit=1`: details, `None` when the ERP says the customer does not exist.
-    pub async fn customer_detail(&self, ord: i64) -> Result<Option<CustomerDetail>> {
-        let endpoint = format!("{}?edit=1", protocol::CUSTOM_ADD);
-        let env = self.mobile(&endpoint, None, vec![item("ord", ord)]).await?;
-        if protocol::is_not_found(&env) {
-            return Ok(None);
-        }
-        list::parse_detail(&env, ord).map(Some)
-    }
-
-    /// `custom/list.asp` `refresh`.
-    pub async fn list_customers(&self, filter: &ListFilter) -> Result<ListPage> {
-        let mut d = Vec::new();
-        for (id, v) in [
-            ("khid", &filter.khid),
-            ("ly", &filter.ly),
-            ("mobile", &filter.mobile),
-            ("name", &filter.name),
-        ] {
-            if let Some(v) = v {
-                d.push(item(id, v.as_str()));
-            }
-        }
-        if filter.pagesize > 0 {
-            d.push(item("pagesize", filter.pagesize));
-        }
-        if filter.pageindex > 0 {
-            d.push(item("pageindex", filter.pageindex));
-        }
-        if let Some(s) = &filter.sort {
-            d.push(item("_rpt_sort", s.as_str()));
-        }
-        let env = self
-            .mobile(protocol::CUSTOM_LIST, Some(protocol::CMD_REFRESH), d)
-            .await?;
-        list::customer_page(&env)
-    }
-
-    /// `custom/add.asp` with `delete_cmdkey`: `true` if deleted, `false` if it did not exist.
-    pub async fn delete_customer(&self, ord: i64) -> Result<bool> {
-        let env = self
-            .mobile(
-                protocol::CUSTOM_ADD,
-                Some(&self.inner.cfg.delete_cmdkey),
-                vec![item("ord", ord)],
-            )
-            .await?;
-        if protocol::is_not_found(&env) {
-            return Ok(false);
-        }
-        protocol::parse_write_outcome(&env).map(|_| true)
-    }
-
-    /// Update an existing customer (`fields.ord` required) through `update_mode`.
-    pub async fn edit_customer(&self, kind: CustomerKind, fields: &CustomerFields) -> Result<()> {
-        let ord = fields
-            .ord
-            .ok_or_else(|| Error::Config("edit_customer needs fields.ord".into()))?;
-        match self.inner.cfg.update_mode {
-            UpdateMode::Save => self.dosave(kind, ord, fields).await.map(|_| ()),
-            UpdateMode::Webapi => {
-                let cfg = &self.inner.cfg;
-                let mut m = Map::new();
-                m.insert("ord".into(), Value::from(ord));
-                for (id, v) in fields.pairs() {
-                    m.insert(id.into(), Value::String(v.to_string()));
-                }
-                m.insert("sort".into(), Value::String(cfg.webapi_sort.clone()));
-                m.insert("sort1".into(), Value::String(cfg.webapi_sort1.clone()));
-                m.insert("sort2".into(), Value::String(cfg.webapi_sort2.clone()));
-                if !m.contains_key("person_name") {
-                    m.insert("person_name".into(), Value::String(fields.name.clone()));
-                }
-                m.insert("intsort".into(), Value::from(kind.intsort()));
-                self.call(
-                    protocol::WEBAPI_CUSTOMER_EDIT,
-                    Proto::Webapi {
-                        body: Value::Object(m),
-                    },
-                )
-                .await
-                .map(|_| ())
-            }
-        }
-    }
-
-    // ------------------------------------------------------------------ persons, assignment, follow-up
-
-    /// Contact persons of a customer (`person/list.asp`, all pages up to 50).
-    pub async fn list_persons(&self, customer_ord: i64) -> Result<Vec<ErpPerson>> {
-        let field = self.inner.cfg.person_customer_field.clone();
-        let mut out = Vec::new();
-        let mut pageindex = 1u32;
-        loop {
-            let d = vec![
-                item(&field, customer_ord),
-                item("pagesize", 100),
-                item("pageindex", pageindex),
-            ];
-            let env = self
-                .mobile(protocol::PERSON_LIST, Some(protocol::CMD_REFRESH), d)
-                .await?;
-            let t = list::parse_table(&env)?;
-            let n = t.rows.len();
-            out.extend(t.rows.into_iter().map(|r| list::person_from_row(r, &field)));
-            if n == 0 || pageindex >= t.page.pagecount || pageindex >= 50 {
-                break;
-            }
-            pageindex += 1;
-        }
-        Ok(out)
-    }
-
-    /// `person/add.asp` `__sys_dosave`; returns the person's ord when the ERP reports one.
-    pub async fn add_person(&self, customer_ord: i64, person: &Person) -> Result<Option<i64>> {
-        let mut d = vec![
-            item(&self.inner.cfg.person_customer_field, customer_ord),
-            item("name", person.name.as_str()),
-        ];
-        for (id, v) in [
-            ("mobile", &person.mobile),
-            ("phone", &person.phone),
-            ("email", &person.email),
-        ] {
-            if let Some(v) = v {
-                d.push(item(id, v.as_str()));
-            }
-        }
-        let env = self
-            .mobile(protocol::PERSON_ADD, Some(protocol::CMD_SAVE), d)
-            .await?;
-        protocol::parse_write_outcome(&env)?;
-        Ok(protocol::parse_written_id(&env))
-    }
-
-    /// `systemmanage/order.asp?datatype=tel`.
-    pub async fn assign(&self, ord: i64, to: &Assignment) -> Result<()> {
-        let (m1, m2) = match to {
-            Assignment::Public => (1, String::new()),
-            Assignment::To(u) => (0, u.clone()),
-        };
-        let endpoint = format!("{}?datatype=tel", protocol::ORDER);
-        let d = vec![item("ord", ord), item("member1", m1), item("member2", m2)];
-        let env = self.mobile(&endpoint, Some(protocol::CMD_SAVE), d).await?;
-        protocol::parse_write_outcome(&env).map(|_| ())
-    }
-
-    /// `systemmanage/reply.asp?datatype=tel` with the configured field ids.
-    pub async fn add_followup(&self, ord: i64, f: &Followup) -> Result<()> {
-        let ids = &self.inner.cfg.followup;
-        let mut d = vec![
-            item("ord", ord),
-            item(&ids.template_field, f.template_id),
-            item(&ids.content_field, f.content.as_str()),
-            item(&ids.date_field, f.date.as_str()),
-        ];
-        if let (Some(field), Some(sort)) = (&ids.sort_field, f.sort) {
-            d.push(item(field, sort));
-        }
-        let endpoint = format!("{}?datatype=tel", protocol::REPLY);
-        let env = self.mobile(&endpoint, Some(protocol::CMD_SAVE), d).await?;
-        protocol::parse_write_outcome(&env).map(|_| ())
     }
 }
 
@@ -658,19 +426,5 @@ mod tests {
             .chars()
             .all(|ch| ch.is_ascii_alphanumeric()));
         Ok(())
-    }
-
-    #[test]
-    fn save_datas_ids() {
-        let f = CustomerFields {
-            name: "甲".into(),
-            weixin_acc: Some("wx".into()),
-            khid: Some("WX1".into()),
-            ..Default::default()
-        };
-        let d = ErpClient::save_datas(5, &f);
-        let ids: Vec<&str> = d.iter().filter_map(|v| v["id"].as_str()).collect();
-        assert_eq!(ids, ["ord", "name", "khid", "weixinAcc"]);
-        assert_eq!(d[0]["val"], 5);
     }
 }

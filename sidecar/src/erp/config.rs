@@ -1,7 +1,13 @@
-//! `[erp]` section of `erp-sync.toml`: where the ERP is, how to log in, and the knobs for the parts of
-//! the protocol that are not documented (session lifetime, update endpoint, delete cmdkey, field ids).
+//! `[erp]` section of `erp-sync.toml`: where the ERP is, how to log in, the values the vendor's
+//! reference requires that the platform does not have (客户分类, 跟进程度, 跟进方式, 日程类型), and
+//! the knobs for the parts of the protocol that are not documented (session lifetime, update
+//! endpoint, delete endpoint). `docs/zhibang-protocol.md` lists every field we send and its key.
 
 use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+
+use super::types::CustomerKind;
 
 /// How [`crate::erp::ErpClient::edit_customer`] updates an existing customer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
@@ -38,43 +44,63 @@ pub struct ErpConfig {
     pub max_login_failures: u32,
     /// Update endpoint, see [`UpdateMode`].
     pub update_mode: UpdateMode,
-    /// cmdkey used on `custom/add.asp` to delete a customer (undocumented; assumed `delete`).
+    /// 客户分类: a node id of the ERP's own category tree. Required by the vendor for every customer
+    /// save (`sort1` on `custom/add.asp`, `sort` on the webapi). No default: find it with
+    /// `erp-sync login --fields`. Env `ERP_SYNC_ERP_CUSTOMER_CATEGORY`.
+    pub customer_category: String,
+    /// Override of `customer_category` for 单位客户 (`intsort=1`); empty = `customer_category`.
+    pub customer_category_company: String,
+    /// Override of `customer_category` for 个人客户 (`intsort=2`); empty = `customer_category`.
+    pub customer_category_personal: String,
+    /// 跟进程度: webapi `sort1` (required there; only used with `update_mode = "webapi"`).
+    pub follow_level: String,
+    /// Follow-up (洽谈进展) fields.
+    pub followup: FollowupConfig,
+    /// Endpoint (path and query) and cmdkey of a customer delete (rollback of a create). Not
+    /// documented for customers; the default follows the vendor's pattern `…list.asp?__msgid=delete`
+    /// with cmdkey `delete` (删除合同明细). A copy of the server also has `custom/delete.asp`.
+    pub delete_endpoint: String,
     pub delete_cmdkey: String,
-    /// Field ids of `systemmanage/reply.asp` (follow-ups).
-    pub followup: FollowupFields,
     /// Field id on `person/add.asp` / `person/list.asp` that carries the customer's ord.
     pub person_customer_field: String,
-    /// Category ids required by `/webapi/v3/sales/customer/edit` (`sort`, `sort1`, `sort2`).
-    pub webapi_sort: String,
-    pub webapi_sort1: String,
-    pub webapi_sort2: String,
-    /// After a successful create, read the customer back (by khid, else by ord) and fail with a
-    /// `Protocol` error when the ERP acknowledged a save it did not persist.
-    pub verify_creates: bool,
+    /// `pagesize` of the exact lookups (khid, mobile, persons) over the ERP's fuzzy list filters.
+    pub lookup_page_size: u32,
+    /// A lookup that would need more pages than this fails (retryable) instead of answering "absent".
+    pub lookup_max_pages: u32,
 }
 
-/// Field ids of the follow-up call. Defaults are the spec's (`intro`, `c1`, `date1`).
+/// Fields of `systemmanage/reply.asp?datatype=tel` (洽谈进展).
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
-pub struct FollowupFields {
+pub struct FollowupConfig {
+    /// Field that carries the template id (vendor: `intro` 选择模板, required).
     pub template_field: String,
+    /// Field that carries the conversation's content (see docs/zhibang-protocol.md for the choice).
+    /// Empty = the content is not sent.
     pub content_field: String,
-    pub date_field: String,
-    /// Optional vendor field (`sort`: 481 phone / 482 email / 483 visit / 484 other). Sent only when set
-    /// here and the follow-up has a `sort` value.
-    pub sort_field: Option<String>,
+    /// 跟进方式 (vendor `sort`, required): 481 电话, 482 邮件, 483 上门, 484 其他.
+    pub sort: i64,
+    /// 日程类型 (vendor `plantype`, required): 0 不生成, 1 待完成日程, 2 已完成日程. 1 and 2 also send
+    /// the schedule fields (`@ret_0/@ret_1/@title1` or `@ret2_0/@ret2_1/@title2/@intro2`, `@remind`).
+    pub plantype: i64,
+    /// `@remind` of a schedule (vendor: 0 提醒, 1 不提醒).
+    pub remind: i64,
 }
 
-impl Default for FollowupFields {
+impl Default for FollowupConfig {
     fn default() -> Self {
         Self {
             template_field: "intro".into(),
-            content_field: "c1".into(),
-            date_field: "date1".into(),
-            sort_field: None,
+            content_field: "@intro2".into(),
+            sort: 484,
+            plantype: 0,
+            remind: 1,
         }
     }
 }
+
+/// Vendor enumeration of `sort` (跟进方式).
+pub const FOLLOWUP_SORTS: [i64; 4] = [481, 482, 483, 484];
 
 impl Default for ErpConfig {
     fn default() -> Self {
@@ -89,14 +115,94 @@ impl Default for ErpConfig {
             relogin_backoff_max_ms: 300_000,
             max_login_failures: 2,
             update_mode: UpdateMode::Save,
+            customer_category: String::new(),
+            customer_category_company: String::new(),
+            customer_category_personal: String::new(),
+            follow_level: String::new(),
+            followup: FollowupConfig::default(),
+            delete_endpoint: "/sysa/mobilephone/salesmanage/custom/list.asp?__msgid=delete".into(),
             delete_cmdkey: "delete".into(),
-            followup: FollowupFields::default(),
             person_customer_field: "company".into(),
-            webapi_sort: "1".into(),
-            webapi_sort1: "1".into(),
-            webapi_sort2: "1".into(),
-            verify_creates: true,
+            lookup_page_size: 100,
+            lookup_max_pages: 200,
         }
+    }
+}
+
+impl ErpConfig {
+    /// The 客户分类 id for a customer of `kind` (empty when not configured).
+    pub fn category(&self, kind: CustomerKind) -> &str {
+        let specific = match kind {
+            CustomerKind::Company => &self.customer_category_company,
+            CustomerKind::Personal => &self.customer_category_personal,
+        };
+        let s = specific.trim();
+        if s.is_empty() {
+            self.customer_category.trim()
+        } else {
+            s
+        }
+    }
+
+    /// The checks that must pass before the sidecar writes to the ERP (`erp-sync run`,
+    /// `erp-sync check-config`): every value the vendor requires has a source. Each message names
+    /// the key and the vendor field.
+    pub fn validate_for_writes(&self) -> Result<()> {
+        let bad = |m: String| Err(Error::Config(m));
+        for kind in [CustomerKind::Company, CustomerKind::Personal] {
+            if self.category(kind).is_empty() {
+                let key = match kind {
+                    CustomerKind::Company => "erp.customer_category_company",
+                    CustomerKind::Personal => "erp.customer_category_personal",
+                };
+                return bad(format!(
+                    "erp.customer_category is not set (nor {key}): the ERP requires 客户分类 \
+                     (custom/add.asp `sort1`, webapi `sort`) on every customer save. Find the \
+                     category id with `erp-sync login --fields` and set erp.customer_category \
+                     (env ERP_SYNC_ERP_CUSTOMER_CATEGORY)"
+                ));
+            }
+        }
+        if self.update_mode == UpdateMode::Webapi && self.follow_level.trim().is_empty() {
+            return bad(
+                "erp.follow_level is not set: with erp.update_mode = \"webapi\" the ERP requires \
+                 跟进程度 (webapi /sales/customer/edit `sort1`). Set erp.follow_level \
+                 (env ERP_SYNC_ERP_FOLLOW_LEVEL)"
+                    .into(),
+            );
+        }
+        let f = &self.followup;
+        if f.template_field.trim().is_empty() {
+            return bad("erp.followup.template_field is empty: the ERP requires the template (reply.asp `intro`)".into());
+        }
+        if !FOLLOWUP_SORTS.contains(&f.sort) {
+            return bad(format!(
+                "erp.followup.sort = {}: the ERP's 跟进方式 (reply.asp `sort`) is one of 481 电话, 482 邮件, 483 上门, 484 其他",
+                f.sort
+            ));
+        }
+        if !(0..=2).contains(&f.plantype) {
+            return bad(format!(
+                "erp.followup.plantype = {}: the ERP's 日程类型 (reply.asp `plantype`) is 0 不生成, 1 待完成日程 or 2 已完成日程",
+                f.plantype
+            ));
+        }
+        if !(0..=1).contains(&f.remind) {
+            return bad(format!(
+                "erp.followup.remind = {}: the ERP's 是否提醒 (reply.asp `@remind`) is 0 提醒 or 1 不提醒",
+                f.remind
+            ));
+        }
+        if self.lookup_page_size == 0 || self.lookup_max_pages == 0 {
+            return bad("erp.lookup_page_size and erp.lookup_max_pages must be > 0".into());
+        }
+        if !self.delete_endpoint.starts_with('/') {
+            return bad(format!(
+                "erp.delete_endpoint must be a path starting with /, got {:?}",
+                self.delete_endpoint
+            ));
+        }
+        Ok(())
     }
 }
 
@@ -109,18 +215,18 @@ impl std::fmt::Debug for ErpConfig {
             .field("serialnum", &self.serialnum)
             .field("timeout_ms", &self.timeout_ms)
             .field("session_ttl_ms", &self.session_ttl_ms)
-            .field("relogin_backoff_ms", &self.relogin_backoff_ms)
-            .field("relogin_backoff_max_ms", &self.relogin_backoff_max_ms)
-            .field("max_login_failures", &self.max_login_failures)
             .field("update_mode", &self.update_mode)
-            .field("delete_cmdkey", &self.delete_cmdkey)
+            .field("customer_category", &self.customer_category)
+            .field("customer_category_company", &self.customer_category_company)
+            .field("customer_category_personal", &self.customer_category_personal)
+            .field("follow_level", &self.follow_level)
             .field("followup", &self.followup)
+            .field("delete_endpoint", &self.delete_endpoint)
+            .field("delete_cmdkey", &self.delete_cmdkey)
             .field("person_customer_field", &self.person_customer_field)
-            .field("webapi_sort", &self.webapi_sort)
-            .field("webapi_sort1", &self.webapi_sort1)
-            .field("webapi_sort2", &self.webapi_sort2)
-            .field("verify_creates", &self.verify_creates)
-            .finish()
+            .field("lookup_page_size", &self.lookup_page_size)
+            .field("lookup_max_pages", &self.lookup_max_pages)
+            .finish_non_exhaustive()
     }
 }
 
@@ -141,12 +247,74 @@ mod tests {
 
     #[test]
     fn toml_defaults_and_unknown_fields() -> Result<(), Box<dyn std::error::Error>> {
-        let cfg: ErpConfig = toml::from_str("base_url = \"http://x\"\nupdate_mode = \"webapi\"\n[followup]\nsort_field = \"sort\"\n")?;
+        let cfg: ErpConfig = toml::from_str(
+            "base_url = \"http://x\"\nupdate_mode = \"webapi\"\n[followup]\nsort = 481\n",
+        )?;
         assert_eq!(cfg.update_mode, UpdateMode::Webapi);
         assert_eq!(cfg.timeout_ms, 30_000);
-        assert_eq!(cfg.followup.content_field, "c1");
-        assert_eq!(cfg.followup.sort_field.as_deref(), Some("sort"));
+        assert_eq!(cfg.followup.sort, 481);
+        assert_eq!(cfg.followup.plantype, 0);
+        assert_eq!(cfg.followup.template_field, "intro");
         assert!(toml::from_str::<ErpConfig>("bogus = 1").is_err());
+        // The spec-era keys are gone: a config that still has them is told so.
+        assert!(toml::from_str::<ErpConfig>("webapi_sort2 = \"1\"").is_err());
         Ok(())
+    }
+
+    #[test]
+    fn category_per_kind() {
+        let cfg = ErpConfig {
+            customer_category: " 11 ".into(),
+            customer_category_personal: "12".into(),
+            ..ErpConfig::default()
+        };
+        assert_eq!(cfg.category(CustomerKind::Company), "11");
+        assert_eq!(cfg.category(CustomerKind::Personal), "12");
+    }
+
+    #[test]
+    fn writes_need_a_category_and_valid_enums() {
+        let none = ErpConfig::default();
+        let msg = none.validate_for_writes().map_err(|e| e.to_string());
+        assert!(
+            matches!(&msg, Err(m) if m.contains("erp.customer_category") && m.contains("sort1")),
+            "{msg:?}"
+        );
+        // One override is not enough: the other kind has no category.
+        let half = ErpConfig {
+            customer_category_company: "11".into(),
+            ..ErpConfig::default()
+        };
+        let msg = half.validate_for_writes().map_err(|e| e.to_string());
+        assert!(
+            matches!(&msg, Err(m) if m.contains("erp.customer_category_personal")),
+            "{msg:?}"
+        );
+        let ok = ErpConfig {
+            customer_category: "11".into(),
+            ..ErpConfig::default()
+        };
+        assert!(ok.validate_for_writes().is_ok());
+        let webapi = ErpConfig {
+            update_mode: UpdateMode::Webapi,
+            ..ok.clone()
+        };
+        let msg = webapi.validate_for_writes().map_err(|e| e.to_string());
+        assert!(
+            matches!(&msg, Err(m) if m.contains("erp.follow_level") && m.contains("sort1")),
+            "{msg:?}"
+        );
+        for (sort, plantype, remind) in [(480, 0, 1), (484, 3, 1), (484, 1, 2)] {
+            let c = ErpConfig {
+                followup: FollowupConfig {
+                    sort,
+                    plantype,
+                    remind,
+                    ..FollowupConfig::default()
+                },
+                ..ok.clone()
+            };
+            assert!(c.validate_for_writes().is_err(), "{sort} {plantype} {remind}");
+        }
     }
 }

@@ -14,8 +14,10 @@ pub struct Table {
 }
 
 /// `body.source.table` (or top-level `source.table`, or `body.table`). Rows are positional arrays
-/// mapped through `cols[n].id` (a col may also be a bare string), or objects. Every value is kept as
-/// received. A missing table with no rows is an empty page; `cols` may be empty when there are no rows.
+/// mapped through `cols[n].id` (a col may also be a bare string; `ord` may be any column), objects
+/// keyed by column id, or `{"ord": …, "value": [cells…]}` objects whose cells are positional; `rows`
+/// may also be one row object instead of a list. Every value is kept as received (the server prints
+/// every cell as a string). `cols` may be empty when there are no rows.
 pub fn parse_table(env: &Envelope) -> Result<Table> {
     let table = [
         env.body.get("source").and_then(|s| s.get("table")),
@@ -55,6 +57,7 @@ pub fn parse_table(env: &Envelope) -> Result<Table> {
     };
     let rows_v: &[Value] = match t.get("rows") {
         Some(Value::Array(r)) => r,
+        Some(one @ Value::Object(_)) => std::slice::from_ref(one),
         None | Some(Value::Null) => &[],
         Some(other) => {
             return Err(Error::Protocol(format!(
@@ -66,28 +69,18 @@ pub fn parse_table(env: &Envelope) -> Result<Table> {
     let mut rows = Vec::with_capacity(rows_v.len());
     for (i, r) in rows_v.iter().enumerate() {
         match r {
-            Value::Array(cells) => {
-                if cols.is_empty() && !cells.is_empty() {
-                    return Err(Error::Protocol(format!(
-                        "positional row {i} but table has no cols"
-                    )));
-                }
-                if cells.len() > cols.len() {
-                    return Err(Error::Protocol(format!(
-                        "row {i} has {} cells for {} cols",
-                        cells.len(),
-                        cols.len()
-                    )));
-                }
-                let mut m = Map::with_capacity(cols.len());
-                for (c, v) in cols.iter().zip(cells.iter()) {
-                    if !c.is_empty() {
-                        m.insert(c.clone(), v.clone());
+            Value::Array(cells) => rows.push(positional(i, &cols, cells)?),
+            Value::Object(o) => match o.get("value") {
+                // `{"ord": "12", "value": ["甲", "WX1", …]}`: the cells follow `cols`.
+                Some(Value::Array(cells)) if !cols.is_empty() => {
+                    let mut m = positional(i, &cols, cells)?;
+                    for (k, v) in o.iter().filter(|(k, _)| k.as_str() != "value") {
+                        m.entry(k.clone()).or_insert_with(|| v.clone());
                     }
+                    rows.push(m);
                 }
-                rows.push(m);
-            }
-            Value::Object(o) => rows.push(o.clone()),
+                _ => rows.push(o.clone()),
+            },
             other => {
                 return Err(Error::Protocol(format!(
                     "row {i} is neither array nor object: {}",
@@ -114,6 +107,29 @@ pub fn parse_table(env: &Envelope) -> Result<Table> {
         },
     };
     Ok(Table { page, rows })
+}
+
+/// One positional row mapped through the column ids.
+fn positional(i: usize, cols: &[String], cells: &[Value]) -> Result<Map<String, Value>> {
+    if cols.is_empty() && !cells.is_empty() {
+        return Err(Error::Protocol(format!(
+            "positional row {i} but table has no cols"
+        )));
+    }
+    if cells.len() > cols.len() {
+        return Err(Error::Protocol(format!(
+            "row {i} has {} cells for {} cols",
+            cells.len(),
+            cols.len()
+        )));
+    }
+    let mut m = Map::with_capacity(cols.len());
+    for (c, v) in cols.iter().zip(cells.iter()) {
+        if !c.is_empty() {
+            m.insert(c.clone(), v.clone());
+        }
+    }
+    Ok(m)
 }
 
 fn get_str(m: &Map<String, Value>, keys: &[&str]) -> Option<String> {
@@ -170,19 +186,21 @@ pub fn person_from_row(row: Map<String, Value>, customer_field: &str) -> ErpPers
     }
 }
 
-/// `body.bill.groups[].fields[{id,text,value}]` (also `body.bill.fields`). The ord is `bill.value`,
-/// falling back to the field `ord`, then to `fallback_ord`.
-pub fn parse_detail(env: &Envelope, fallback_ord: i64) -> Result<CustomerDetail> {
-    let bill = env
-        .body
-        .get("bill")
-        .filter(|b| b.is_object())
-        .ok_or_else(|| {
-            Error::Protocol(format!(
+/// `body.bill.groups[].fields[{id,title|text,value}]` (also `body.bill.fields`). The ord is
+/// `bill.value`, falling back to the field `ord`, then to `fallback_ord`. `None` when the reply holds
+/// no customer: a message instead of a bill (what the server answers for an unknown ord), or a bill
+/// whose `name` and `khid` are both empty (an empty form). No text of the reply is interpreted.
+pub fn parse_detail(env: &Envelope, fallback_ord: i64) -> Result<Option<CustomerDetail>> {
+    let bill = match env.body.get("bill") {
+        Some(b @ Value::Object(_)) => b,
+        None | Some(Value::Null) if env.body.get("message").is_some() => return Ok(None),
+        _ => {
+            return Err(Error::Protocol(format!(
                 "detail reply without body.bill: {}",
                 short(&env.root)
-            ))
-        })?;
+            )))
+        }
+    };
     let mut fields = Vec::new();
     let mut push_fields = |arr: &Value| -> Result<()> {
         let Value::Array(a) = arr else {
@@ -198,7 +216,10 @@ pub fn parse_detail(env: &Envelope, fallback_ord: i64) -> Result<CustomerDetail>
             };
             fields.push(DetailField {
                 id,
-                text: o.get("text").and_then(as_string_loose),
+                text: o
+                    .get("title")
+                    .or_else(|| o.get("text"))
+                    .and_then(as_string_loose),
                 value: o
                     .get("value")
                     .or_else(|| o.get("val"))
@@ -234,7 +255,12 @@ pub fn parse_detail(env: &Envelope, fallback_ord: i64) -> Result<CustomerDetail>
                 .and_then(|v| v.trim().parse().ok())
         })
         .unwrap_or(fallback_ord);
-    Ok(CustomerDetail { ord, fields })
+    let d = CustomerDetail { ord, fields };
+    let blank = |id: &str| d.value(id).is_none_or(|v| v.trim().is_empty());
+    if blank("name") && blank("khid") {
+        return Ok(None);
+    }
+    Ok(Some(d))
 }
 
 #[cfg(test)]
@@ -327,6 +353,35 @@ mod tests {
     }
 
     #[test]
+    fn vendor_row_shapes() -> Result<()> {
+        let cols = json!([{"id":"name"},{"id":"khid"},{"id":"ord"},{"id":"hk_xz"}]);
+        // ord in the third column, every cell a string, money as the vendor prints it.
+        let arrays = env(
+            json!({"header":{"status":"0"},"body":{"source":{"table":{"cols":cols,"rows":[["甲","WX12","10001","1,234.00"]]}}}}),
+        );
+        let p = customer_page(&arrays)?;
+        assert_eq!((p.rows[0].ord, p.rows[0].khid.as_deref()), (10001, Some("WX12")));
+        assert_eq!(p.rows[0].raw.get("hk_xz"), Some(&json!("1,234.00")));
+        // `{"ord": …, "value": [cells]}` rows.
+        let ord_value = env(
+            json!({"header":{"status":"0"},"body":{"source":{"table":{"cols":[{"id":"name"},{"id":"khid"}],"rows":[{"ord":"10002","value":["乙","WX120"]}]}}}}),
+        );
+        let p = customer_page(&ord_value)?;
+        assert_eq!((p.rows[0].ord, p.rows[0].khid.as_deref()), (10002, Some("WX120")));
+        // One row object instead of a list.
+        let one = env(
+            json!({"header":{"status":"0"},"body":{"source":{"table":{"page":{"pageindex":"1","pagecount":"1","pagesize":"20","recordcount":"1"},"cols":cols,"rows":{"ord":"10003","value":["丙","WX1200","10003","0.00"]}}}}}),
+        );
+        let p = customer_page(&one)?;
+        assert_eq!((p.rows.len(), p.rows[0].ord, p.page.recordcount), (1, 10003, 1));
+        let plain_obj = env(
+            json!({"header":{"status":"0"},"body":{"source":{"table":{"cols":cols,"rows":{"ord":"4","khid":"WX4"}}}}}),
+        );
+        assert_eq!(customer_page(&plain_obj)?.rows[0].khid.as_deref(), Some("WX4"));
+        Ok(())
+    }
+
+    #[test]
     fn short_rows_are_padded_by_absence() -> Result<()> {
         let e = env(
             json!({"header":{"status":0},"body":{"source":{"table":{"cols":["ord","name","khid"],"rows":[["9"]]}}}}),
@@ -361,16 +416,32 @@ mod tests {
             {"id":"base","fields":[{"id":"name","text":"客户名称","value":"甲"},{"id":"khid","text":"客户编号","value":"WX1"}]},
             {"id":"more","fields":[{"id":"mobile","text":"手机","value":13800000000_i64}, "junk", {"text":"no id"}]}]}}}),
         );
-        let d = parse_detail(&e, 0)?;
+        let d = parse_detail(&e, 0)?.ok_or(Error::Protocol("none".into()))?;
         assert_eq!(d.ord, 42);
-        assert_eq!(d.get("name"), Some("甲"));
-        assert_eq!(d.get("mobile"), Some("13800000000"));
+        assert_eq!(d.value("name"), Some("甲"));
+        assert_eq!(d.value("mobile"), Some("13800000000"));
+        assert_eq!(d.fields[0].text.as_deref(), Some("客户名称"));
         assert_eq!(d.fields.len(), 3);
         let flat = env(
-            json!({"header":{"status":0},"body":{"bill":{"fields":[{"id":"ord","value":"7"}]}}}),
+            json!({"header":{"status":0},"body":{"bill":{"fields":[{"id":"ord","value":"7"},{"id":"khid","value":"WX7"}]}}}),
         );
-        assert_eq!(parse_detail(&flat, 0)?.ord, 7);
-        let none = env(json!({"header":{"status":0},"body":{"model":"message"}}));
+        assert_eq!(parse_detail(&flat, 0)?.map(|d| d.ord), Some(7));
+        // The vendor's shape: `title` captions, every value a string.
+        let vendor = env(
+            json!({"header":{"status":"0"},"body":{"model":"bill","bill":{"value":"9","groups":[{"fields":[{"id":"name","title":"客户名称","value":"乙"}]}]}}}),
+        );
+        let d = parse_detail(&vendor, 0)?.ok_or(Error::Protocol("none".into()))?;
+        assert_eq!((d.ord, d.value("name"), d.fields[0].text.as_deref()), (9, Some("乙"), Some("客户名称")));
+        // No customer: a message instead of a bill, or an empty form. No text is interpreted.
+        let msg = env(
+            json!({"header":{"status":0},"body":{"model":"message","message":{"text":"该客户不存在或已被删除"}}}),
+        );
+        assert_eq!(parse_detail(&msg, 1)?, None);
+        let empty_form = env(
+            json!({"header":{"status":0},"body":{"bill":{"value":"3","groups":[{"fields":[{"id":"name","value":""},{"id":"khid","value":""}]}]}}}),
+        );
+        assert_eq!(parse_detail(&empty_form, 3)?, None);
+        let none = env(json!({"header":{"status":0},"body":{"model":"bill"}}));
         assert!(matches!(parse_detail(&none, 1), Err(Error::Protocol(_))));
         let bad = env(json!({"header":{"status":0},"body":{"bill":{"groups":{}}}}));
         assert!(matches!(parse_detail(&bad, 1), Err(Error::Protocol(_))));

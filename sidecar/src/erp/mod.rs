@@ -19,22 +19,32 @@
 //! let exchanges = t.take_exchanges(); // -> sync_log.request / response / duration_ms
 //! ```
 //!
-//! ## Assumptions (undocumented parts of the protocol, all configurable in [`ErpConfig`])
-//! - Delete: `cmdkey "delete"` with `ord` on `custom/add.asp` (`delete_cmdkey`).
-//! - Session lifetime 2 h (`session_ttl_ms`); expiry reported earlier by the server is handled anyway.
-//! - Save success: `body.message` with `result` 1/true, or without `result` and no refusal keyword
-//!   (失败, 已存在, 重复, 不能, 不允许, 错误, 无权, 不存在) in its text; otherwise `Business(text)`.
-//! - Persons are attached to a customer through the field `company` (`person_customer_field`).
+//! ## The vendor's protocol
+//! Requests follow the vendor's reference (`../shared/erp_api/`); `docs/zhibang-protocol.md` lists,
+//! per endpoint, every field we send, where its value comes from and which key changes it.
+//! Replies are read leniently (BOM, raw control characters, string cells, any content type, rows
+//! as arrays / objects / one object). What counts is what the ERP holds:
+//! - a customer save (create or update) succeeds only when it reads back with the fields sent
+//!   ([`ErpClient::verify_save`]); a refusal carries the ERP's text verbatim (`Business`);
+//! - a lookup (khid, mobile, persons) reads every page of the ERP's fuzzy filter and compares
+//!   exactly; a lookup that cannot finish is an error, never "absent" ([`ErpClient::scan_customers`]);
+//! - a delete counts when the customer no longer reads back.
+//!
+//! Assumptions (undocumented parts, all configurable in [`ErpConfig`]): the delete endpoint
+//! (`delete_endpoint`, `delete_cmdkey`), the session lifetime (`session_ttl_ms`), the field that
+//! carries a follow-up's content (`followup.content_field`).
 
 pub mod client;
 pub mod config;
+pub mod customers;
 pub mod list;
 pub mod mask;
 pub mod protocol;
+pub mod records;
 pub mod session;
 pub mod types;
 
 pub use client::ErpClient;
-pub use config::{ErpConfig, FollowupFields, UpdateMode};
+pub use config::{ErpConfig, FollowupConfig, UpdateMode};
 pub use mask::mask_mobile;
 pub use types::*;

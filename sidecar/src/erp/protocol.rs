@@ -21,19 +21,6 @@ pub const CMD_REFRESH: &str = "refresh";
 /// Prefix of `body.message.text` when the ERP reports an exception.
 pub const SERVER_EXCEPTION_PREFIX: &str = "服务器异常";
 
-/// Words that mark a `body.message.text` without an explicit `result` as a refusal.
-const REFUSAL_WORDS: [&str; 9] = [
-    "失败",
-    "已存在",
-    "重复",
-    "不能",
-    "不允许",
-    "错误",
-    "无权",
-    "不存在",
-    "无效",
-];
-
 /// One `{"id","val"}` item.
 pub fn item(id: &str, val: impl Into<Value>) -> Value {
     json!({"id": id, "val": val.into()})
@@ -59,15 +46,23 @@ pub fn login_request(user: &str, password: &str, serialnum: &str) -> Value {
     ]})
 }
 
-/// A status/code that may arrive as a number, a numeric string, or a bool.
+/// A number that may arrive as a JSON number, a numeric string as VBScript prints it (`"12"`,
+/// `" 12 "`, `"1,234.00"`), or a bool.
 pub fn as_i64_loose(v: &Value) -> Option<i64> {
     match v {
         Value::Number(n) => n.as_i64().or_else(|| n.as_f64().map(|f| f as i64)),
-        Value::String(s) => s
-            .trim()
-            .parse::<i64>()
-            .ok()
-            .or_else(|| s.trim().parse::<f64>().ok().map(|f| f as i64)),
+        Value::String(s) => {
+            let t = s.trim();
+            let cleaned: std::borrow::Cow<'_, str> = if t.contains(',') {
+                t.replace(',', "").into()
+            } else {
+                t.into()
+            };
+            cleaned
+                .parse::<i64>()
+                .ok()
+                .or_else(|| cleaned.parse::<f64>().ok().filter(|f| f.is_finite()).map(|f| f as i64))
+        }
         Value::Bool(b) => Some(i64::from(*b)),
         _ => None,
     }
@@ -84,15 +79,47 @@ pub fn as_string_loose(v: &Value) -> Option<String> {
     }
 }
 
-/// Parse bytes as JSON; an unparseable reply is a protocol violation.
+/// Parse a reply as JSON, as leniently as the public clients of the same server do: a UTF-8 BOM,
+/// raw control characters inside strings and invalid UTF-8 sequences are accepted (the pages are
+/// built by VBScript string concatenation). Whatever is still unparseable is a protocol violation.
 pub fn parse_json(bytes: &[u8]) -> Result<Value> {
-    serde_json::from_slice(bytes).map_err(|e| {
-        let snippet: String = String::from_utf8_lossy(&bytes[..bytes.len().min(120)]).into_owned();
+    let body = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes);
+    let first = match serde_json::from_slice(body) {
+        Ok(v) => return Ok(v),
+        Err(e) => e,
+    };
+    let text = String::from_utf8_lossy(body);
+    serde_json::from_str(&escape_raw_controls(&text)).map_err(|_| {
+        let snippet: String = text.chars().take(120).collect();
         Error::Protocol(format!(
-            "unparseable reply ({e}): {}",
+            "unparseable reply ({first}): {}",
             super::mask::mask_mobiles_in_text(&snippet)
         ))
     })
+}
+
+/// Escape control characters (U+0000–U+001F) that stand raw inside JSON string literals.
+fn escape_raw_controls(text: &str) -> String {
+    let mut out = String::with_capacity(text.len() + 16);
+    let (mut in_string, mut escaped) = (false, false);
+    for c in text.chars() {
+        if in_string {
+            if escaped {
+                escaped = false;
+            } else if c == '\\' {
+                escaped = true;
+            } else if c == '"' {
+                in_string = false;
+            } else if (c as u32) < 0x20 {
+                out.push_str(&format!("\\u{:04x}", c as u32));
+                continue;
+            }
+        } else if c == '"' {
+            in_string = true;
+        }
+        out.push(c);
+    }
+    out
 }
 
 /// The parsed envelope of a mobile-endpoint reply.
@@ -123,7 +150,8 @@ fn message_text(body: &Value) -> Option<String> {
 /// Validate the envelope of a mobile-endpoint reply (not login):
 /// - status 1 → `SessionExpired`;
 /// - a `body.message.text` starting with 服务器异常 (any status) → `ServerException`;
-/// - another non-zero status → `Protocol` (unknown meaning; retried a bounded number of times);
+/// - any other non-zero status (the server's `11` is a database error) → `ServerException` with the
+///   header's message kept (retryable);
 /// - no header at all is accepted when the reply has a body/value/source (the spec's simplified shapes).
 pub fn parse_envelope(root: Value) -> Result<Envelope> {
     let Value::Object(ref obj) = root else {
@@ -177,7 +205,7 @@ pub fn parse_envelope(root: Value) -> Result<Envelope> {
             if m.trim_start().starts_with(SERVER_EXCEPTION_PREFIX) {
                 Err(Error::ServerException(m))
             } else {
-                Err(Error::Protocol(format!("header.status {n}: {m}")))
+                Err(Error::ServerException(format!("header.status {n}: {m}")))
             }
         }
     }
@@ -199,6 +227,8 @@ pub fn parse_login(root: &Value) -> Result<String> {
             Some(s) if !s.is_empty() => Ok(s),
             _ => Err(Error::Protocol("login succeeded without a session".into())),
         },
+        // The server's own error (11: database) is not a verdict on the credentials.
+        Some(11) => Err(Error::ServerException(format!("login: header.status 11: {message}"))),
         Some(_) => Err(Error::LoginFailed(if message.is_empty() {
             "login refused".into()
         } else {
@@ -211,29 +241,58 @@ pub fn parse_login(root: &Value) -> Result<String> {
     }
 }
 
-/// The outcome of a write (`__sys_dosave`, delete): the message text on success, `Business(text)` on
-/// refusal. Rules: `message.result` (number/string/bool) decides when present (non-zero = success);
-/// otherwise a text with a refusal word is a refusal; no message at all is success.
-pub fn parse_write_outcome(env: &Envelope) -> Result<String> {
-    let msg = env.body.get("message");
-    let text = env.message_text().unwrap_or_default();
-    if let Some(Value::Object(m)) = msg {
-        if let Some(r) = m.get("result").or_else(|| m.get("success")) {
-            return match as_i64_loose(r) {
-                Some(0) => Err(Error::Business(if text.is_empty() {
-                    "refused".into()
-                } else {
-                    text
-                })),
-                Some(_) => Ok(text),
-                None => Err(Error::Protocol(format!("bad message.result {}", short(r)))),
-            };
+/// What a write (`__sys_dosave`, delete) answered. The vendor's MessageClass reply has
+/// `title/text/url/wait/target/uitype` and no `result`; the spec's simplified shape adds `result`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct WriteReply {
+    /// `body.message.text`, verbatim ("" when there is none).
+    pub text: String,
+    /// `message.result` (or `success`) when the reply has one.
+    pub result: Option<bool>,
+}
+
+impl WriteReply {
+    /// Whether the ERP says it stored the write: `result` when present, else a text that reports
+    /// success (保存成功, 指派成功, 删除成功, 修改成功). This decides only whether an unverified
+    /// write is worth retrying; a customer save counts when it reads back.
+    pub fn acknowledged(&self) -> bool {
+        self.result.unwrap_or_else(|| self.text.contains("成功"))
+    }
+
+    /// The outcome of a write that cannot be read back (person, assignment, follow-up, delete
+    /// request): acknowledged → the text; an explicit `result` 0 or any other text → `Business`
+    /// with the ERP's text verbatim; no text at all → `Protocol` (retryable: an unknown reply is
+    /// never a success).
+    pub fn outcome(self) -> Result<String> {
+        if self.acknowledged() {
+            Ok(self.text)
+        } else if self.result == Some(false) || !self.text.trim().is_empty() {
+            Err(Error::Business(if self.text.trim().is_empty() {
+                "refused (result 0, no text)".into()
+            } else {
+                self.text
+            }))
+        } else {
+            Err(Error::Protocol("write reply without a message".into()))
         }
     }
-    if REFUSAL_WORDS.iter().any(|w| text.contains(w)) {
-        return Err(Error::Business(text));
-    }
-    Ok(text)
+}
+
+/// Read the reply of a write. A `result` that is neither a number, a numeric string nor a bool is
+/// a protocol violation.
+pub fn write_reply(env: &Envelope) -> Result<WriteReply> {
+    let text = env.message_text().unwrap_or_default();
+    let result = match env.body.get("message") {
+        Some(Value::Object(m)) => match m.get("result").or_else(|| m.get("success")) {
+            None | Some(Value::Null) => None,
+            Some(r) => match as_i64_loose(r) {
+                Some(n) => Some(n != 0),
+                None => return Err(Error::Protocol(format!("bad message.result {}", short(r)))),
+            },
+        },
+        _ => None,
+    };
+    Ok(WriteReply { text, result })
 }
 
 /// The new ord of an allocation: `body.bill.value`, or the spec's top-level `value`, or `body.value`.
@@ -267,15 +326,6 @@ pub fn parse_written_id(env: &Envelope) -> Option<i64> {
     .into_iter()
     .flatten()
     .find_map(as_i64_loose)
-}
-
-/// Whether a reply says "no such record" (detail / delete of a missing customer).
-pub fn is_not_found(env: &Envelope) -> bool {
-    let has_bill = env.body.get("bill").is_some_and(|b| !b.is_null());
-    !has_bill
-        && env
-            .message_text()
-            .is_some_and(|t| t.contains("不存在") || t.contains("已被删除"))
 }
 
 /// The webapi reply `{"Code":200|300|400|500,"Msg"}`: 200 → Ok(Msg); 300 → Business; 400 →
@@ -357,7 +407,7 @@ mod tests {
     #[test]
     fn other_status_and_garbage() {
         let e = env(json!({"header":{"status":7,"message":"?"}}));
-        assert!(matches!(e, Err(Error::Protocol(_))));
+        assert!(matches!(e, Err(Error::ServerException(_))));
         assert!(matches!(
             env(json!({"header":{"status":"abc"}})),
             Err(Error::Protocol(_))
@@ -431,32 +481,94 @@ mod tests {
         Ok(())
     }
 
+    fn reply(v: Value) -> Result<WriteReply> {
+        write_reply(&env(v)?)
+    }
+
     #[test]
     fn write_outcomes() -> Result<()> {
-        let ok = env(
+        // The spec's shape: `result` decides.
+        let ok = reply(
             json!({"header":{"status":0},"body":{"model":"message","message":{"text":"保存成功","result":1}}}),
         )?;
-        assert_eq!(parse_write_outcome(&ok)?, "保存成功");
-        let ok2 = env(
-            json!({"header":{"status":0},"body":{"model":"message","message":{"text":"保存成功"}}}),
-        )?;
-        assert_eq!(parse_write_outcome(&ok2)?, "保存成功");
-        let ok3 = env(json!({"header":{"status":0},"body":{}}))?;
-        assert_eq!(parse_write_outcome(&ok3)?, "");
-        let refused = env(
+        assert!(ok.acknowledged());
+        assert_eq!(ok.outcome()?, "保存成功");
+        let refused = reply(
             json!({"header":{"status":0},"body":{"message":{"text":"手机号码已存在","result":"0"}}}),
         )?;
-        match parse_write_outcome(&refused) {
+        assert!(!refused.acknowledged());
+        match refused.outcome() {
             Err(e @ Error::Business(_)) => assert_eq!(e.retry_class(), RetryClass::Fatal),
             other => panic!("{other:?}"),
         }
-        let refused2 = env(json!({"header":{"status":0},"body":{"message":"客户编号重复"}}))?;
-        assert!(
-            matches!(parse_write_outcome(&refused2), Err(Error::Business(t)) if t == "客户编号重复")
-        );
-        let bad = env(json!({"header":{"status":0},"body":{"message":{"text":"?","result":[1]}}}))?;
-        assert!(matches!(parse_write_outcome(&bad), Err(Error::Protocol(_))));
+        // The vendor's MessageClass: no `result`; a success text, or any other text verbatim.
+        let vendor_ok = reply(
+            json!({"header":{"status":"0"},"body":{"model":"message","message":{"title":"","text":"保存成功","url":"","wait":"0","target":"","uitype":""}}}),
+        )?;
+        assert_eq!(vendor_ok.result, None);
+        assert_eq!(vendor_ok.outcome()?, "保存成功");
+        let vendor_refused = reply(
+            json!({"header":{"status":"0"},"body":{"model":"message","message":{"title":"","text":"请选择客户分类","url":"","wait":"0"}}}),
+        )?;
+        assert!(matches!(vendor_refused.outcome(), Err(Error::Business(t)) if t == "请选择客户分类"));
+        let bare = reply(json!({"header":{"status":0},"body":{"message":"客户编号重复"}}))?;
+        assert!(matches!(bare.outcome(), Err(Error::Business(t)) if t == "客户编号重复"));
+        // No message at all is not a success.
+        let empty = reply(json!({"header":{"status":0},"body":{}}))?;
+        match empty.outcome() {
+            Err(e @ Error::Protocol(_)) => assert_eq!(e.retry_class(), RetryClass::Retry),
+            other => panic!("{other:?}"),
+        }
+        assert!(matches!(
+            reply(json!({"header":{"status":0},"body":{"message":{"text":"?","result":[1]}}})),
+            Err(Error::Protocol(_))
+        ));
         Ok(())
+    }
+
+    #[test]
+    fn lenient_json() -> Result<()> {
+        // UTF-8 BOM, text/html pages: the bytes are what counts.
+        let bom = b"\xEF\xBB\xBF{\"header\":{\"status\":\"0\"},\"body\":{}}";
+        assert_eq!(parse_json(bom)?["header"]["status"], "0");
+        // Raw control characters inside strings (VBScript concatenation).
+        let raw = "{\"header\":{\"status\":0},\"body\":{\"message\":{\"text\":\"a\tb\u{1}c\nd\"}}}";
+        let v = parse_json(raw.as_bytes())?;
+        assert_eq!(v["body"]["message"]["text"], "a\tb\u{1}c\nd");
+        // Escaped quotes and backslashes stay as they are beside a raw TAB.
+        let esc = b"{\"a\":\"x\\\"\\\\y\tz\",\"b\":\"\\u0041\"}";
+        let v = parse_json(esc)?;
+        assert_eq!((v["a"].as_str(), v["b"].as_str()), (Some("x\"\\y\tz"), Some("A")));
+        // Invalid UTF-8 inside a string does not make the whole reply unreadable.
+        let bad_utf8 = b"{\"a\":\"\xff\xfe\"}";
+        assert!(parse_json(bad_utf8)?["a"].is_string());
+        assert!(matches!(parse_json(b"<html>502</html>"), Err(Error::Protocol(_))));
+        Ok(())
+    }
+
+    #[test]
+    fn vendor_numbers() {
+        assert_eq!(as_i64_loose(&json!("1,234.00")), Some(1234));
+        assert_eq!(as_i64_loose(&json!(" 10001 ")), Some(10001));
+        assert_eq!(as_i64_loose(&json!("")), None);
+        assert_eq!(as_i64_loose(&json!("abc")), None);
+        assert_eq!(as_i64_loose(&json!("NaN")), None);
+    }
+
+    #[test]
+    fn status_eleven_is_a_retryable_server_error() {
+        let e = env(json!({"header":{"status":"11","message":"数据库连接超时"}}));
+        match e {
+            Err(err @ Error::ServerException(_)) => {
+                assert!(err.to_string().contains("数据库连接超时"));
+                assert_eq!(err.retry_class(), RetryClass::Retry);
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(matches!(
+            parse_login(&json!({"header":{"status":"11","message":"x"}})),
+            Err(Error::ServerException(_))
+        ));
     }
 
     #[test]
@@ -510,15 +622,7 @@ mod tests {
     }
 
     #[test]
-    fn not_found_and_written_id() -> Result<()> {
-        let nf = env(
-            json!({"header":{"status":0},"body":{"model":"message","message":{"text":"该客户不存在或已被删除"}}}),
-        )?;
-        assert!(is_not_found(&nf));
-        let found = env(
-            json!({"header":{"status":0},"body":{"model":"bill","bill":{"value":3,"groups":[]}}}),
-        )?;
-        assert!(!is_not_found(&found));
+    fn written_id() -> Result<()> {
         let w = env(
             json!({"header":{"status":0},"body":{"message":{"text":"保存成功","value":"77"}}}),
         )?;

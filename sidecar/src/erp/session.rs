@@ -1,9 +1,55 @@
 //! The shared ERP session: one login at a time (single flight), a generation counter so that every
 //! call that failed with the same expired session shares one re-login, and a backoff after failed logins.
+//!
+//! Across processes: a server that keeps one online session per user (`UniqueLogin`) ends the
+//! previous session at every login, so several sidecars with one ERP account would log each other
+//! out in a loop. With a [`SessionStore`] (the engine's is the table `erp_sync.erp_session`), the
+//! fleet shares one session: a sidecar first takes the session another one stored, and logs in
+//! only under the store's fleet-wide lock, after checking again that nobody did meanwhile.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
+
+use futures::future::BoxFuture;
+
+use crate::error::Result;
+
+/// A session as the fleet stores it.
+#[derive(Clone, PartialEq, Eq)]
+pub struct StoredSession {
+    pub token: Secret,
+    /// The store's generation of this session (increments at every stored login).
+    pub generation: i64,
+    /// How long ago it was obtained (ms).
+    pub age_ms: u64,
+}
+
+impl std::fmt::Debug for StoredSession {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StoredSession")
+            .field("generation", &self.generation)
+            .field("age_ms", &self.age_ms)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Where several clients (processes) with one ERP account keep their common session.
+pub trait SessionStore: Send + Sync {
+    /// The stored session of `account`, if any.
+    fn load<'a>(&'a self, account: &'a str) -> BoxFuture<'a, Result<Option<StoredSession>>>;
+
+    /// Under the fleet-wide login lock of `account`: the stored session when it is younger than
+    /// `max_age_ms` and not of generation `stale`; otherwise run `login` (not polled at all when
+    /// the stored session is taken) and store its token as the next generation.
+    fn login_locked<'a>(
+        &'a self,
+        account: &'a str,
+        stale: Option<i64>,
+        max_age_ms: u64,
+        login: BoxFuture<'a, Result<Secret>>,
+    ) -> BoxFuture<'a, Result<StoredSession>>;
+}
 
 /// A session token. `Debug`/`Display` never show it.
 #[derive(Clone, PartialEq, Eq)]
@@ -29,8 +75,10 @@ impl std::fmt::Debug for Secret {
 #[derive(Debug, Clone)]
 pub struct Current {
     pub token: Secret,
-    /// Incremented by every successful login.
+    /// Incremented by every session installed in this process.
     pub generation: u64,
+    /// The store's generation when the session came from (or went to) a [`SessionStore`].
+    pub stored: Option<i64>,
     pub obtained: Instant,
 }
 
@@ -67,14 +115,28 @@ impl SessionCell {
         }
     }
 
-    /// Install a fresh session (call with the login mutex held).
+    /// Install a fresh session from this process's own login (call with the login mutex held).
     pub fn install(&self, token: Secret) -> Current {
-        let generation = self.generation.fetch_add(1, Ordering::SeqCst) + 1;
         self.logins.fetch_add(1, Ordering::Relaxed);
+        self.put(token, None, Duration::ZERO)
+    }
+
+    /// Install a session of the fleet's store; `logged_in`: this process's own login made it.
+    pub fn install_stored(&self, s: StoredSession, logged_in: bool) -> Current {
+        if logged_in {
+            self.logins.fetch_add(1, Ordering::Relaxed);
+        }
+        self.put(s.token, Some(s.generation), Duration::from_millis(s.age_ms))
+    }
+
+    fn put(&self, token: Secret, stored: Option<i64>, age: Duration) -> Current {
+        let generation = self.generation.fetch_add(1, Ordering::SeqCst) + 1;
+        let now = Instant::now();
         let c = Current {
             token,
             generation,
-            obtained: Instant::now(),
+            stored,
+            obtained: now.checked_sub(age).unwrap_or(now),
         };
         match self.current.write() {
             Ok(mut g) => *g = Some(c.clone()),

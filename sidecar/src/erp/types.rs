@@ -26,9 +26,10 @@ impl CustomerKind {
     }
 }
 
-/// Fields of `custom/add.asp?intsort=N` `__sys_dosave`, serialised to `datas` with the spec's ids
+/// Fields of `custom/add.asp?intsort=N` `__sys_dosave`, serialised to `datas` with the vendor's ids
 /// (`weixin_acc` → `weixinAcc`). `None` fields are not sent (an update leaves them unchanged);
-/// `Some("")` clears a field.
+/// `Some("")` clears a field. The vendor's required `sort1` (客户分类) and `person_name` are filled
+/// in by the client when `None` (configured category; the customer's name).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct CustomerFields {
     /// The customer's ord: allocated (create) or existing (update). `None` on `save_customer` = allocate first.
@@ -36,6 +37,8 @@ pub struct CustomerFields {
     /// 客户名称; empty = not sent.
     pub name: String,
     pub khid: Option<String>,
+    /// 客户分类 (vendor `sort1`); `None` = `erp.customer_category` for the customer's kind.
+    pub sort1: Option<String>,
     /// 客户来源 (e.g. `171`).
     pub ly: Option<String>,
     pub mobile: Option<String>,
@@ -60,6 +63,7 @@ impl CustomerFields {
         }
         let opt = [
             ("khid", &self.khid),
+            ("sort1", &self.sort1),
             ("ly", &self.ly),
             ("mobile", &self.mobile),
             ("weixinAcc", &self.weixin_acc),
@@ -134,17 +138,16 @@ pub enum Assignment {
     To(String),
 }
 
-/// `systemmanage/reply.asp?datatype=tel` (洽谈进展).
+/// `systemmanage/reply.asp?datatype=tel` (洽谈进展). `sort`, `plantype` and the schedule fields
+/// come from [`crate::erp::FollowupConfig`].
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Followup {
-    /// Template id, sent as `intro` (configurable).
+    /// Template id, sent as `intro` (`erp.followup.template_field`).
     pub template_id: i64,
-    /// Sent as `c1` (configurable).
+    /// The conversation's text, sent as `erp.followup.content_field` (vendor limit 1000 characters).
     pub content: String,
-    /// `YYYY-MM-DD HH:MM:SS`, sent as `date1` (configurable).
+    /// When it happened, `YYYY-MM-DD HH:MM:SS`: the schedule's start and end (plantype 1 and 2).
     pub date: String,
-    /// Vendor `sort` (481 phone/482 email/483 visit/484 other); sent only if `followup.sort_field` is set.
-    pub sort: Option<i64>,
 }
 
 /// A contact person to add to a customer (`person/add.asp`).
@@ -172,7 +175,7 @@ pub struct ErpPerson {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct DetailField {
     pub id: String,
-    /// The label (or the display text).
+    /// The caption (`title`, or `text` in the spec's shape).
     pub text: Option<String>,
     /// The value, stringified.
     pub value: Option<String>,
@@ -186,12 +189,25 @@ pub struct CustomerDetail {
 }
 
 impl CustomerDetail {
-    /// Value of the field `id` (falls back to its text when it has no value).
-    pub fn get(&self, id: &str) -> Option<&str> {
+    /// Value of the field `id` (never its caption).
+    pub fn value(&self, id: &str) -> Option<&str> {
         self.fields
             .iter()
             .find(|f| f.id == id)
-            .and_then(|f| f.value.as_deref().or(f.text.as_deref()))
+            .and_then(|f| f.value.as_deref())
+    }
+
+    /// Every field's value by id (fields without a value as null).
+    pub fn values(&self) -> serde_json::Map<String, Value> {
+        self.fields
+            .iter()
+            .map(|f| {
+                (
+                    f.id.clone(),
+                    f.value.clone().map_or(Value::Null, Value::String),
+                )
+            })
+            .collect()
     }
 }
 
@@ -201,8 +217,8 @@ pub struct SaveResult {
     pub ord: i64,
     /// The ERP's message text (e.g. `保存成功`).
     pub message: String,
-    /// The customer read back after the save when `verify_creates` is on.
-    pub verified: Option<ErpCustomer>,
+    /// The customer as read back after the save (a save counts only when it reads back).
+    pub verified: ErpCustomer,
 }
 
 /// One HTTP exchange with the ERP, for `sync_log`: session/token/password removed, mobiles masked.
@@ -218,4 +234,17 @@ pub struct Exchange {
     /// The error this exchange ended in, if any.
     pub error: Option<String>,
     pub elapsed_ms: u64,
+}
+
+/// One field of the ERP's customer form (the allocation reply's `bill.groups[].fields[]`), as
+/// `erp-sync login --fields` prints it.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct FormField {
+    pub id: String,
+    pub caption: String,
+    /// The pre-filled value (e.g. a generated khid).
+    pub value: String,
+    pub required: bool,
+    /// `(value, caption)` of an enumeration or tree.
+    pub options: Vec<(String, String)>,
 }

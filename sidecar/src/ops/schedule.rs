@@ -253,9 +253,14 @@ pub async fn run(cfg: Config, worker: String, mut shutdown: watch::Receiver<bool
         tracing::info!("schedules disabled");
         return Ok(());
     }
+    let pool = pull::ops_pool(&cfg.database)?;
+    let erp = ErpClient::new(cfg.erp.clone())?;
+    erp.share_session(Arc::new(crate::engine::erp_session::PgSessionStore::new(
+        pool.clone(),
+    )));
     let ctx = Arc::new(JobCtx {
-        pool: pull::ops_pool(&cfg.database)?,
-        erp: ErpClient::new(cfg.erp.clone())?,
+        pool,
+        erp,
         worker,
         channel: cfg.database.channel.clone(),
         pull: PullOptions::from_config(sc),

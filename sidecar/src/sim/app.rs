@@ -10,7 +10,8 @@ use serde::Serialize;
 use serde_json::Value;
 use tracing::info;
 
-use super::faults::{Faults, Injected};
+use super::faults::{After, Faults, Injected};
+use super::rules::Catalog;
 use super::state::Store;
 use super::SimConfig;
 use crate::error::{Error, Result};
@@ -26,10 +27,12 @@ pub enum Endpoint {
     Order,
     Reply,
     WebapiEdit,
+    WebapiAdd,
+    CustomDelete,
 }
 
 impl Endpoint {
-    pub const ALL: [Endpoint; 8] = [
+    pub const ALL: [Endpoint; 10] = [
         Endpoint::Login,
         Endpoint::CustomAdd,
         Endpoint::CustomList,
@@ -38,6 +41,8 @@ impl Endpoint {
         Endpoint::Order,
         Endpoint::Reply,
         Endpoint::WebapiEdit,
+        Endpoint::WebapiAdd,
+        Endpoint::CustomDelete,
     ];
     pub fn name(self) -> &'static str {
         match self {
@@ -49,6 +54,8 @@ impl Endpoint {
             Endpoint::Order => "order",
             Endpoint::Reply => "reply",
             Endpoint::WebapiEdit => "webapi/customer/edit",
+            Endpoint::WebapiAdd => "webapi/customer/add",
+            Endpoint::CustomDelete => "custom/delete",
         }
     }
 }
@@ -75,7 +82,7 @@ pub struct LoggedRequest {
 #[derive(Debug, Default)]
 pub struct Stats {
     pub requests: AtomicU64,
-    pub by_endpoint: [AtomicU64; 8],
+    pub by_endpoint: [AtomicU64; Endpoint::ALL.len()],
     pub logins_ok: AtomicU64,
     pub logins_failed: AtomicU64,
     pub logins_locked: AtomicU64,
@@ -83,6 +90,15 @@ pub struct Stats {
     pub faults: AtomicU64,
     pub refusals: AtomicU64,
     pub not_persisted: AtomicU64,
+    /// Writes stored whose reply was then lost (502 / dropped connection).
+    pub lost_replies: AtomicU64,
+    /// `status 11` (数据库连接超时) replies.
+    pub status11: AtomicU64,
+    /// Replies with raw control characters / a BOM.
+    pub control_chars: AtomicU64,
+    pub bom: AtomicU64,
+    /// Sessions ended by a later login of the same user (`--single-session`).
+    pub sessions_replaced: AtomicU64,
 }
 
 impl Stats {
@@ -106,6 +122,11 @@ impl Stats {
             "faults": self.faults.load(Ordering::Relaxed),
             "refusals": self.refusals.load(Ordering::Relaxed),
             "not_persisted": self.not_persisted.load(Ordering::Relaxed),
+            "lost_replies": self.lost_replies.load(Ordering::Relaxed),
+            "status11": self.status11.load(Ordering::Relaxed),
+            "control_chars": self.control_chars.load(Ordering::Relaxed),
+            "bom": self.bom.load(Ordering::Relaxed),
+            "sessions_replaced": self.sessions_replaced.load(Ordering::Relaxed),
         })
     }
 
@@ -119,6 +140,11 @@ impl Stats {
             &self.faults,
             &self.refusals,
             &self.not_persisted,
+            &self.lost_replies,
+            &self.status11,
+            &self.control_chars,
+            &self.bom,
+            &self.sessions_replaced,
         ] {
             a.store(0, Ordering::Relaxed);
         }
@@ -141,7 +167,9 @@ pub struct Sim {
     initial_faults: Faults,
     pub faults: Mutex<Faults>,
     pub store: Mutex<Store>,
-    sessions: Mutex<HashMap<String, Instant>>,
+    /// token → (user, expiry).
+    sessions: Mutex<HashMap<String, (String, Instant)>>,
+    catalog: Catalog,
     failures: Mutex<HashMap<String, u32>>,
     log: Mutex<VecDeque<LoggedRequest>>,
     pub stats: Stats,
@@ -177,6 +205,10 @@ impl Sim {
             not_persisted_rate: cfg.not_persisted_rate,
             duplicate_mobile_rule: cfg.duplicate_mobile_rule,
             session_ttl_ms: cfg.session_ttl_ms,
+            lost_reply_rate: cfg.lost_reply_rate,
+            status11_rate: cfg.status11_rate,
+            control_chars_rate: cfg.control_chars_rate,
+            bom_rate: cfg.bom_rate,
             ..Faults::default()
         };
         let mut store = Store::new(cfg.start_ord);
@@ -190,6 +222,8 @@ impl Sim {
                 info!(path = %path.display(), customers = store.customers.len(), "simulator snapshot loaded");
             }
         }
+        let catalog = Catalog::from_flags(&cfg.categories, &cfg.follow_levels, cfg.max_page_size)
+            .map_err(|e| Error::Config(format!("simulator catalogue: {e}")))?;
         let seed = cfg.seed.unwrap_or_else(rand::random);
         let (shutdown, _rx) = tokio::sync::watch::channel(false);
         Ok(Self {
@@ -197,6 +231,7 @@ impl Sim {
             faults: Mutex::new(faults),
             store: Mutex::new(store),
             sessions: Mutex::new(HashMap::new()),
+            catalog,
             failures: Mutex::new(HashMap::new()),
             log: Mutex::new(VecDeque::with_capacity(cfg.request_log.min(100_000))),
             stats: Stats::default(),
@@ -210,6 +245,11 @@ impl Sim {
 
     pub fn cfg(&self) -> &SimConfig {
         &self.cfg
+    }
+
+    /// Categories, follow levels and page cap (strict mode).
+    pub fn catalog(&self) -> &Catalog {
+        &self.catalog
     }
 
     pub fn next_seq(&self) -> u64 {
@@ -231,6 +271,12 @@ impl Sim {
     pub fn decide(&self, path: &str) -> (Injected, u64) {
         let mut f = lock(&self.faults);
         f.decide(path, || self.roll())
+    }
+
+    /// Reply-level faults of a processed request (see [`Faults::after`]).
+    pub fn decide_after(&self, path: &str, write: bool) -> After {
+        let mut f = lock(&self.faults);
+        f.after(path, write, || self.roll())
     }
 
     pub fn faults_snapshot(&self) -> Faults {
@@ -270,7 +316,18 @@ impl Sim {
                 .collect()
         };
         let ttl = Duration::from_millis(lock(&self.faults).session_ttl_ms);
-        lock(&self.sessions).insert(token.clone(), Instant::now() + ttl);
+        let mut sessions = lock(&self.sessions);
+        if self.cfg.single_session {
+            // UniqueLogin: a new login of the user ends the user's previous sessions.
+            let before = sessions.len();
+            sessions.retain(|_, (u, _)| u != user);
+            let replaced = (before - sessions.len()) as u64;
+            self.stats
+                .sessions_replaced
+                .fetch_add(replaced, Ordering::Relaxed);
+        }
+        sessions.insert(token.clone(), (user.to_string(), Instant::now() + ttl));
+        drop(sessions);
         self.stats.logins_ok.fetch_add(1, Ordering::Relaxed);
         LoginOutcome::Ok(token)
     }
@@ -280,7 +337,7 @@ impl Sim {
         let forced = lock(&self.faults).expire();
         let mut s = lock(&self.sessions);
         let ok = match s.get(token) {
-            Some(exp) if !forced && Instant::now() < *exp => true,
+            Some((_, exp)) if !forced && Instant::now() < *exp => true,
             Some(_) => {
                 s.remove(token);
                 false
@@ -302,7 +359,10 @@ impl Sim {
 
     pub fn live_sessions(&self) -> usize {
         let now = Instant::now();
-        lock(&self.sessions).values().filter(|e| now < **e).count()
+        lock(&self.sessions)
+            .values()
+            .filter(|(_, e)| now < *e)
+            .count()
     }
 
     // ---------------------------------------------------------------- request log
@@ -317,6 +377,17 @@ impl Sim {
             l.pop_front();
         }
         l.push_back(r);
+    }
+
+    /// Record a fault decided after the request was logged (lost reply, BOM, control chars).
+    pub fn mark_fault(&self, seq: u64, fault: &str) {
+        let mut l = lock(&self.log);
+        if let Some(r) = l.iter_mut().rev().find(|r| r.seq == seq) {
+            r.fault = Some(match r.fault.take() {
+                Some(old) => format!("{old},{fault}"),
+                None => fault.to_string(),
+            });
+        }
     }
 
     pub fn requests(&self, limit: usize, path: Option<&str>) -> Vec<LoggedRequest> {

@@ -50,12 +50,25 @@ pub struct Faults {
     /// Customer saves answered "保存成功" without storing anything.
     pub not_persisted_rate: f64,
     pub not_persisted_next: u32,
+    /// Replies `{"header":{"status":"11","message":"数据库连接超时"}}` with no body (nothing processed).
+    pub status11_rate: f64,
+    pub status11_next: u32,
+    /// Writes (`__sys_dosave`, `delete`, webapi add/edit) processed and stored, whose reply is then lost:
+    /// alternately an HTTP 502 with an HTML body and a connection dropped mid-response.
+    pub lost_reply_rate: f64,
+    pub lost_reply_next: u32,
+    /// Replies whose JSON carries raw (unescaped) control characters (TAB, 0x01) inside a string.
+    pub control_chars_rate: f64,
+    pub control_chars_next: u32,
+    /// Replies starting with a UTF-8 BOM (EF BB BF).
+    pub bom_rate: f64,
+    pub bom_next: u32,
     /// The next N session-bearing calls find their session expired (the session is invalidated).
     pub expire_next: u32,
     /// Business refusals for chosen field values.
     pub refuse: Vec<RefusalRule>,
     /// Only requests whose path contains one of these get the transport-level faults (latency, 5xx,
-    /// hang, malformed, server exception); empty = every non-admin path.
+    /// hang, malformed, status 11, server exception, lost reply, control chars, BOM); empty = every non-admin path.
     pub paths: Vec<String>,
     /// Refuse a customer whose mobile another customer already has.
     pub duplicate_mobile_rule: bool,
@@ -80,6 +93,14 @@ impl Default for Faults {
             server_exception_next: 0,
             not_persisted_rate: 0.0,
             not_persisted_next: 0,
+            status11_rate: 0.0,
+            status11_next: 0,
+            lost_reply_rate: 0.0,
+            lost_reply_next: 0,
+            control_chars_rate: 0.0,
+            control_chars_next: 0,
+            bom_rate: 0.0,
+            bom_next: 0,
             expire_next: 0,
             refuse: Vec::new(),
             paths: Vec::new(),
@@ -96,7 +117,19 @@ pub enum Injected {
     HttpError(u16),
     Hang(u64),
     Malformed,
+    Status11,
     ServerException,
+}
+
+/// What happens to one reply after the request was processed.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct After {
+    /// The reply is lost (502 or dropped connection); the write was stored.
+    pub lost: bool,
+    /// Raw control characters inside a JSON string.
+    pub control_chars: bool,
+    /// A UTF-8 BOM before the JSON.
+    pub bom: bool,
 }
 
 impl Faults {
@@ -121,6 +154,8 @@ impl Faults {
             Injected::Hang(self.hang_ms)
         } else if take(&mut self.malformed_next) || hit(self.malformed_rate, &mut roll) {
             Injected::Malformed
+        } else if take(&mut self.status11_next) || hit(self.status11_rate, &mut roll) {
+            Injected::Status11
         } else if take(&mut self.server_exception_next)
             || hit(self.server_exception_rate, &mut roll)
         {
@@ -129,6 +164,27 @@ impl Faults {
             Injected::None
         };
         (inj, latency)
+    }
+
+    /// Decide the reply-level faults of a processed request (`write`: a save/delete).
+    pub fn after(&mut self, path: &str, write: bool, mut roll: impl FnMut() -> f64) -> After {
+        if !self.path_matches(path) {
+            return After::default();
+        }
+        let lost =
+            write && (take(&mut self.lost_reply_next) || hit(self.lost_reply_rate, &mut roll));
+        if lost {
+            return After {
+                lost,
+                ..After::default()
+            };
+        }
+        After {
+            lost,
+            control_chars: take(&mut self.control_chars_next)
+                || hit(self.control_chars_rate, &mut roll),
+            bom: take(&mut self.bom_next) || hit(self.bom_rate, &mut roll),
+        }
     }
 
     /// Whether this customer save is acknowledged without being stored.
@@ -211,6 +267,39 @@ mod tests {
         };
         assert_eq!(f.decide("/a/add.asp", || 0.0), (Injected::None, 0));
         assert_eq!(f.decide("/a/list.asp", || 0.0), (Injected::Hang(60_000), 5));
+    }
+
+    #[test]
+    fn reply_faults() {
+        let mut f = Faults {
+            lost_reply_next: 1,
+            bom_next: 1,
+            status11_next: 1,
+            ..Faults::default()
+        };
+        assert_eq!(f.decide("/x", || 0.5).0, Injected::Status11);
+        assert_eq!(
+            f.after("/x", false, || 0.5),
+            After {
+                bom: true,
+                ..After::default()
+            }
+        );
+        assert_eq!(
+            f.after("/x", true, || 0.5),
+            After {
+                lost: true,
+                ..After::default()
+            }
+        );
+        assert_eq!(f.after("/x", true, || 0.5), After::default());
+        let mut g = Faults {
+            control_chars_rate: 1.0,
+            paths: vec!["list.asp".into()],
+            ..Faults::default()
+        };
+        assert!(!g.after("/add.asp", false, || 0.0).control_chars);
+        assert!(g.after("/list.asp", false, || 0.0).control_chars);
     }
 
     #[test]

@@ -1,6 +1,6 @@
 //! Protocol-faithful Zhibang ERP simulator with fault injection (`erp-sync sim`).
 //!
-//! Serves the endpoints of issue 3 in their real shapes (see [`routes`]) over HTTP (axum), keeps
+//! Serves the endpoints of issue 3 (see [`routes`], [`strict`]) over HTTP (axum), keeps
 //! customers, persons, follow-ups and assignments in memory (optional JSON snapshot, loaded at start
 //! when present and written on exit), and exposes admin endpoints under `/_sim/` (see [`admin`]):
 //!
@@ -13,17 +13,44 @@
 //! | GET | `/_sim/stats` | request counts by endpoint, logins, injected faults |
 //! | POST | `/_sim/reset` | drop records, sessions, log, stats, lockouts; faults back to start-up values |
 //!
-//! Simulated behaviour worth knowing: `header.status` alternates between `0` and `"0"`; write replies
-//! alternate between carrying `message.result` and not; khid defaults to `KH<ord>`; khid and mobile list
-//! filters are exact matches, `name` is a substring match; list default order `-ord`; pagesize 0 → 20
-//! (max 1000), pageindex 0 → 1; zero records → empty `cols`. An account is locked (captcha message)
-//! once it has more than `lockout_after` consecutive failed logins, until `/_sim/reset`.
+//! Two modes: **vendor-strict** (default; [`strict`], rules in [`rules`], vocabulary in [`vendor`],
+//! written from the vendor's API reference and sharing nothing with `crate::erp`) and `--lenient`
+//! (the older spec-shaped simulator, kept for old tests).
+//!
+//! | | strict (default) | `--lenient` |
+//! |---|---|---|
+//! | envelope | `{"header":{"status":0\|"0",…},"body":…}`, always `text/html` | same, `text/html` every 4th reply |
+//! | write reply | MessageClass `{title:"",text,url:"",wait:"0",target:"",uitype:""}`, never `result` | `text` + `result` (success alternates), `value` = ord |
+//! | allocation | `bill.value` = ord as string, `bill.groups` = the customer form (`must`, `source` options), khid pre-filled `KH<yyyymmdd><nnnn>` | `bill.value` number, no groups |
+//! | customer save | `name`, `sort1` (one of `--categories`), `person_name` required for intsort 1 and 2, create and update; vendor length limits; unknown ids ignored; create also adds the first contact person | `name`; `person_name` on create of intsort 1; khid defaults to `KH<ord>` |
+//! | detail | form groups + 系统信息, every value a string, money `1,234.00` | `[{id,text,value}]` |
+//! | list | `name khid mobile phone address pym intro` fuzzy, `ly jz area trade telsort` multi-select, `telord`, `searchKey`; pagesize 0 → 20, capped at `--max-page-size`; `ord` third column; string cells; rows as arrays / `{ord,value}` objects / a single object | khid, mobile exact; cap 1000; `ord` first; positional rows |
+//! | person | `company` must exist (`关联客户不存在`), `person_name` required | `name` required |
+//! | order / reply | `member1` ∈ {0,1}, `member2` when 0; follow-up `intro`, `sort` ∈ 481–484, `plantype` ∈ 0–2 with the plan fields | stored as received |
+//! | webapi add/edit | `sort2` (= stored intsort on edit), `name`, `sort` (category), `sort1` (`--follow-levels`), `person_name` | edit only, presence checks |
+//! | delete | `custom/list.asp?__msgid=delete` (`id`/`ord`) and `custom/delete.asp` (`ord`), cmdkey `delete` | `custom/add.asp` cmdkey `delete` |
+//!
+//! Faults (start-up flags and `POST /_sim/faults`; `*_next` counters are deterministic; all respect
+//! `paths`): `error_*` (HTTP 5xx), `hang_*`, `malformed_*`, `server_exception_*`, `not_persisted_*`,
+//! `expire_next`, `refuse` rules, and new `status11_*` (`{"header":{"status":"11","message":"数据库连接超时"}}`,
+//! no body, nothing processed), `lost_reply_*` (a write is stored, then the reply is lost: HTTP 502 and a
+//! dropped connection alternate), `control_chars_*` (raw TAB and 0x01 inside a JSON string), `bom_*`
+//! (UTF-8 BOM first). Flags added with strict mode: `--lenient`, `--single-session` (a login ends the
+//! user's earlier sessions, like `UniqueLogin`), `--categories`, `--follow-levels`, `--max-page-size`,
+//! `--lost-reply-rate`, `--status11-rate`, `--control-chars-rate`, `--bom-rate`.
+//!
+//! In both modes `header.status` alternates between `0` and `"0"`; list default order is newest
+//! first, ties by ord. An account is locked (captcha message) once it has more than `lockout_after`
+//! consecutive failed logins, until `/_sim/reset`.
 
 pub mod admin;
 pub mod app;
 pub mod faults;
 pub mod routes;
+pub mod rules;
 pub mod state;
+pub mod strict;
+pub mod vendor;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -95,7 +122,40 @@ pub struct SimConfig {
     /// First ord handed out.
     #[arg(long, default_value_t = 10_001)]
     pub start_ord: i64,
+    /// Answer as the older spec-shaped simulator (`result` flags, exact khid/mobile filters, numeric
+    /// cells); default is vendor-strict.
+    #[arg(long)]
+    pub lenient: bool,
+    /// A login ends the user's earlier sessions (the real server's `UniqueLogin`).
+    #[arg(long)]
+    pub single_session: bool,
+    /// 客户分类 ids of the customer form (`sort1`; webapi `sort`): `id:text,…`.
+    #[arg(long, default_value = DEFAULT_CATEGORIES)]
+    pub categories: String,
+    /// 跟进程度 ids of webapi `sort1`: `id:text,…`.
+    #[arg(long, default_value = DEFAULT_FOLLOW_LEVELS)]
+    pub follow_levels: String,
+    /// Largest list page served (strict mode; larger `pagesize` is capped).
+    #[arg(long, default_value_t = 100)]
+    pub max_page_size: u64,
+    /// Probability of a write stored but its reply lost (502 / dropped connection).
+    #[arg(long, default_value_t = 0.0)]
+    pub lost_reply_rate: f64,
+    /// Probability of a `status 11` (数据库连接超时) reply without body.
+    #[arg(long, default_value_t = 0.0)]
+    pub status11_rate: f64,
+    /// Probability of raw control characters inside a reply's JSON strings.
+    #[arg(long, default_value_t = 0.0)]
+    pub control_chars_rate: f64,
+    /// Probability of a reply starting with a UTF-8 BOM.
+    #[arg(long, default_value_t = 0.0)]
+    pub bom_rate: f64,
 }
+
+/// Default `--categories`.
+pub const DEFAULT_CATEGORIES: &str = "11:微信客户,12:网站客户,13:代理商";
+/// Default `--follow-levels`.
+pub const DEFAULT_FOLLOW_LEVELS: &str = "1:初步接触,2:意向明确,3:已成交";
 
 impl std::fmt::Debug for SimConfig {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -131,6 +191,15 @@ impl Default for SimConfig {
             seed: None,
             request_log: 10_000,
             start_ord: 10_001,
+            lenient: false,
+            single_session: false,
+            categories: DEFAULT_CATEGORIES.into(),
+            follow_levels: DEFAULT_FOLLOW_LEVELS.into(),
+            max_page_size: 100,
+            lost_reply_rate: 0.0,
+            status11_rate: 0.0,
+            control_chars_rate: 0.0,
+            bom_rate: 0.0,
         }
     }
 }
@@ -287,6 +356,41 @@ mod tests {
         assert!(!c.sim.duplicate_mobile_rule);
         assert_eq!(c.sim.error_rate, 0.5);
         assert!(!format!("{:?}", c.sim).contains("\"p\""));
+        assert!(!c.sim.lenient && !c.sim.single_session);
+        let c = Cli::try_parse_from([
+            "sim",
+            "--lenient",
+            "--single-session",
+            "--max-page-size",
+            "50",
+            "--lost-reply-rate",
+            "0.1",
+            "--status11-rate",
+            "0.2",
+            "--control-chars-rate",
+            "0.3",
+            "--bom-rate",
+            "0.4",
+            "--categories",
+            "1:a",
+        ])?;
+        assert!(c.sim.lenient && c.sim.single_session);
+        assert_eq!(
+            (
+                c.sim.max_page_size,
+                c.sim.lost_reply_rate,
+                c.sim.status11_rate
+            ),
+            (50, 0.1, 0.2)
+        );
+        assert_eq!((c.sim.control_chars_rate, c.sim.bom_rate), (0.3, 0.4));
+        assert_eq!(c.sim.categories, "1:a");
+        let d = SimConfig::default();
+        let c = Cli::try_parse_from(["sim"])?;
+        assert_eq!(
+            (c.sim.categories, c.sim.follow_levels, c.sim.max_page_size),
+            (d.categories, d.follow_levels, d.max_page_size)
+        );
         Ok(())
     }
 }

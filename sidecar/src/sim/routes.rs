@@ -1,4 +1,5 @@
-//! The ERP endpoints in their real shapes (issue 3).
+//! The ERP endpoints: request parsing, logging and fault injection shared by both modes, and the
+//! lenient (spec-shaped, pre-strict) handlers. Vendor-strict handlers live in [`super::strict`].
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -15,7 +16,8 @@ use serde_json::{json, Map, Value};
 use super::app::{Endpoint, LoggedRequest, LoginOutcome, Sim};
 use super::faults::Injected;
 use super::state::{ListQuery, Page, CUSTOMER_COLS, PERSON_COLS};
-use crate::erp::protocol as p;
+use super::strict;
+use super::vendor as p;
 
 type S = State<Arc<Sim>>;
 
@@ -48,32 +50,52 @@ pub fn router(sim: Arc<Sim>) -> Router {
             p::WEBAPI_CUSTOMER_EDIT,
             endpoint!(Endpoint::WebapiEdit, p::WEBAPI_CUSTOMER_EDIT),
         )
+        .route(
+            p::WEBAPI_CUSTOMER_ADD,
+            endpoint!(Endpoint::WebapiAdd, p::WEBAPI_CUSTOMER_ADD),
+        )
+        .route(
+            p::CUSTOM_DELETE,
+            endpoint!(Endpoint::CustomDelete, p::CUSTOM_DELETE),
+        )
         .with_state(sim)
 }
 
 /// A parsed mobile-endpoint request.
-struct Req {
-    seq: u64,
-    path: String,
-    query: BTreeMap<String, String>,
-    session: String,
-    cmdkey: Option<String>,
+pub(super) struct Req {
+    pub(super) seq: u64,
+    /// Path and query as received.
+    pub(super) path: String,
+    /// URL query, keys lower-cased.
+    pub(super) query: BTreeMap<String, String>,
+    pub(super) session: String,
+    pub(super) cmdkey: Option<String>,
     /// `datas` stringified (`txt:` prefix kept except for login).
-    datas: BTreeMap<String, String>,
+    pub(super) datas: BTreeMap<String, String>,
 }
 
 impl Req {
-    fn get(&self, id: &str) -> Option<&str> {
+    pub(super) fn get(&self, id: &str) -> Option<&str> {
         self.datas.get(id).map(String::as_str)
     }
-    fn num(&self, id: &str) -> i64 {
+    /// A URL query parameter (key case-insensitive).
+    pub(super) fn query(&self, key: &str) -> Option<&str> {
+        self.query
+            .get(&key.to_ascii_lowercase())
+            .map(String::as_str)
+    }
+    /// Whether this is a write: `cmdkey` `__sys_dosave` or `delete`.
+    pub(super) fn is_write(&self) -> bool {
+        matches!(self.cmdkey.as_deref(), Some(p::CMD_SAVE | p::CMD_DELETE))
+    }
+    pub(super) fn num(&self, id: &str) -> i64 {
         self.get(id)
             .and_then(|v| v.trim().parse::<f64>().ok())
             .map_or(0, |f| f as i64)
     }
 }
 
-fn stringify(v: &Value) -> String {
+pub(super) fn stringify(v: &Value) -> String {
     match v {
         Value::String(s) => s.clone(),
         Value::Null => String::new(),
@@ -92,7 +114,7 @@ fn parse_query(q: Option<&str>) -> BTreeMap<String, String> {
         .collect()
 }
 
-fn json_response(status: StatusCode, v: &Value, html_type: bool) -> Response {
+pub(super) fn json_response(status: StatusCode, v: &Value, html_type: bool) -> Response {
     let bytes = match serde_json::to_vec(v) {
         Ok(b) => b,
         Err(e) => return (StatusCode::INTERNAL_SERVER_ERROR, e.to_string()).into_response(),
@@ -206,8 +228,8 @@ async fn handle(
     }
     let (inj, latency) = sim.decide(&req.path);
     if sim.cfg().request_log > 0 {
-        let webapi_body =
-            (ep == Endpoint::WebapiEdit).then(|| parsed.clone().unwrap_or(Value::Null));
+        let webapi_body = matches!(ep, Endpoint::WebapiEdit | Endpoint::WebapiAdd)
+            .then(|| parsed.clone().unwrap_or(Value::Null));
         let now = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .unwrap_or_default();
@@ -230,17 +252,29 @@ async fn handle(
         sim.stats
             .faults
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        return injected(&sim, ep, &req, inj).await;
     }
+    let write = req.is_write() || matches!(ep, Endpoint::WebapiEdit | Endpoint::WebapiAdd);
+    let resp = process(&sim, ep, &req, &headers, parsed);
+    finish(&sim, &req, write, resp).await
+}
+
+/// The reply of a request-level fault (the request is not processed).
+async fn injected(sim: &Sim, ep: Endpoint, req: &Req, inj: Injected) -> Response {
+    let webapi = matches!(ep, Endpoint::WebapiEdit | Endpoint::WebapiAdd);
     match inj {
-        Injected::None => {}
-        Injected::HttpError(code) => {
+        Injected::None | Injected::HttpError(_) => {
+            let code = match inj {
+                Injected::HttpError(c) => c,
+                _ => 503,
+            };
             let status = StatusCode::from_u16(code).unwrap_or(StatusCode::SERVICE_UNAVAILABLE);
-            return (
+            (
                 status,
                 [(header::CONTENT_TYPE, "text/html")],
                 "<html><body><h1>Service Unavailable</h1></body></html>",
             )
-                .into_response();
+                .into_response()
         }
         Injected::Hang(ms) => {
             let mut rx = sim.shutdown_rx();
@@ -248,43 +282,188 @@ async fn handle(
                 () = tokio::time::sleep(Duration::from_millis(ms)) => {}
                 _changed = rx.changed() => {}
             }
-            return (StatusCode::GATEWAY_TIMEOUT, "hung").into_response();
+            (StatusCode::GATEWAY_TIMEOUT, "hung").into_response()
         }
-        Injected::Malformed => {
-            return (
+        Injected::Malformed => (
+            StatusCode::OK,
+            [(header::CONTENT_TYPE, "application/json")],
+            "{\"header\":{\"status\":0,\"message\":\"\",\"sess",
+        )
+            .into_response(),
+        Injected::Status11 => {
+            sim.stats
+                .status11
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            json_response(
                 StatusCode::OK,
-                [(header::CONTENT_TYPE, "application/json")],
-                "{\"header\":{\"status\":0,\"message\":\"\",\"sess",
+                &json!({"header": {"status": "11", "message": "数据库连接超时"}}),
+                true,
             )
-                .into_response();
         }
-        Injected::ServerException => {
-            if ep == Endpoint::WebapiEdit {
-                return json_response(
-                    StatusCode::OK,
-                    &json!({"Code": 500, "Msg": "服务器异常：模拟的服务器错误"}),
-                    false,
-                );
-            }
-            return ok(
-                &req,
-                json!({"model": "message", "message": {"text": "服务器异常：对象关闭时，不允许操作。(模拟)"}}),
-            );
-        }
+        Injected::ServerException if webapi => json_response(
+            StatusCode::OK,
+            &json!({"Code": 500, "Msg": "服务器异常：模拟的服务器错误"}),
+            !sim.cfg().lenient,
+        ),
+        Injected::ServerException if sim.cfg().lenient => ok(
+            req,
+            json!({"model": "message", "message": {"text": "服务器异常：对象关闭时，不允许操作。(模拟)"}}),
+        ),
+        Injected::ServerException => strict::say(req, "服务器异常：对象关闭时，不允许操作。"),
     }
+}
+
+/// Route a processed request to the strict or the lenient handlers.
+fn process(
+    sim: &Sim,
+    ep: Endpoint,
+    req: &Req,
+    headers: &HeaderMap,
+    parsed: Option<Value>,
+) -> Response {
+    let lenient = sim.cfg().lenient;
     let Some(v) = parsed else {
-        return envelope(seq, 2, "请求数据格式错误", "", Value::Null);
+        if lenient {
+            return envelope(req.seq, 2, "请求数据格式错误", "", Value::Null);
+        }
+        return strict::envelope(req.seq, 2, "请求数据格式错误", "", None);
     };
+    if !lenient {
+        return strict::process(sim, ep, req, headers, &v);
+    }
     match ep {
-        Endpoint::Login => login(&sim, &req),
-        Endpoint::WebapiEdit => webapi_edit(&sim, &headers, &v),
+        Endpoint::Login => login(sim, req),
+        Endpoint::WebapiEdit => webapi_edit(sim, headers, &v),
+        // Not served before strict mode existed: answered the strict way.
+        Endpoint::WebapiAdd | Endpoint::CustomDelete => strict::process(sim, ep, req, headers, &v),
         _ => {
             if !sim.check_session(&req.session) {
-                return envelope(seq, 1, "会话已超时，请重新登录", "", Value::Null);
+                return envelope(req.seq, 1, "会话已超时，请重新登录", "", Value::Null);
             }
-            dispatch(&sim, ep, &req)
+            dispatch(sim, ep, req)
         }
     }
+}
+
+/// Reply-level faults of a processed request: a lost reply (the write is already stored), raw control
+/// characters inside a JSON string, a UTF-8 BOM.
+async fn finish(sim: &Sim, req: &Req, write: bool, resp: Response) -> Response {
+    let after = sim.decide_after(&req.path, write);
+    if after.lost {
+        return lost_reply(sim, req.seq);
+    }
+    if !after.control_chars && !after.bom {
+        return resp;
+    }
+    let (mut parts, body) = resp.into_parts();
+    let bytes = match axum::body::to_bytes(body, 64 << 20).await {
+        Ok(b) => b,
+        Err(e) => return (StatusCode::INTERNAL_SERVER_ERROR, e.to_string()).into_response(),
+    };
+    let count = |a: &std::sync::atomic::AtomicU64, name: &str| {
+        a.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        sim.stats
+            .faults
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        sim.mark_fault(req.seq, name);
+    };
+    let mut out = bytes.to_vec();
+    if after.control_chars {
+        count(&sim.stats.control_chars, "ControlChars");
+        out = with_control_chars(&out);
+    }
+    if after.bom {
+        count(&sim.stats.bom, "Bom");
+        out.splice(0..0, [0xEF, 0xBB, 0xBF]);
+    }
+    parts.headers.remove(header::CONTENT_LENGTH);
+    Response::from_parts(parts, axum::body::Body::from(out))
+}
+
+/// A marker put into a string value, replaced by raw control characters after serialisation.
+const CC_MARK: &str = "\u{E000}sim-cc\u{E000}";
+
+/// The JSON reply with a raw TAB and a raw 0x01 inside a string value (the message title, else the
+/// first cell of the first row, else the header message / `Msg`), as the VBScript server emits them
+/// unescaped. Non-JSON replies are returned unchanged.
+pub(super) fn with_control_chars(bytes: &[u8]) -> Vec<u8> {
+    let Ok(mut v) = serde_json::from_slice::<Value>(bytes) else {
+        return bytes.to_vec();
+    };
+    mark_a_string(&mut v);
+    match serde_json::to_string(&v) {
+        Ok(s) => s.replace(CC_MARK, "\t\u{1}").into_bytes(),
+        Err(_) => bytes.to_vec(),
+    }
+}
+
+fn mark_a_string(v: &mut Value) {
+    if let Some(t) = v.pointer_mut("/body/message/title") {
+        *t = json!(format!("{}{CC_MARK}", stringify(t)));
+        return;
+    }
+    if let Some(cell) = v
+        .pointer_mut("/body/source/table/rows")
+        .and_then(first_cell)
+    {
+        *cell = json!(format!("{}{CC_MARK}", stringify(cell)));
+        return;
+    }
+    for p in ["/header/message", "/Msg"] {
+        if let Some(m) = v.pointer_mut(p) {
+            *m = json!(format!("{CC_MARK}{}", stringify(m)));
+            return;
+        }
+    }
+}
+
+/// The first cell of the first row, whatever the row shape (`[[…]]`, `[{"value":[…]}]`, `{"value":[…]}`).
+fn first_cell(rows: &mut Value) -> Option<&mut Value> {
+    let row = if rows.is_array() {
+        rows.as_array_mut()?.first_mut()?
+    } else {
+        rows
+    };
+    let cells = if row.is_array() {
+        row
+    } else {
+        row.get_mut("value")?
+    };
+    cells.as_array_mut()?.first_mut()
+}
+
+/// The write is stored but the client gets no reply: alternately an HTTP 502 from a gateway and a
+/// connection dropped mid-response (a streamed body that fails, so hyper aborts the connection).
+fn lost_reply(sim: &Sim, seq: u64) -> Response {
+    let n = sim
+        .stats
+        .lost_replies
+        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    sim.stats
+        .faults
+        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    sim.mark_fault(seq, "LostReply");
+    if n.is_multiple_of(2) {
+        return (
+            StatusCode::BAD_GATEWAY,
+            [(header::CONTENT_TYPE, "text/html")],
+            "<html><head><title>502 Bad Gateway</title></head><body><h1>502 Bad Gateway</h1></body></html>",
+        )
+            .into_response();
+    }
+    let chunks: Vec<std::result::Result<Bytes, std::io::Error>> = vec![
+        Ok(Bytes::from_static(b"{\"header\":{\"status\":\"0\",")),
+        Err(std::io::Error::new(
+            std::io::ErrorKind::ConnectionReset,
+            "simulated lost reply",
+        )),
+    ];
+    let mut r = Response::new(axum::body::Body::from_stream(futures::stream::iter(chunks)));
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        header::HeaderValue::from_static("text/html; charset=utf-8"),
+    );
+    r
 }
 
 fn login(sim: &Sim, req: &Req) -> Response {
@@ -303,7 +482,7 @@ fn login(sim: &Sim, req: &Req) -> Response {
     }
 }
 
-fn refusal_rule(sim: &Sim, req: &Req) -> Option<String> {
+pub(super) fn refusal_rule(sim: &Sim, req: &Req) -> Option<String> {
     sim.with_faults(|f| f.refusal(&req.path, |k| req.get(k).map(str::to_string)))
 }
 
@@ -322,7 +501,9 @@ fn dispatch(sim: &Sim, ep: Endpoint, req: &Req) -> Response {
         Endpoint::PersonList => person_list(sim, req),
         Endpoint::Order => order(sim, req),
         Endpoint::Reply => reply(sim, req),
-        Endpoint::Login | Endpoint::WebapiEdit => message(req, "无效的请求", false, None),
+        Endpoint::Login | Endpoint::WebapiEdit | Endpoint::WebapiAdd | Endpoint::CustomDelete => {
+            message(req, "无效的请求", false, None)
+        }
     }
 }
 
@@ -529,7 +710,7 @@ fn webapi_edit(sim: &Sim, headers: &HeaderMap, body: &Value) -> Response {
             return webapi(300, &format!("参数{k}不能为空"));
         }
     }
-    let ord = o.get("ord").and_then(p::as_i64_loose).unwrap_or(0);
+    let ord = o.get("ord").and_then(p::loose_i64).unwrap_or(0);
     let fields: BTreeMap<String, String> = o
         .iter()
         .filter(|(k, _)| !matches!(k.as_str(), "ord" | "sort" | "sort1" | "sort2" | "intsort"))

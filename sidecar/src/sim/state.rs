@@ -133,6 +133,10 @@ pub struct Store {
     pub persons: BTreeMap<i64, PersonRec>,
     pub followups: Vec<FollowupRec>,
     pub assignments: Vec<AssignmentRec>,
+    /// Strict mode: the khid pre-filled in the allocation form of each allocated ord.
+    pub prefilled_khid: BTreeMap<i64, String>,
+    /// Strict mode: the counter of generated khids (`KH<yyyymmdd><nnnn>`).
+    pub khid_seq: u64,
     #[serde(skip)]
     by_khid: HashMap<String, i64>,
     #[serde(skip)]
@@ -198,7 +202,7 @@ impl Store {
         self.next_person = self.next_person.max(maxp + 1);
     }
 
-    fn index(&mut self, ord: i64, khid: &str, mobile: &str) {
+    pub(super) fn index(&mut self, ord: i64, khid: &str, mobile: &str) {
         if !khid.is_empty() {
             self.by_khid.insert(khid.to_string(), ord);
         }
@@ -210,7 +214,7 @@ impl Store {
         }
     }
 
-    fn unindex(&mut self, ord: i64, khid: &str, mobile: &str) {
+    pub(super) fn unindex(&mut self, ord: i64, khid: &str, mobile: &str) {
         if self.by_khid.get(khid) == Some(&ord) {
             self.by_khid.remove(khid);
         }
@@ -220,6 +224,18 @@ impl Store {
                 self.by_mobile.remove(mobile);
             }
         }
+    }
+
+    /// The customer that has khid `khid` (exact).
+    pub fn khid_owner(&self, khid: &str) -> Option<i64> {
+        self.by_khid.get(khid).copied()
+    }
+
+    /// Whether a customer other than `ord` has mobile `mobile`.
+    pub fn mobile_taken_by_other(&self, mobile: &str, ord: i64) -> bool {
+        self.by_mobile
+            .get(mobile)
+            .is_some_and(|s| s.iter().any(|o| *o != ord))
     }
 
     pub fn allocate(&mut self) -> i64 {

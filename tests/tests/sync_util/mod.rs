@@ -270,6 +270,7 @@ impl World {
             .env("ERP_SYNC_ERP_BASE_URL", self.sim.base_url())
             .env("ERP_SYNC_ERP_USERNAME", "demo")
             .env("ERP_SYNC_ERP_PASSWORD", "demo")
+            .env("ERP_SYNC_ERP_CUSTOMER_CATEGORY", e2e::SIM_CATEGORY)
             .env("RUST_LOG", "warn")
             .stdin(std::process::Stdio::null());
         for (k, v) in env {
