@@ -35,7 +35,7 @@ scripts/pgcluster.sh start "$WORK/pg" "$PGPORT"
 "${PSQL[@]}" -d postgres -c 'CREATE DATABASE erp'
 "${PSQL[@]}" -d erp -c 'CREATE EXTENSION erp_sync' -f sql/middle_platform.sql
 
-step "ERP simulator on 127.0.0.1:$SIMPORT (account demo/demo)"
+step "ERP simulator on 127.0.0.1:$SIMPORT (account demo/demo, vendor-strict: the vendor's required fields, fuzzy list filters, no result flag)"
 "$BIN" sim --port "$SIMPORT" --user demo --password demo >"$WORK/sim.log" 2>&1 &
 pids+=($!)
 for _ in $(seq 1 100); do curl -fsS "http://127.0.0.1:$SIMPORT/_sim/stats" >/dev/null 2>&1 && break; sleep 0.1; done
@@ -74,9 +74,11 @@ import json,sys
 d=json.load(sys.stdin)
 for c in d:
     f=c.get("fields",{})
-    print("  ord=%-6s %s khid=%-7s jz=%-4s mobile=%s weixinAcc=%-10s name=%s" % (c.get("ord"),
-          "company " if c.get("intsort")==1 else "personal", f.get("khid"), f.get("jz"),
-          f.get("mobile"), f.get("weixinAcc"), f.get("name")))
+    m=f.get("mobile") or ""
+    m=m[:3]+"****"+m[-4:] if len(m)>=8 else m
+    print("  ord=%-6s %s khid=%-7s sort1=%-3s jz=%-4s mobile=%s weixinAcc=%-10s person=%s name=%s" % (c.get("ord"),
+          "company " if c.get("intsort")==1 else "personal", f.get("khid"), f.get("sort1"), f.get("jz"),
+          m, f.get("weixinAcc"), f.get("person_name"), f.get("name")))
 ' || echo "(simulator did not answer)"
 for what in followups assignments persons; do
   printf '  %s: ' "$what"; curl -fsS "http://127.0.0.1:$SIMPORT/_sim/$what" | python3 -c 'import json,sys; d=json.load(sys.stdin); print(len(d) if isinstance(d,list) else d)' || echo "?"

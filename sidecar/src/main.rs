@@ -50,7 +50,7 @@ enum Cmd {
         once: bool,
     },
     /// Serve the ERP simulator.
-    Sim(sidecar::sim::SimConfig),
+    Sim(Box<sidecar::sim::SimConfig>),
     /// Test the ERP connection (log in, count customers), like the spec's 测试连接.
     Login {
         /// Also print the fields of the ERP's customer form (ids, captions, option lists), to find
@@ -145,7 +145,7 @@ async fn real_main(cli: Cli) -> ExitCode {
             if let Err(e) = telemetry::init(&log) {
                 eprintln!("erp-sync: {e}");
             }
-            match sidecar::sim::serve(sim_cfg).await {
+            match sidecar::sim::serve(*sim_cfg).await {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {
                     eprintln!("erp-sync sim: {e}");
@@ -281,7 +281,7 @@ fn print_form(kind: CustomerKind, form: &[sidecar::erp::FormField]) {
         CustomerKind::Personal => "个人客户",
     };
     println!("\n客户表单 custom/add.asp?intsort={} ({label}): {} fields", kind.intsort(), form.len());
-    println!("{:<16} {:<12} {:<4} {}", "id", "caption", "req", "value / options");
+    println!("{:<16} {:<12} {:<4} value / options", "id", "caption", "req");
     for f in form {
         let mut rest = f.value.clone();
         if !f.options.is_empty() {

@@ -40,9 +40,10 @@ const LIMITS: [(&str, usize); 13] = [
     ("jz", 50),
 ];
 
-/// Fields compared after a save when the read-back has them. Enumerations (`ly`, `jz`, `sort1`)
-/// may read back as their captions and long texts may be re-wrapped, so they are not compared.
-const VERIFIED: [&str; 8] = [
+/// Fields compared after a save when the read-back has them: every field we send. Enumerations
+/// (`ly`, `jz`, `sort1`) are compared when they read back as ids (a caption cannot be compared);
+/// long texts are compared with their whitespace folded (the server may re-wrap them).
+const VERIFIED: [&str; 13] = [
     "name",
     "khid",
     "mobile",
@@ -51,6 +52,11 @@ const VERIFIED: [&str; 8] = [
     "person_name",
     "phone",
     "email",
+    "intro",
+    "product",
+    "ly",
+    "jz",
+    "sort1",
 ];
 
 /// Cut `v` to the vendor's limit for field `id`.
@@ -60,6 +66,11 @@ pub fn clip<'a>(id: &str, v: &'a str) -> Cow<'a, str> {
         Some((_, max)) if v.chars().count() > *max => Cow::Owned(v.chars().take(*max).collect()),
         _ => Cow::Borrowed(v),
     }
+}
+
+/// Whitespace folded to single spaces, for comparing texts the server may re-wrap.
+fn folded(s: &str) -> String {
+    s.split_whitespace().collect::<Vec<_>>().join(" ")
 }
 
 /// Digits only, for comparing phone numbers however they are written.
@@ -177,8 +188,9 @@ impl ErpClient {
         if want.is_empty() {
             return Ok(Vec::new());
         }
+        // The ERP's filter is a substring match: send the digits we compare by.
         let filter = ListFilter {
-            mobile: Some(mobile.trim().to_string()),
+            mobile: Some(want.clone()),
             ..ListFilter::default()
         };
         self.scan_customers(&filter, |c| {
@@ -403,6 +415,8 @@ fn differing(sent: &[(&str, String)], back: &Map<String, Value>) -> Vec<String> 
             let got = back.get(*id).and_then(protocol::as_string_loose)?;
             let same = match *id {
                 "mobile" | "phone" => digits(&got) == digits(v),
+                "ly" | "jz" | "sort1" if got.trim().parse::<i64>().is_err() => true,
+                "intro" | "product" | "address" => folded(&got) == folded(v),
                 _ => got.trim() == v.trim(),
             };
             (!same).then(|| (*id).to_string())
@@ -483,9 +497,14 @@ mod tests {
         ];
         let back = json!({"name":" 甲 ","mobile":"138-0000-0001","jz":"很高"});
         let Value::Object(m) = back else { panic!() };
-        assert!(differing(&sent, &m).is_empty(), "enums and absent fields are not compared");
-        let back = json!({"name":"乙","mobile":"13800000002","address":"上海"});
+        assert!(differing(&sent, &m).is_empty(), "captions and absent fields are not compared");
+        let back = json!({"name":"乙","mobile":"13800000002","address":"上海","jz":"289"});
         let Value::Object(m) = back else { panic!() };
-        assert_eq!(differing(&sent, &m), ["name", "mobile"]);
+        assert_eq!(differing(&sent, &m), ["name", "mobile", "jz"]);
+        let sent = vec![("intro", "来自微信中台，\n评分: 92".to_string())];
+        let Value::Object(m) = json!({"intro":"来自微信中台，\r\n评分: 92 "}) else { panic!() };
+        assert!(differing(&sent, &m).is_empty(), "re-wrapped text is the same text");
+        let Value::Object(m) = json!({"intro":"旧备注"}) else { panic!() };
+        assert_eq!(differing(&sent, &m), ["intro"]);
     }
 }

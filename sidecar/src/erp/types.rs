@@ -54,8 +54,8 @@ pub struct CustomerFields {
 }
 
 impl CustomerFields {
-    /// `(spec id, value)` pairs of the set fields, `ord` excluded, in the spec's order. An empty
-    /// `name` is not sent (an update then keeps the stored name; a create is refused by the ERP).
+    /// `(vendor id, value)` pairs of the set fields, `ord` excluded. An empty `name` is not sent:
+    /// the vendor requires it on every save, so the ERP refuses such a save with its own text.
     pub fn pairs(&self) -> Vec<(&'static str, &str)> {
         let mut v: Vec<(&'static str, &str)> = Vec::with_capacity(12);
         if !self.name.is_empty() {
