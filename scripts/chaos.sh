@@ -4,6 +4,9 @@
 #    scenario prints one `CHAOS <scenario>: written=… synced=… skipped=[…] dead=… lost=… dup_khid=…
 #    dup_mobile=… order_violations=… followup_resends=…` line; the test fails if anything is lost or
 #    duplicated or out of order.
+#  - tests/tests/sync_concurrent_edits.rs (`chaos_concurrent_edits_*`): `CHAOS concurrent_edits: …
+#    lost_updates=…`: four platform sessions edit contacts while three sidecars drain; the ERP
+#    must end with every contact's final state.
 #  - tests/tests/chaos_input.rs (`chaos_*`): `CHAOS bad_input: …` (hostile platform rows, a
 #    text-only tracked table; no failed platform write, nothing lost, no ERP duplicate, the sidecar
 #    survives) and `CHAOS log_retention: …` (outbox + sync_log size stays bounded by the sidecar's
@@ -18,7 +21,8 @@
 # (events per batch, default CHAOS_LOG_EVENTS/20 capped at 20000), CHAOS_LOG_REAL_CONTACTS (real
 # contacts synced during it, default 200), CHAOS_LOG_PAUSE_MS (pause between batches, default
 # 500), CHAOS_LOG_RETENTION_MS (the sidecar's retention.interval_ms, default 500; 0 turns the job
-# off and must make the scenario fail), CHAOS_FILTER (test name filter, default chaos_).
+# off and must make the scenario fail), CHAOS_EDIT_CONTACTS / CHAOS_EDIT_SECS (concurrent edits,
+# default 4000 contacts for 30 s), CHAOS_FILTER (test name filter, default chaos_).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 target="${CARGO_TARGET_DIR:-$PWD/target}"
@@ -28,12 +32,13 @@ export CHAOS_CONTACTS="${CHAOS_CONTACTS:-10000}" CHAOS_KILLS="${CHAOS_KILLS:-8}"
 # Under 20% 5xx + 5% hangs (1.5 s timeouts) a contact takes ~40x longer: fewer contacts there.
 export CHAOS_FAULT_CONTACTS="${CHAOS_FAULT_CONTACTS:-2000}"
 export CHAOS_BAD_INPUT_ROWS="${CHAOS_BAD_INPUT_ROWS:-10000}" CHAOS_LOG_EVENTS="${CHAOS_LOG_EVENTS:-1000000}"
+export CHAOS_EDIT_CONTACTS="${CHAOS_EDIT_CONTACTS:-4000}" CHAOS_EDIT_SECS="${CHAOS_EDIT_SECS:-30}"
 mkdir -p "$target/chaos"
 log="$target/chaos/chaos.log"
 : >"$log"
 rc=0
 set +e
-for suite in sync_chaos chaos_input; do
+for suite in sync_chaos sync_concurrent_edits chaos_input; do
   cargo test -p e2e --test "$suite" -- "${CHAOS_FILTER:-chaos_}" --test-threads=1 --nocapture 2>&1 | tee -a "$log"
   st=${PIPESTATUS[0]}
   [ "$st" -ne 0 ] && rc=$st

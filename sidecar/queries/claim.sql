@@ -6,9 +6,9 @@
 -- lease, except the rows this worker still has in hand ($5: e.g. a write-back waiting for the
 -- database to come back, whose lease the heartbeat could not extend meanwhile) and no lower-id row of the same contact is pending or running. Heads are locked with
 -- SKIP LOCKED, so concurrent workers never wait on each other and never take the same row; rows of
--- a chain are never heads for anyone else (their head is lower and pending/running), so they need
--- no SKIP. The chain stops at the first row of the contact that is not due (e.g. waiting for a
--- retry), which keeps per-contact order.
+-- a chain are never heads for anyone else (their head is lower and pending/running); they are
+-- locked SKIP LOCKED too, for the platform's edits (below). The chain stops at the first row of
+-- the contact that is not due (e.g. waiting for a retry) or not free, which keeps per-contact order.
 --
 -- Plans must not depend on statistics: a queue table's are nearly always stale (a burst of
 -- inserts after an ANALYZE that saw none pending, or 1,000,000 finished rows and a few thousand
@@ -37,7 +37,7 @@ WITH heads AS (
     FOR UPDATE OF o SKIP LOCKED
 ),
 behind AS (
-    SELECT b.id, b.all_due, b.rn
+    SELECT b.id, h.contact_id, b.all_due, b.rn
     FROM heads h
     CROSS JOIN LATERAL (
         SELECT c.id,
@@ -54,10 +54,31 @@ behind AS (
         LIMIT $4
     ) b
 ),
+-- Rows of a chain are locked like heads, SKIP LOCKED. A row that an uncommitted platform edit
+-- holds (it coalesced onto it and locked it, see pg_ext/src/capture/direct.rs) ends its chain
+-- there: it is claimed, and the contact read, only after that edit commits — and the claim never
+-- waits for a platform transaction.
+chain_free AS (
+    SELECT c.id
+    FROM erp_sync.outbox c
+    WHERE c.id IN (SELECT id FROM behind WHERE all_due AND rn < $4)
+    FOR UPDATE OF c SKIP LOCKED
+),
+chain AS (
+    SELECT b.id
+    FROM behind b
+    WHERE b.all_due AND b.rn < $4
+      AND NOT EXISTS (
+          SELECT 1
+          FROM behind x
+          WHERE x.contact_id = b.contact_id
+            AND x.rn <= b.rn
+            AND NOT EXISTS (SELECT 1 FROM chain_free f WHERE f.id = x.id))
+),
 picked AS (
     SELECT id, contact_id, true AS head FROM heads
     UNION ALL
-    SELECT id, NULL::bigint, false FROM behind WHERE all_due AND rn < $4
+    SELECT id, NULL::bigint, false FROM chain
 )
 UPDATE erp_sync.outbox o
 SET status = 'running',

@@ -10,10 +10,14 @@
 //!   `outbox_coalesce_key`.
 //!
 //! Coalescing is [`super::outbox::Coalesce::Look`]: a pending customer/assign row is not written
-//! when `outbox_coalesce_key` already holds a pending twin this transaction can see. A concurrent
-//! transaction's uncommitted twin makes the unique check wait for it and, if it commits, fail with
-//! SQLSTATE 23505 on `outbox_coalesce_key`, as the SPI statement does; the trigger then writes
-//! again through SPI with `ON CONFLICT DO NOTHING`.
+//! when `outbox_coalesce_key` already holds a pending twin this transaction can see **and** can
+//! lock `FOR SHARE` without waiting. The lock, held until this transaction ends, is what makes
+//! skipping safe: a claim takes its rows `FOR UPDATE SKIP LOCKED`, so the twin is claimed (and the
+//! contact read) only after this edit commits. A twin that cannot be locked at once is being
+//! claimed (or was, by a transaction this snapshot does not see): the claim may have read the
+//! contact already, so the row is written. Its unique check then waits for the claim and, if the
+//! twin is still pending afterwards, fails with SQLSTATE 23505 on `outbox_coalesce_key`, as the
+//! SPI statement does; the trigger then writes again through SPI with `ON CONFLICT DO UPDATE`.
 //!
 //! Column defaults are applied here, as the table declares them: `id` from `outbox_id_seq`,
 //! `attempts` 0, `next_attempt_at`/`created_at`/`updated_at` the transaction start (`now()`).
@@ -103,6 +107,34 @@ unsafe fn index_has(
     let found = pg_sys::index_getnext_slot(scan, pg_sys::ScanDirection::ForwardScanDirection, slot);
     pg_sys::index_endscan(scan);
     found
+}
+
+/// Lock the twin row in `slot` `FOR SHARE` without waiting; whether it is locked (held until the
+/// transaction ends). `table_tuple_lock` is a static inline of tableam.h: called through the
+/// table access method as it does.
+unsafe fn lock_twin(
+    rel: pg_sys::Relation,
+    slot: *mut pg_sys::TupleTableSlot,
+    snapshot: pg_sys::Snapshot,
+    cid: pg_sys::CommandId,
+) -> bool {
+    let Some(lock) = (*(*rel).rd_tableam).tuple_lock else {
+        return false;
+    };
+    let mut tid = (*slot).tts_tid;
+    let mut tmfd: pg_sys::TM_FailureData = std::mem::zeroed();
+    let res = lock(
+        rel,
+        &mut tid,
+        snapshot,
+        slot,
+        cid,
+        pg_sys::LockTupleMode::LockTupleShare,
+        pg_sys::LockWaitPolicy::LockWaitSkip,
+        0,
+        &mut tmfd,
+    );
+    res == pg_sys::TM_Result::TM_Ok
 }
 
 /// Attribute numbers (0-based) of the outbox columns this module fills, by name.
@@ -209,8 +241,10 @@ pub fn insert(rows: &[Row<'_>]) -> usize {
                     ),
                     eq_key(coalesce, 2, pg_sys::F_TEXTEQ, kind),
                 ];
-                if index_has(rel, coalesce, snapshot, &mut keys, probe) {
-                    continue; // a pending twin will send the contact's current state
+                if index_has(rel, coalesce, snapshot, &mut keys, probe)
+                    && lock_twin(rel, probe, snapshot, cid)
+                {
+                    continue; // the twin, claimable only after this commits, sends the current state
                 }
             }
             pg_sys::ExecClearTuple(slot);

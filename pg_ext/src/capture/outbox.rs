@@ -13,6 +13,11 @@ use std::collections::HashSet;
 /// Pending `customer`/`assign` rows coalesce with an existing pending row of the same contact
 /// and kind (`outbox_coalesce_key`, by the arbiter index: also against a concurrent
 /// transaction's new pending row); other rows never conflict with that partial index.
+/// Coalescing UPDATEs the twin (`DO UPDATE`, not `DO NOTHING`): that row lock, held until this
+/// transaction ends, keeps a claim (`FOR UPDATE SKIP LOCKED`) from taking the twin and reading the
+/// contact before this edit commits — else the edit would reach nobody. A twin a claim already
+/// holds makes the statement wait for the claim's commit, after which it is no twin any more and
+/// the row is inserted. `RETURNING` tells inserted rows (`xmax = 0`) from coalesced ones.
 macro_rules! insert_outbox {
     () => {
         "INSERT INTO erp_sync.outbox (contact_id, kind, ref_id, template_id, status, last_error, finished_at) \
@@ -21,7 +26,9 @@ macro_rules! insert_outbox {
          FROM ROWS FROM (pg_catalog.unnest($1::pg_catalog.int8[]), pg_catalog.unnest($2::pg_catalog.text[]), \
                          pg_catalog.unnest($3::pg_catalog.int8[]), pg_catalog.unnest($4::pg_catalog.int4[]), \
                          pg_catalog.unnest($5::pg_catalog.text[])) AS u (c, k, r, t, e) \
-         ON CONFLICT (contact_id, kind) WHERE status = 'pending' AND kind IN ('customer', 'assign') DO NOTHING"
+         ON CONFLICT (contact_id, kind) WHERE status = 'pending' AND kind IN ('customer', 'assign') \
+         DO UPDATE SET updated_at = pg_catalog.now() \
+         RETURNING (xmax = '0'::pg_catalog.xid) AS inserted"
     };
 }
 /// `[clearing]`: also clear the rejections of contacts that passed ($6) in the same statement.
@@ -43,7 +50,7 @@ pub enum Coalesce {
     /// it fail with a unique violation on `outbox_coalesce_key` ([`is_coalesce_race`]): then
     /// write again with [`Coalesce::Arbiter`].
     Look,
-    /// SPI `INSERT … ON CONFLICT DO NOTHING` on `outbox_coalesce_key`: never fails on a twin.
+    /// SPI `INSERT … ON CONFLICT DO UPDATE` on `outbox_coalesce_key`: never fails on a twin.
     Arbiter,
 }
 
@@ -179,7 +186,7 @@ impl Batch {
         let skipped = self.skipped;
         let rows = self.contact_id.len();
         Spi::connect_mut(|client| {
-            let mut inserted = 0;
+            let mut inserted: usize = 0;
             if rows > 0 || !clear_ids.is_empty() {
                 let mut types = vec![INT8_ARRAY, TEXT_ARRAY, INT8_ARRAY, INT4_ARRAY, TEXT_ARRAY];
                 let mut args = vec![
@@ -195,7 +202,11 @@ impl Batch {
                     args.push(clear_ids.into());
                 }
                 let plan = db::plan(client, INSERT_OUTBOX[usize::from(clearing)], &types)?;
-                inserted = client.update(&*plan, None, &args)?.len();
+                for row in client.update(&*plan, None, &args)? {
+                    if row.get::<bool>(1)?.unwrap_or(false) {
+                        inserted += 1;
+                    }
+                }
             }
             upsert_rejections(client, reject_ids, reasons, checks)?;
             // skipped rows never conflict, so every skipped row counts in `inserted`
