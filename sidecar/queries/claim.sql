@@ -80,10 +80,23 @@ picked AS (
     UNION ALL
     SELECT id, NULL::bigint, false FROM chain
 )
+-- A claim as the contact's head is an attempt: counted here, not when the row fails, because a
+-- row whose processing kills or hangs the worker never reports a failure. (A chain row is
+-- counted when it fails, or when it is claimed as a head after a crash.) A head claimed $6
+-- (engine.max_attempts) times without a result ends dead here instead: the last of those
+-- attempts ended by an expired lease.
 UPDATE erp_sync.outbox o
-SET status = 'running',
-    lease_owner = $1,
-    lease_expires_at = now() + $2::bigint * interval '1 millisecond',
+SET status = CASE WHEN picked.head AND o.attempts >= $6 THEN 'dead' ELSE 'running' END,
+    attempts = CASE WHEN picked.head AND o.attempts < $6 THEN o.attempts + 1 ELSE o.attempts END,
+    lease_owner = CASE WHEN picked.head AND o.attempts >= $6 THEN NULL ELSE $1 END,
+    lease_expires_at = CASE WHEN picked.head AND o.attempts >= $6 THEN NULL
+                            ELSE now() + $2::bigint * interval '1 millisecond' END,
+    last_error = CASE WHEN picked.head AND o.attempts >= $6 THEN
+                     'no attempts left: ' || o.attempts || ' of ' || $6::int || ' attempts ended without a result '
+                     || '(the last by an expired lease: the worker died or hung while processing this row)'
+                     || coalesce('; last error: ' || o.last_error, '')
+                 ELSE o.last_error END,
+    finished_at = CASE WHEN picked.head AND o.attempts >= $6 THEN now() ELSE o.finished_at END,
     updated_at = now()
 FROM picked
 LEFT JOIN erp_sync.customer_link l ON l.contact_id = picked.contact_id
@@ -103,4 +116,5 @@ RETURNING o.id, o.contact_id, o.kind, o.ref_id, o.template_id, o.attempts,
                THEN erp_sync.signal_payload(o.ref_id) END,
           l.contact_id IS NOT NULL,
           l.khid, l.erp_ord, l.customer_type, coalesce(l.person_synced, false), l.assigned_tier,
-          l.assigned_to, l.last_payload_hash
+          l.assigned_to, l.last_payload_hash,
+          o.status

@@ -62,9 +62,10 @@ fn session_expiry_is_not_an_attempt() -> Result<()> {
     w.settle(SETTLE, &[&s])?;
     assert_each_once(&w, &ids)?;
     assert_each_once(&w, &more)?;
+    // One attempt each: the claim's (an expired session is repeated inside the call, or given back).
     assert_eq!(
-        w.count("SELECT coalesce(sum(attempts), 0) FROM erp_sync.outbox")?,
-        0
+        w.count("SELECT coalesce(max(attempts), 0)::bigint FROM erp_sync.outbox WHERE kind = 'customer'")?,
+        1
     );
     Ok(())
 }
@@ -80,9 +81,10 @@ fn business_refusal_is_dead_at_once() -> Result<()> {
     w.settle(SETTLE, &[&s])?;
     let rows = w.rows_of(bad)?;
     assert_eq!(rows[0].1, "dead");
+    // one attempt (its claim), no retry
     assert_eq!(
         w.count(&format!("SELECT attempts::bigint FROM erp_sync.outbox WHERE contact_id = {bad} AND kind = 'customer'"))?,
-        0
+        1
     );
     assert!(
         rows[0]
@@ -175,5 +177,60 @@ fn refused_login_keeps_rows_until_fixed() -> Result<()> {
     let good = w.sidecar("w2", &[])?;
     w.settle(SETTLE, &[&good])?;
     assert_each_once(&w, &ids)?;
+    Ok(())
+}
+
+/// A row whose processing kills the worker — here its ERP call hangs and the sidecar is SIGKILLed
+/// each time, by the same worker id (its restart gives the row back) and by others (the row comes
+/// back when its lease expires) — is attempted at most `engine.max_attempts` times: then it is
+/// dead with a message that says what happened, and other contacts go on.
+#[test]
+fn a_row_that_kills_the_worker_ends_dead_after_max_attempts() -> Result<()> {
+    let w = World::start()?;
+    let id = w.contact(&NewContact::personal("致命客户", &mobile(800)))?;
+    // The customer row's first ERP call is the khid lookup: it hangs for a minute.
+    w.faults(json!({"hang_rate": 1.0, "hang_ms": 60000, "paths": ["custom/list.asp"]}))?;
+    let env = [
+        ("ERP_SYNC_ENGINE_MAX_ATTEMPTS", "3"),
+        ("ERP_SYNC_ERP_TIMEOUT_MS", "60000"),
+    ];
+    let customer_row = |w: &World| -> Result<(String, i32)> {
+        let r = w.query(
+            "SELECT status, attempts FROM erp_sync.outbox WHERE contact_id = $1 AND kind = 'customer'",
+            &[&id],
+        )?;
+        Ok((r[0].get(0), r[0].get(1)))
+    };
+    for (round, worker) in [(1, "w1"), (2, "w1"), (3, "w2")] {
+        let mut s = w.sidecar(worker, &env)?;
+        assert!(
+            e2e::wait_until(Duration::from_secs(20), || {
+                customer_row(&w).is_ok_and(|r| r == ("running".to_string(), round))
+            }),
+            "round {round}: {:?}",
+            customer_row(&w)
+        );
+        // in the hanging ERP call now
+        std::thread::sleep(Duration::from_millis(300));
+        s.proc.kill()?;
+    }
+    w.faults(json!({"hang_rate": 0.0, "paths": []}))?;
+    let other = w.contact(&NewContact::personal("正常客户", &mobile(801)))?;
+    let s = w.sidecar("w3", &env)?;
+    w.settle(SETTLE, &[&s])?;
+    let r = w.query(
+        "SELECT status, attempts, coalesce(last_error, '') FROM erp_sync.outbox WHERE contact_id = $1 AND kind = 'customer'",
+        &[&id],
+    )?;
+    let (status, attempts, err): (String, i32, String) = (r[0].get(0), r[0].get(1), r[0].get(2));
+    assert_eq!((status.as_str(), attempts), ("dead", 3), "{err}");
+    assert!(err.contains("3 of 3 attempts") && err.contains("died or hung"), "{err}");
+    assert!(w.erp_by_khid(&format!("WX{id}"))?.is_empty());
+    assert_eq!(w.erp_by_khid(&format!("WX{other}"))?.len(), 1, "other contacts go on");
+    // A dead row is visible with its reason.
+    let state: String = w
+        .query("SELECT sync_state FROM erp_sync.contact_status WHERE contact_id = $1", &[&id])?[0]
+        .get(0);
+    assert_eq!(state, "failed");
     Ok(())
 }

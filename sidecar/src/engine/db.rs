@@ -113,7 +113,10 @@ pub struct OutboxRow {
     pub kind: String,
     pub ref_id: Option<i64>,
     pub template_id: Option<i32>,
+    /// Attempts so far; for a row claimed as its contact's head, including the current one.
     pub attempts: i32,
+    /// The claim counted the current attempt (the row was its contact's head).
+    pub counted: bool,
     /// The row context read by the claim (a contact's head row only).
     pub context: Option<RowContext>,
 }
@@ -128,6 +131,7 @@ impl OutboxRow {
             ref_id: r.try_get(3)?,
             template_id: r.try_get(4)?,
             attempts: r.try_get(5)?,
+            counted: false,
             context: None,
         })
     }
@@ -135,7 +139,8 @@ impl OutboxRow {
     /// A row of `claim.sql`: the 6 columns, then `head` and, for a head, its row context.
     fn from_claim_row(r: &tokio_postgres::Row) -> Result<OutboxRow> {
         let mut row = OutboxRow::from_row(r)?;
-        if r.try_get::<_, bool>(6)? {
+        row.counted = r.try_get::<_, bool>(6)?;
+        if row.counted {
             row.context = Some(RowContext::from_row(r, 7, false)?);
         }
         Ok(row)
@@ -377,9 +382,13 @@ pub async fn write_back(
 }
 
 /// Start of the claim transaction, with its planner settings (see [`claim`]).
+/// Column of `claim.sql`'s RETURNING holding the row's new status (`running`, or `dead`).
+const CLAIM_STATUS_COLUMN: usize = 17;
+
 pub const CLAIM_BEGIN: &str =
     "BEGIN; SET LOCAL enable_bitmapscan = off; SET LOCAL enable_seqscan = off";
 
+/// Rows the claim ended `dead` (no attempts left) are logged and not returned.
 pub async fn claim(
     pool: &Pool,
     worker: &str,
@@ -387,6 +396,7 @@ pub async fn claim(
     heads: i64,
     chain_max: i64,
     in_hand: &[i64],
+    max_attempts: i32,
 ) -> Result<Vec<OutboxRow>> {
     let c = pool.get().await.map_err(pool_err)?;
     let st = c.prepare_cached(q::CLAIM).await?;
@@ -397,8 +407,14 @@ pub async fn claim(
     // rule that plan out for this transaction only. BEGIN + settings, the claim and COMMIT go
     // out as one pipeline (one round trip); if the claim fails, the server turns the COMMIT of
     // the aborted transaction into a ROLLBACK.
-    let params: [&(dyn tokio_postgres::types::ToSql + Sync); 5] =
-        [&worker, &(lease_ms as i64), &heads, &chain_max, &in_hand];
+    let params: [&(dyn tokio_postgres::types::ToSql + Sync); 6] = [
+        &worker,
+        &(lease_ms as i64),
+        &heads,
+        &chain_max,
+        &in_hand,
+        &max_attempts,
+    ];
     let (begun, rows, ended) = futures::join!(
         c.batch_execute(CLAIM_BEGIN),
         c.query(&st, &params),
@@ -407,10 +423,17 @@ pub async fn claim(
     begun?;
     let rows = rows?;
     ended?;
-    let mut out = rows
-        .iter()
-        .map(OutboxRow::from_claim_row)
-        .collect::<Result<Vec<_>>>()?;
+    let mut out = Vec::with_capacity(rows.len());
+    for r in &rows {
+        let row = OutboxRow::from_claim_row(r)?;
+        if r.try_get::<_, String>(CLAIM_STATUS_COLUMN)? == "dead" {
+            tracing::warn!(outbox_id = row.id, contact_id = row.contact_id, kind = %row.kind,
+                attempts = row.attempts, "row dead: no attempts left (its lease expired every time)");
+            crate::ops::metrics::row_acked(&row.kind, "dead");
+            continue;
+        }
+        out.push(row);
+    }
     out.sort_by_key(|r| r.id);
     Ok(out)
 }

@@ -347,6 +347,7 @@ pub async fn run(
                 capacity,
                 e.chain_max,
                 &ctx.in_hand(),
+                e.max_attempts,
             )
             .await
             {
@@ -590,6 +591,7 @@ mod tests {
             ref_id: None,
             template_id: None,
             attempts: 0,
+            counted: false,
             context: None,
         }
     }

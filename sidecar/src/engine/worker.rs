@@ -33,7 +33,18 @@ pub enum Next {
     Stop,
 }
 
-/// Map a handler result to the outbox acknowledgement.
+/// Whether an error is the local database being unreachable (connection refused or lost, pool
+/// exhausted) rather than something about the row: such a failure gives its attempt back.
+fn database_unavailable(e: &Error) -> bool {
+    match e {
+        Error::Pool(_) => true,
+        Error::Db(db) => db.code().is_none() || db.is_closed(),
+        _ => false,
+    }
+}
+
+/// Map a handler result to the outbox acknowledgement; `attempts` counts the current one (the
+/// claim counted it).
 pub fn ack_for(result: &Result<Verdict>, attempts: i32, backoff: &super::backoff::Backoff) -> Ack {
     match result {
         Ok(Verdict::Done) => Ack::Finish {
@@ -55,9 +66,14 @@ pub fn ack_for(result: &Result<Verdict>, attempts: i32, backoff: &super::backoff
             error: e.to_string(),
             counts: false,
         },
+        Err(e) if database_unavailable(e) => Ack::Retry {
+            delay: backoff.delay(u32::try_from(attempts.max(1)).unwrap_or(1)),
+            error: e.to_string(),
+            counts: false,
+        },
         Err(e) => match e.retry_class() {
             RetryClass::Retry => Ack::Retry {
-                delay: backoff.delay(u32::try_from(attempts.max(0)).unwrap_or(0) + 1),
+                delay: backoff.delay(u32::try_from(attempts.max(1)).unwrap_or(1)),
                 error: e.to_string(),
                 counts: true,
             },
@@ -107,7 +123,7 @@ pub async fn run_chain(ctx: &Ctx, mut chain: Vec<OutboxRow>) -> RunSummary {
         let started = Instant::now();
         let mut fx = Effects::default();
         let result = handlers::process(ctx, row, rc, &mut fx).await;
-        let ack = ack_for(&result, row.attempts, &ctx.backoff);
+        let ack = ack_for(&result, row.attempts + i32::from(!row.counted), &ctx.backoff);
         if let (Ok(Verdict::Dead(reason)), true) =
             (&result, fx.logs.iter().all(|l| l.outcome != "failed"))
         {
@@ -141,7 +157,7 @@ pub async fn run_chain(ctx: &Ctx, mut chain: Vec<OutboxRow>) -> RunSummary {
                 counts,
             } => {
                 tracing::warn!(outbox_id = row.id, contact_id = row.contact_id, kind = %row.kind,
-                    attempt = row.attempts + i32::from(*counts), retry_in_ms = delay.as_millis() as u64,
+                    attempt = row.attempts, counted = *counts, retry_in_ms = delay.as_millis() as u64,
                     error = %error, "row failed, will retry");
             }
         }
@@ -266,7 +282,13 @@ async fn write_back_once(ctx: &Ctx, row: &OutboxRow, fx: &Effects, ack: &Ack) ->
         return Ok(WriteBack::LeaseLost);
     }
     let delay_ms = delay.as_millis() as i64;
-    let attempts = row.attempts + i32::from(*counts);
+    // what retry.sql makes of the count: the claim counted a head's attempt already, and one that
+    // does not count is given back
+    let attempts = match (*counts, row.counted) {
+        (true, true) | (false, false) => row.attempts,
+        (true, false) => row.attempts + 1,
+        (false, true) => (row.attempts - 1).max(0),
+    };
     let dies = *counts && attempts >= ctx.cfg.max_attempts;
     let st = tx.prepare_cached(db::q::PENDING_TWIN).await?;
     let twin: Option<i64> = match tx
@@ -296,13 +318,14 @@ async fn write_back_once(ctx: &Ctx, row: &OutboxRow, fx: &Effects, ack: &Ack) ->
         }
         _ => {
             let st = tx.prepare_cached(db::q::RETRY).await?;
-            let params: [&(dyn tokio_postgres::types::ToSql + Sync); 6] = [
+            let params: [&(dyn tokio_postgres::types::ToSql + Sync); 7] = [
                 &row.id,
                 &ctx.worker,
                 &delay_ms,
                 error,
                 &ctx.cfg.max_attempts,
                 counts,
+                &row.counted,
             ];
             match tx.query_opt(&st, &params).await? {
                 Some(r) => r.try_get::<_, String>(0)?,
@@ -428,7 +451,13 @@ mod tests {
                 reason: Some("ERP refused: 重复".into())
             }
         );
-        match ack_for(&Err(Error::HttpStatus { status: 503 }), 2, &b) {
+        // A database outage is not the row's fault: its attempt is given back.
+        assert!(matches!(
+            ack_for(&Err(Error::Pool("timed out waiting for a connection".into())), 2, &b),
+            Ack::Retry { counts: false, .. }
+        ));
+        // The claim counted the third attempt: the delay after it is the third backoff step.
+        match ack_for(&Err(Error::HttpStatus { status: 503 }), 3, &b) {
             Ack::Retry { delay, .. } => assert!(
                 delay >= Duration::from_millis(2_000) && delay <= Duration::from_millis(4_000)
             ),
