@@ -36,7 +36,10 @@ CREATE TABLE erp_sync.outbox (
     last_error       text,
     created_at       timestamptz NOT NULL DEFAULT now(),
     updated_at       timestamptz NOT NULL DEFAULT now(),
-    finished_at      timestamptz
+    finished_at      timestamptz,
+    -- (since 0.2.0) set by the sidecar, durably, just before it sends a follow-up: a follow-up
+    -- found with it set and without a result was perhaps sent (status in_doubt, see ops.sql).
+    send_started_at  timestamptz
     -- Row rules (kind, status, attempts >= 0, lease while running, reason when skipped, ref_id for
     -- followup/rollback) are one CHECK calling erp_sync.outbox_row_check(), added in ops.sql once
     -- that function exists: plain CHECKs are re-parsed from text for every INSERT the capture

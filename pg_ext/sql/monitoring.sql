@@ -10,6 +10,8 @@
 CREATE INDEX sync_log_created_idx ON erp_sync.sync_log (created_at);
 -- dead_rows alert: count dead rows without scanning finished history (rows rarely die).
 CREATE INDEX outbox_dead_idx ON erp_sync.outbox (id) WHERE status = 'dead';
+-- in_doubt_followups alert, contact_status (since 0.2.0).
+CREATE INDEX outbox_in_doubt_idx ON erp_sync.outbox (contact_id, id) WHERE status = 'in_doubt';
 
 -- Spec get_sync_stats(): sync_log rows created since now() - since.
 --   total   = every real ERP operation of the window (dry_run rows are not operations);
@@ -72,6 +74,7 @@ COMMENT ON FUNCTION erp_sync.stats_hourly(interval) IS
 --                                (unfinished/dead outbox rows) or history (any sync_log row)
 --   dead_rows          warning   dead outbox rows > alerts.max_dead
 --   stuck_queue        critical  oldest pending/running outbox row older than alerts.stuck_after
+--   in_doubt_followups warning   follow-ups perhaps sent, waiting for erp_sync.resolve_in_doubt()
 -- value / threshold: percent, counts, or hours / minutes (see unit). message is the spec's Chinese
 -- text, message_en the same in English. Thresholds come from settings_effective (not setting(),
 -- which reads erp_sync.settings as the caller: the reader role may not).
@@ -90,6 +93,8 @@ WITH cfg AS (
     SELECT st.* FROM cfg, LATERAL erp_sync.stats(cfg.win) st
 ), dead AS (
     SELECT count(*) AS n FROM erp_sync.outbox WHERE status = 'dead'
+), doubt AS (
+    SELECT count(*) AS n FROM erp_sync.outbox WHERE status = 'in_doubt'
 ), oldest AS (
     SELECT (SELECT o.created_at FROM erp_sync.outbox o
             WHERE o.status IN ('pending', 'running') ORDER BY o.id LIMIT 1) AS at
@@ -136,7 +141,14 @@ SELECT 'stuck_queue', 'critical',
        format('sync queue stuck: the oldest pending row has waited %s minutes', floor(extract(epoch FROM now() - oldest.at) / 60)::bigint),
        round(extract(epoch FROM now() - oldest.at) / 60, 1), round(extract(epoch FROM cfg.stuck) / 60, 1), 'minutes'
 FROM oldest, cfg
-WHERE oldest.at < now() - cfg.stuck;
+WHERE oldest.at < now() - cfg.stuck
+UNION ALL
+SELECT 'in_doubt_followups', 'warning',
+       format('跟进记录待确认: %s 条跟进记录可能已写入ERP，请在ERP中核对后调用 erp_sync.resolve_in_doubt(outbox_id, 是否已发送)', doubt.n),
+       format('%s follow-ups were perhaps sent (the sidecar stopped or lost the reply mid-send): check the ERP, then erp_sync.resolve_in_doubt(outbox_id, sent)', doubt.n),
+       doubt.n::numeric, 0::numeric, 'count'
+FROM doubt
+WHERE doubt.n > 0;
 
 -- Recent failed operations for the status page (errors with mobiles masked defensively: the
 -- engine already masks what it logs, an ERP error text might still quote a number).

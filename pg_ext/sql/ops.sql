@@ -88,3 +88,51 @@ BEGIN
     RETURN revived;
 END
 $$;
+
+-- A follow-up in doubt (since 0.2.0): the sidecar had begun sending it (outbox.send_started_at)
+-- when it died, hung past its lease, or lost the ERP's reply, so it may or may not be in the ERP.
+-- With engine.in_doubt_followups = "hold" (the default) such a row waits, status in_doubt, for a
+-- person who checked the ERP: sent = true ends it done, false queues it again (pending, due now,
+-- attempts 0). Each decision is written to sync_log with the operator (current_user).
+CREATE FUNCTION erp_sync.resolve_in_doubt(outbox_id bigint, sent boolean) RETURNS text
+    LANGUAGE plpgsql VOLATILE STRICT PARALLEL UNSAFE
+    SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    r record;
+BEGIN
+    SELECT o.id, o.contact_id, o.status, o.last_error INTO r
+    FROM erp_sync.outbox o WHERE o.id = resolve_in_doubt.outbox_id FOR UPDATE;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'erp_sync: outbox row % does not exist', outbox_id
+            USING ERRCODE = 'no_data_found',
+                  HINT = 'SELECT id, contact_id FROM erp_sync.outbox WHERE status = ''in_doubt'' lists the rows in doubt';
+    END IF;
+    IF r.status <> 'in_doubt' THEN
+        RAISE EXCEPTION 'erp_sync: outbox row % is %, not in_doubt', outbox_id, r.status
+            USING ERRCODE = 'object_not_in_prerequisite_state',
+                  HINT = 'only rows in status in_doubt wait for this decision';
+    END IF;
+    UPDATE erp_sync.outbox o
+    SET status = CASE WHEN sent THEN 'done' ELSE 'pending' END,
+        attempts = CASE WHEN sent THEN o.attempts ELSE 0 END,
+        next_attempt_at = now(),
+        send_started_at = NULL,
+        finished_at = CASE WHEN sent THEN now() END,
+        last_error = format('resolved by %s: %s (was: %s)', current_user,
+                            CASE WHEN sent THEN 'it is in the ERP' ELSE 'not in the ERP, queued again' END,
+                            r.last_error),
+        updated_at = now()
+    WHERE o.id = r.id;
+    INSERT INTO erp_sync.sync_log (outbox_id, contact_id, action, outcome, error)
+    VALUES (r.id, r.contact_id, 'followup', CASE WHEN sent THEN 'success' ELSE 'skipped' END,
+            format('in doubt, resolved by %s: %s', current_user,
+                   CASE WHEN sent THEN 'sent' ELSE 'not sent, queued again' END));
+    IF NOT sent THEN
+        PERFORM pg_notify(erp_sync.setting('notify.channel'), '');
+    END IF;
+    RETURN CASE WHEN sent THEN 'done' ELSE 'pending' END;
+END
+$$;
+COMMENT ON FUNCTION erp_sync.resolve_in_doubt(bigint, boolean) IS
+    'erp_sync: end a follow-up in doubt after checking the ERP: sent = true → done, false → queued again';

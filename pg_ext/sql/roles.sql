@@ -23,6 +23,7 @@ REVOKE EXECUTE ON FUNCTION erp_sync.signal_payload(bigint) FROM PUBLIC;
 REVOKE EXECUTE ON FUNCTION erp_sync.pick_rep(text) FROM PUBLIC;
 REVOKE EXECUTE ON FUNCTION erp_sync.request_sync(bigint) FROM PUBLIC;
 REVOKE EXECUTE ON FUNCTION erp_sync.retry_failed(bigint, text) FROM PUBLIC;
+REVOKE EXECUTE ON FUNCTION erp_sync.resolve_in_doubt(bigint, boolean) FROM PUBLIC;
 
 GRANT USAGE ON SCHEMA erp_sync TO erp_sync_worker, erp_sync_reader;
 
@@ -37,7 +38,8 @@ GRANT USAGE ON SEQUENCE erp_sync.sync_log_id_seq TO erp_sync_worker;
 GRANT SELECT ON erp_sync.settings, erp_sync.rejections, erp_sync.followup_templates,
     erp_sync.sales_reps, erp_sync.tracked_tables TO erp_sync_worker;
 GRANT EXECUTE ON FUNCTION erp_sync.contact_payload(bigint), erp_sync.signal_payload(bigint),
-    erp_sync.pick_rep(text), erp_sync.retry_failed(bigint, text) TO erp_sync_worker;
+    erp_sync.pick_rep(text), erp_sync.retry_failed(bigint, text),
+    erp_sync.resolve_in_doubt(bigint, boolean) TO erp_sync_worker;
 GRANT SELECT ON erp_sync.contact_status, erp_sync.queue, erp_sync.settings_effective TO erp_sync_worker;
 
 -- erp_sync_reader (monitoring): the views only; contact_status masks mobiles for it.

@@ -10,7 +10,8 @@
 -- mobile: the normalised phone for members of erp_sync_worker (and superusers); everyone else,
 -- erp_sync_reader included, sees it masked (138****1234).
 -- admission_passed / admission_reasons: the verdict of the last capture (rejections table).
--- sync_state: rejected > pending (an unfinished outbox row) > failed (latest row dead) >
+-- sync_state: rejected > in_doubt (a follow-up perhaps sent, waiting for a person:
+-- erp_sync.resolve_in_doubt) > pending (an unfinished outbox row) > failed (latest row dead) >
 -- skipped (latest row skipped) > synced (customer_link.synced_at set, or latest row done) >
 -- not_queued (never captured, e.g. rows that existed before track()).
 CREATE FUNCTION erp_sync.rebuild_contact_status() RETURNS text
@@ -48,13 +49,14 @@ BEGIN
                r.contact_id IS NULL AS admission_passed,
                coalesce(r.reasons, '[]'::jsonb) AS admission_reasons,
                CASE WHEN r.contact_id IS NOT NULL THEN 'rejected'
+                    WHEN doubt.error IS NOT NULL THEN 'in_doubt'
                     WHEN act.active THEN 'pending'
                     WHEN lo.status = 'dead' THEN 'failed'
                     WHEN lo.status = 'skipped' THEN 'skipped'
                     WHEN l.synced_at IS NOT NULL OR lo.status = 'done' THEN 'synced'
                     ELSE 'not_queued' END AS sync_state,
                l.erp_ord,
-               lo.last_error,
+               coalesce(doubt.error, lo.last_error) AS last_error,
                l.synced_at AS last_synced_at
         FROM (%s) s
         LEFT JOIN erp_sync.rejections r ON r.contact_id = s.contact_id
@@ -65,6 +67,9 @@ BEGIN
         LEFT JOIN LATERAL (
             SELECT true AS active FROM erp_sync.outbox o
             WHERE o.contact_id = s.contact_id AND o.status IN ('pending', 'running') LIMIT 1) act ON true
+        LEFT JOIN LATERAL (
+            SELECT o.last_error AS error FROM erp_sync.outbox o
+            WHERE o.contact_id = s.contact_id AND o.status = 'in_doubt' ORDER BY o.id LIMIT 1) doubt ON true
         $view$, src);
     RETURN CASE WHEN t.qual IS NULL THEN 'erp_sync.contact_status: no contact table tracked'
                 ELSE 'erp_sync.contact_status: over ' || t.qual END;

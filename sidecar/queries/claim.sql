@@ -4,7 +4,9 @@
 --
 -- A row is a head when it is due (pending and next_attempt_at reached, or running with an expired
 -- lease, except the rows this worker still has in hand ($5: e.g. a write-back waiting for the
--- database to come back, whose lease the heartbeat could not extend meanwhile) and no lower-id row of the same contact is pending or running. Heads are locked with
+-- database to come back, whose lease the heartbeat could not extend meanwhile) and no lower-id row
+-- of the same contact is pending, running or in_doubt (a follow-up in doubt holds its contact's
+-- later rows until a person resolves it: per-contact order). Heads are locked with
 -- SKIP LOCKED, so concurrent workers never wait on each other and never take the same row; rows of
 -- a chain are never heads for anyone else (their head is lower and pending/running); they are
 -- locked SKIP LOCKED too, for the platform's edits (below). The chain stops at the first row of
@@ -31,7 +33,7 @@ WITH heads AS (
           FROM erp_sync.outbox p
           WHERE p.contact_id = o.contact_id
             AND p.id < o.id
-            AND pg_catalog.lower(p.status) IN ('pending', 'running'))
+            AND pg_catalog.lower(p.status) IN ('pending', 'running', 'in_doubt'))
     ORDER BY o.id
     LIMIT $3
     FOR UPDATE OF o SKIP LOCKED
@@ -84,19 +86,38 @@ picked AS (
 -- row whose processing kills or hangs the worker never reports a failure. (A chain row is
 -- counted when it fails, or when it is claimed as a head after a crash.) A head claimed $6
 -- (engine.max_attempts) times without a result ends dead here instead: the last of those
--- attempts ended by an expired lease.
+-- attempts ended by an expired lease. With $7 (engine.in_doubt_followups = "hold"), a follow-up
+-- head whose send had begun (send_started_at, set just before the ERP call) and has no result is
+-- in_doubt: perhaps in the ERP already, it waits for a person (erp_sync.resolve_in_doubt).
 UPDATE erp_sync.outbox o
-SET status = CASE WHEN picked.head AND o.attempts >= $6 THEN 'dead' ELSE 'running' END,
-    attempts = CASE WHEN picked.head AND o.attempts < $6 THEN o.attempts + 1 ELSE o.attempts END,
-    lease_owner = CASE WHEN picked.head AND o.attempts >= $6 THEN NULL ELSE $1 END,
-    lease_expires_at = CASE WHEN picked.head AND o.attempts >= $6 THEN NULL
-                            ELSE now() + $2::bigint * interval '1 millisecond' END,
-    last_error = CASE WHEN picked.head AND o.attempts >= $6 THEN
+SET status = CASE WHEN picked.head AND $7 AND o.kind = 'followup' AND o.send_started_at IS NOT NULL
+                      THEN 'in_doubt'
+                  WHEN picked.head AND o.attempts >= $6 THEN 'dead'
+                  ELSE 'running' END,
+    attempts = CASE WHEN picked.head AND o.attempts < $6
+                     AND NOT ($7 AND o.kind = 'followup' AND o.send_started_at IS NOT NULL)
+                    THEN o.attempts + 1 ELSE o.attempts END,
+    lease_owner = CASE WHEN picked.head AND ((o.attempts >= $6)
+                           OR ($7 AND o.kind = 'followup' AND o.send_started_at IS NOT NULL))
+                       THEN NULL ELSE $1 END,
+    lease_expires_at = CASE WHEN picked.head AND ((o.attempts >= $6)
+                                OR ($7 AND o.kind = 'followup' AND o.send_started_at IS NOT NULL))
+                            THEN NULL ELSE now() + $2::bigint * interval '1 millisecond' END,
+    last_error = CASE WHEN picked.head AND $7 AND o.kind = 'followup' AND o.send_started_at IS NOT NULL THEN
+                     'in doubt: its send to the ERP began at ' || o.send_started_at
+                     || ' and no result was recorded (the worker died or hung while sending it), so it may be in '
+                     || 'the ERP already; check the ERP, then SELECT erp_sync.resolve_in_doubt(' || o.id || ', sent)'
+                     || coalesce('; last error: ' || o.last_error, '')
+                  WHEN picked.head AND o.attempts >= $6 THEN
                      'no attempts left: ' || o.attempts || ' of ' || $6::int || ' attempts ended without a result '
                      || '(the last by an expired lease: the worker died or hung while processing this row)'
                      || coalesce('; last error: ' || o.last_error, '')
                  ELSE o.last_error END,
-    finished_at = CASE WHEN picked.head AND o.attempts >= $6 THEN now() ELSE o.finished_at END,
+    finished_at = CASE WHEN picked.head AND o.attempts >= $6
+                        AND NOT ($7 AND o.kind = 'followup' AND o.send_started_at IS NOT NULL)
+                       THEN now() ELSE o.finished_at END,
+    send_started_at = CASE WHEN picked.head AND $7 AND o.kind = 'followup' AND o.send_started_at IS NOT NULL
+                           THEN o.send_started_at END,
     updated_at = now()
 FROM picked
 LEFT JOIN erp_sync.customer_link l ON l.contact_id = picked.contact_id

@@ -8,7 +8,7 @@
 -- (`lower(status)`: a lookup by contact id whatever the statistics say; see claim.sql.)
 SELECT EXISTS (SELECT 1 FROM erp_sync.outbox p
                WHERE p.contact_id = $1 AND p.id < $2
-                 AND pg_catalog.lower(p.status) IN ('pending', 'running')) AS blocked,
+                 AND pg_catalog.lower(p.status) IN ('pending', 'running', 'in_doubt')) AS blocked,
        CASE WHEN $3::text IN ('customer', 'assign') THEN erp_sync.contact_payload($1) END AS payload,
        CASE WHEN $3::text = 'followup' AND $4::bigint IS NOT NULL
             THEN erp_sync.signal_payload($4) END AS signal,

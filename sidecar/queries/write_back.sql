@@ -2,7 +2,7 @@
 -- own transaction). Every part is conditioned on `ours`: the row must still be leased to this
 -- worker and running, otherwise nothing is written and no row is returned (lease lost).
 --   $1 outbox id, $2 worker,
---   $3 final status ('done' | 'skipped' | 'dead'), or NULL to keep the row running (a retry: the
+--   $3 final status ('done' | 'skipped' | 'dead' | 'in_doubt'), or NULL to keep the row running (a retry: the
 --      caller then moves it back to pending in the same transaction), $4 reason / last error,
 --   $5 link change: 'upsert' | 'assign' | 'unlink' | NULL,
 --   upsert: $6 khid, $7 erp_ord, $8 customer_type, $9 person_synced, $10 payload hash;
@@ -20,7 +20,7 @@ WITH ours AS (
         last_error = CASE WHEN $3 IS NULL THEN last_error ELSE $4 END,
         lease_owner = CASE WHEN $3 IS NULL THEN lease_owner END,
         lease_expires_at = CASE WHEN $3 IS NULL THEN lease_expires_at END,
-        finished_at = CASE WHEN $3 IS NULL THEN NULL ELSE now() END,
+        finished_at = CASE WHEN $3 IS NULL OR $3 = 'in_doubt' THEN NULL ELSE now() END,
         updated_at = now()
     WHERE id = $1 AND lease_owner = $2 AND status = 'running'
     RETURNING id, contact_id, status

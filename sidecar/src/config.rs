@@ -116,6 +116,19 @@ pub struct EngineConfig {
     pub listen_reconnect_max_ms: u64,
     /// How long the write-back of an ERP effect keeps retrying against an unavailable database.
     pub writeback_retry_ms: u64,
+    /// A follow-up whose send had begun when its worker died, hung past its lease or lost the
+    /// ERP's reply may be in the ERP already: `hold` (default) parks it as `in_doubt` for a person
+    /// (`erp_sync.resolve_in_doubt`); `resend` sends it again (at-least-once).
+    pub in_doubt_followups: InDoubtFollowups,
+}
+
+/// What happens to a follow-up that was perhaps sent ([`EngineConfig::in_doubt_followups`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum InDoubtFollowups {
+    #[default]
+    Hold,
+    Resend,
 }
 
 impl Default for EngineConfig {
@@ -136,6 +149,7 @@ impl Default for EngineConfig {
             shutdown_deadline_ms: 10_000,
             listen_reconnect_max_ms: 10_000,
             writeback_retry_ms: 60_000,
+            in_doubt_followups: InDoubtFollowups::Hold,
         }
     }
 }

@@ -18,6 +18,9 @@ pub enum Error {
     // ---- ERP side (filled by the erp module) ----
     #[error("ERP transport error: {0}")]
     Transport(String),
+    /// No connection to the ERP could be made: the request certainly did not reach it.
+    #[error("ERP unreachable: {0}")]
+    Connect(String),
     #[error("ERP call timed out after {timeout_ms} ms")]
     Timeout { timeout_ms: u64 },
     #[error("ERP HTTP status {status}")]
@@ -48,6 +51,7 @@ impl Error {
     pub fn retry_class(&self) -> RetryClass {
         match self {
             Error::Transport(_)
+            | Error::Connect(_)
             | Error::Timeout { .. }
             | Error::ServerException(_)
             // An unparseable or unexpected reply may be a proxy glitch; every ERP write is made
@@ -62,6 +66,20 @@ impl Error {
             | Error::LoginFailed(_)
             | Error::Business(_)
             | Error::Config(_) => RetryClass::Fatal,
+        }
+    }
+}
+
+impl Error {
+    /// Whether the request that failed may have been processed by the ERP all the same: its reply
+    /// was lost (timeout, broken connection, a gateway's 502/504, a 500) or unreadable. A refused
+    /// connection, an answer of the ERP's own (refusal, server exception, status 11, expired
+    /// session) or an overloaded server (503, 429) means it was not.
+    pub fn may_have_reached_server(&self) -> bool {
+        match self {
+            Error::Timeout { .. } | Error::Transport(_) | Error::Protocol(_) => true,
+            Error::HttpStatus { status } => matches!(status, 500 | 502 | 504),
+            _ => false,
         }
     }
 }

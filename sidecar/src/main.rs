@@ -210,8 +210,8 @@ async fn real_main(cli: Cli) -> ExitCode {
                 Ok(s) => {
                     if once || cfg.engine.dry_run {
                         println!(
-                            "done={} skipped={} dead={} retried={} released={} planned={}",
-                            s.done, s.skipped, s.dead, s.retried, s.released, s.planned
+                            "done={} skipped={} dead={} in_doubt={} retried={} released={} planned={}",
+                            s.done, s.skipped, s.dead, s.in_doubt, s.retried, s.released, s.planned
                         );
                     }
                     ExitCode::SUCCESS

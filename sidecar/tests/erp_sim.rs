@@ -993,6 +993,8 @@ async fn lost_reply_then_lookup_finds_the_customer() -> R {
         .await;
     assert!(matches!(&r, Err(Error::Transport(_))), "{r:?}");
     assert_eq!(class(&r), Some(RetryClass::Retry));
+    // a lost reply: the save may have been processed (it was)
+    assert!(r.as_ref().err().is_some_and(Error::may_have_reached_server));
     assert!(c.find_by_khid("WX78").await?.is_some());
     assert_eq!(stored(&h, "customers").await?.len(), 2);
     assert_eq!(stat(&h, "lost_replies").await?, 2);
@@ -1713,14 +1715,15 @@ async fn transport_faults() -> R {
     assert!(t0.elapsed() >= Duration::from_millis(100));
     faults(&h, json!({"latency_ms": 0})).await?;
 
-    // Connection refused → Transport.
+    // Connection refused → Connect: retryable, and certainly not processed by the ERP.
     let dead = ErpClient::new(ErpConfig {
         base_url: "http://127.0.0.1:1".into(),
         ..cfg_for(&h)
     })?;
     let e = dead.login().await;
-    assert!(matches!(e, Err(Error::Transport(_))), "{e:?}");
+    assert!(matches!(e, Err(Error::Connect(_))), "{e:?}");
     assert_eq!(class(&e), Some(RetryClass::Retry));
+    assert!(e.as_ref().err().is_some_and(|e| !e.may_have_reached_server()));
     h.shutdown().await?;
     Ok(())
 }

@@ -128,7 +128,10 @@ fn customer_rows(db: &mut postgres::Client, id: i64) -> Result<Vec<(i64, String)
 fn claim(db: &mut postgres::Transaction<'_>) -> Result<Vec<(i64, i64, Option<String>)>> {
     let none: Vec<i64> = Vec::new();
     Ok(db
-        .query(CLAIM, &[&"isolation", &60_000i64, &64i64, &50i64, &none])?
+        .query(
+            CLAIM,
+            &[&"isolation", &60_000i64, &64i64, &50i64, &none, &8i32, &true],
+        )?
         .iter()
         .map(|r| {
             let payload: Option<serde_json::Value> = r.get(7);

@@ -70,10 +70,10 @@ fn prefix_khids_lost_replies_status11_and_sigkills() -> Result<()> {
         let worker = if round % 2 == 0 { "w2" } else { "w1" };
         s = w.sidecar(worker, &env)?;
     }
-    w.settle(SETTLE, &[&s])?;
+    let (in_doubt_sent, in_doubt_unsent) = w.settle_resolving(SETTLE, &[&s])?;
     let stats = w.sim.get("/_sim/stats")?;
     eprintln!(
-        "kills={kills} lost_replies={} status11={} requests={}",
+        "kills={kills} lost_replies={} status11={} requests={} in_doubt_sent={in_doubt_sent} in_doubt_unsent={in_doubt_unsent}",
         stats["lost_replies"], stats["status11"], stats["requests"]
     );
     assert!(stats["lost_replies"].as_u64().unwrap_or(0) > 0, "{stats}");
@@ -140,7 +140,8 @@ fn prefix_khids_lost_replies_status11_and_sigkills() -> Result<()> {
             resent += sent - 1;
         }
     }
-    eprintln!("follow-ups: {} stored, {resent} resent after a kill (at-least-once)", fu.len());
+    eprintln!("follow-ups: {} stored, {resent} sent twice", fu.len());
+    assert_eq!(resent, 0, "engine.in_doubt_followups = hold: nothing is sent twice");
     Ok(())
 }
 

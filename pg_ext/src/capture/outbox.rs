@@ -245,7 +245,7 @@ pub fn outbox_row_problem(
     last_error: Option<&str>,
 ) -> Option<String> {
     const KINDS: [&str; 4] = ["customer", "followup", "assign", "rollback"];
-    const STATUSES: [&str; 5] = ["pending", "running", "done", "dead", "skipped"];
+    const STATUSES: [&str; 6] = ["pending", "running", "done", "dead", "skipped", "in_doubt"];
     match kind {
         Some(k) if KINDS.contains(&k) => {}
         other => return Some(format!("kind {other:?} is not one of {}", KINDS.join(", "))),
@@ -267,6 +267,9 @@ pub fn outbox_row_problem(
     }
     if status == Some("skipped") && last_error.is_none() {
         return Some("a skipped row needs its reason in last_error".into());
+    }
+    if status == Some("in_doubt") && (kind != Some("followup") || last_error.is_none()) {
+        return Some("only a followup row can be in_doubt, with its reason in last_error".into());
     }
     if status != Some("skipped")
         && matches!(kind, Some("followup" | "rollback"))
@@ -349,6 +352,11 @@ mod tests {
         )
         .is_some());
         assert!(p(Some("customer"), None, Some(0), None, None, false, None).is_some());
+        // in_doubt: follow-ups only, always with the reason
+        let why = Some("send began, no result");
+        assert_eq!(p(Some("followup"), Some("in_doubt"), Some(1), Some(3), None, false, why), None);
+        assert!(p(Some("followup"), Some("in_doubt"), Some(1), Some(3), None, false, None).is_some());
+        assert!(p(Some("customer"), Some("in_doubt"), Some(1), None, None, false, why).is_some());
         assert!(p(
             Some("customer"),
             Some("pending"),

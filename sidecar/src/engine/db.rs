@@ -37,6 +37,7 @@ pub mod q {
     pub const UNFINISHED: &str = include_str!("../../queries/unfinished.sql");
     pub const NEXT_DUE: &str = include_str!("../../queries/next_due.sql");
     pub const DRY_RUN_PLAN: &str = include_str!("../../queries/dry_run_plan.sql");
+    pub const MARK_SEND_STARTED: &str = include_str!("../../queries/mark_send_started.sql");
     pub const ERP_SESSION_GET: &str = include_str!("../../queries/erp_session_get.sql");
     pub const ERP_SESSION_LOCK: &str = include_str!("../../queries/erp_session_lock.sql");
     pub const ERP_SESSION_PUT: &str = include_str!("../../queries/erp_session_put.sql");
@@ -388,16 +389,25 @@ const CLAIM_STATUS_COLUMN: usize = 17;
 pub const CLAIM_BEGIN: &str =
     "BEGIN; SET LOCAL enable_bitmapscan = off; SET LOCAL enable_seqscan = off";
 
-/// Rows the claim ended `dead` (no attempts left) are logged and not returned.
-pub async fn claim(
-    pool: &Pool,
-    worker: &str,
-    lease_ms: u64,
-    heads: i64,
-    chain_max: i64,
-    in_hand: &[i64],
-    max_attempts: i32,
-) -> Result<Vec<OutboxRow>> {
+/// What one claim asks for (`claim.sql`'s parameters).
+pub struct ClaimRequest<'a> {
+    pub worker: &'a str,
+    pub lease_ms: u64,
+    /// Contact heads at most.
+    pub heads: i64,
+    /// Rows per contact at most.
+    pub chain_max: i64,
+    /// Rows this worker still has in hand (never re-claimed by it).
+    pub in_hand: &'a [i64],
+    /// `engine.max_attempts`: a head claimed this often without a result ends dead.
+    pub max_attempts: i32,
+    /// `engine.in_doubt_followups = "hold"`: a follow-up head whose send began ends in_doubt.
+    pub hold_in_doubt: bool,
+}
+
+/// Rows the claim ended `dead` (no attempts left) or `in_doubt` (a follow-up whose send had begun,
+/// with `hold_in_doubt`) are logged and not returned.
+pub async fn claim(pool: &Pool, req: &ClaimRequest<'_>) -> Result<Vec<OutboxRow>> {
     let c = pool.get().await.map_err(pool_err)?;
     let st = c.prepare_cached(q::CLAIM).await?;
     // The claim must walk `outbox_claim_idx` in id order and stop after `heads` rows. Statistics
@@ -407,13 +417,15 @@ pub async fn claim(
     // rule that plan out for this transaction only. BEGIN + settings, the claim and COMMIT go
     // out as one pipeline (one round trip); if the claim fails, the server turns the COMMIT of
     // the aborted transaction into a ROLLBACK.
-    let params: [&(dyn tokio_postgres::types::ToSql + Sync); 6] = [
-        &worker,
-        &(lease_ms as i64),
-        &heads,
-        &chain_max,
-        &in_hand,
-        &max_attempts,
+    let lease_ms = i64::try_from(req.lease_ms).unwrap_or(i64::MAX);
+    let params: [&(dyn tokio_postgres::types::ToSql + Sync); 7] = [
+        &req.worker,
+        &lease_ms,
+        &req.heads,
+        &req.chain_max,
+        &req.in_hand,
+        &req.max_attempts,
+        &req.hold_in_doubt,
     ];
     let (begun, rows, ended) = futures::join!(
         c.batch_execute(CLAIM_BEGIN),
@@ -426,11 +438,20 @@ pub async fn claim(
     let mut out = Vec::with_capacity(rows.len());
     for r in &rows {
         let row = OutboxRow::from_claim_row(r)?;
-        if r.try_get::<_, String>(CLAIM_STATUS_COLUMN)? == "dead" {
-            tracing::warn!(outbox_id = row.id, contact_id = row.contact_id, kind = %row.kind,
-                attempts = row.attempts, "row dead: no attempts left (its lease expired every time)");
-            crate::ops::metrics::row_acked(&row.kind, "dead");
-            continue;
+        match r.try_get::<_, String>(CLAIM_STATUS_COLUMN)?.as_str() {
+            "dead" => {
+                tracing::warn!(outbox_id = row.id, contact_id = row.contact_id, kind = %row.kind,
+                    attempts = row.attempts, "row dead: no attempts left (its lease expired every time)");
+                crate::ops::metrics::row_acked(&row.kind, "dead");
+                continue;
+            }
+            "in_doubt" => {
+                tracing::warn!(outbox_id = row.id, contact_id = row.contact_id,
+                    "follow-up in doubt: its send began and no result was recorded; waiting for erp_sync.resolve_in_doubt");
+                crate::ops::metrics::row_acked(&row.kind, "in_doubt");
+                continue;
+            }
+            _ => {}
         }
         out.push(row);
     }
@@ -473,6 +494,13 @@ pub async fn release(pool: &Pool, worker: &str, ids: Option<&[i64]>) -> Result<u
     let st = c.prepare_cached(q::RELEASE).await?;
     let ids: Option<Vec<i64>> = ids.map(<[i64]>::to_vec);
     Ok(c.execute(&st, &[&worker, &ids]).await?)
+}
+
+/// Record, durably (autocommit), that the follow-up of row `id` is being sent now; false when the
+/// row is no longer leased to `worker`.
+pub async fn mark_send_started(c: &impl GenericClient, id: i64, worker: &str) -> Result<bool> {
+    let st = c.prepare_cached(q::MARK_SEND_STARTED).await?;
+    Ok(c.execute(&st, &[&id, &worker]).await? == 1)
 }
 
 pub async fn contact_payload(c: &impl GenericClient, contact_id: i64) -> Result<Option<Value>> {

@@ -10,6 +10,7 @@ use serde_json::{json, Value};
 use super::db::{self, LinkChange, LinkWrite, LogEntry, OutboxRow, RowContext};
 use super::mapping::{self, ContactView};
 use super::Ctx;
+use crate::config::InDoubtFollowups;
 use crate::erp::{Assignment, CustomerKind, ErpClient, Exchange, Followup};
 use crate::error::{Error, Result};
 use crate::telemetry::masked;
@@ -22,6 +23,8 @@ pub enum Verdict {
     Skipped(String),
     /// Cannot ever succeed as things are, with the reason.
     Dead(String),
+    /// A follow-up that was perhaps sent (its reply was lost): waits for a person, with the reason.
+    InDoubt(String),
 }
 
 /// What a handler changed, written back with the row's final status.
@@ -459,7 +462,19 @@ async fn followup(ctx: &Ctx, row: &OutboxRow, rc: RowContext, fx: &mut Effects) 
         content,
         date,
     };
-    step(
+    let hold = ctx.cfg.in_doubt_followups == InDoubtFollowups::Hold;
+    if hold {
+        // Log in first, so that what can fail from here on is the follow-up's own request; then
+        // record, durably, that its send begins: found so after a crash, it is in doubt.
+        step(ctx, fx, &t, "followup", Some(ord), false, t.ensure_session()).await?;
+        let c = ctx.db().await?;
+        if !db::mark_send_started(&c, row.id, &ctx.worker).await? {
+            return Err(Error::Protocol(
+                "lease lost before the follow-up was sent".into(),
+            ));
+        }
+    }
+    match step(
         ctx,
         fx,
         &t,
@@ -468,7 +483,20 @@ async fn followup(ctx: &Ctx, row: &OutboxRow, rc: RowContext, fx: &mut Effects) 
         true,
         t.add_followup(ord, &f),
     )
-    .await?;
+    .await
+    {
+        Ok(()) => {}
+        Err(e) if hold && e.may_have_reached_server() => {
+            let r = format!(
+                "in doubt: the ERP's answer to this follow-up was lost ({e}), so it may be in the ERP \
+                 already; check customer ord {ord} in the ERP, then SELECT erp_sync.resolve_in_doubt({}, sent)",
+                row.id
+            );
+            tracing::warn!(outbox_id = row.id, contact_id = row.contact_id, erp_ord = ord, reason = %r, "follow-up in doubt");
+            return Ok(Verdict::InDoubt(r));
+        }
+        Err(e) => return Err(e),
+    }
     tracing::info!(
         outbox_id = row.id,
         contact_id = row.contact_id,

@@ -61,6 +61,8 @@ pub struct RunSummary {
     pub done: u64,
     pub skipped: u64,
     pub dead: u64,
+    /// Follow-ups parked as `in_doubt` (perhaps sent).
+    pub in_doubt: u64,
     pub retried: u64,
     pub released: u64,
     pub planned: u64,
@@ -71,6 +73,7 @@ impl RunSummary {
         self.done += o.done;
         self.skipped += o.skipped;
         self.dead += o.dead;
+        self.in_doubt += o.in_doubt;
         self.retried += o.retried;
         self.released += o.released;
         self.planned += o.planned;
@@ -340,14 +343,18 @@ pub async fn run(
         let mut claimed = 0usize;
         let mut claim_failed = false;
         if capacity > 0 {
+            let in_hand = ctx.in_hand();
             match db::claim(
                 &ctx.pool,
-                &worker,
-                e.lease_ms,
-                capacity,
-                e.chain_max,
-                &ctx.in_hand(),
-                e.max_attempts,
+                &db::ClaimRequest {
+                    worker: &worker,
+                    lease_ms: e.lease_ms,
+                    heads: capacity,
+                    chain_max: e.chain_max,
+                    in_hand: &in_hand,
+                    max_attempts: e.max_attempts,
+                    hold_in_doubt: e.in_doubt_followups == crate::config::InDoubtFollowups::Hold,
+                },
             )
             .await
             {

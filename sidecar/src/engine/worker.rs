@@ -59,6 +59,10 @@ pub fn ack_for(result: &Result<Verdict>, attempts: i32, backoff: &super::backoff
             status: "dead",
             reason: Some(r.clone()),
         },
+        Ok(Verdict::InDoubt(r)) => Ack::Finish {
+            status: "in_doubt",
+            reason: Some(r.clone()),
+        },
         // Refused credentials are not the row's fault: keep it (not counted) and let the engine
         // pause claiming until a login works again.
         Err(e @ Error::LoginFailed(_)) => Ack::Retry {
@@ -169,6 +173,7 @@ pub async fn run_chain(ctx: &Ctx, mut chain: Vec<OutboxRow>) -> RunSummary {
                         "done" => s.done += 1,
                         "skipped" => s.skipped += 1,
                         "dead" => s.dead += 1,
+                        "in_doubt" => s.in_doubt += 1,
                         _ => s.retried += 1,
                     }
                     if status == "pending" {

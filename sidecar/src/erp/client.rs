@@ -153,6 +153,12 @@ impl ErpClient {
         self.relogin(None, true).await.map(|_| ())
     }
 
+    /// A usable session now (logging in when there is none or it is too old): so that the next
+    /// call's failure is about that call, not about a login.
+    pub async fn ensure_session(&self) -> Result<()> {
+        self.session().await.map(drop)
+    }
+
     async fn session(&self) -> Result<Current> {
         match self.inner.session.current() {
             Some(c) if self.fresh(&c) => Ok(c),
@@ -291,6 +297,8 @@ impl ErpClient {
         let map_err = |e: reqwest::Error| {
             if e.is_timeout() {
                 Error::Timeout { timeout_ms }
+            } else if e.is_connect() {
+                Error::Connect(e.without_url().to_string())
             } else {
                 Error::Transport(e.without_url().to_string())
             }

@@ -194,6 +194,60 @@ impl World {
         bail!("outbox did not settle within {timeout:?}:\n{diag}")
     }
 
+    /// [`World::settle`], doing meanwhile what an operator does with follow-ups in doubt: look each
+    /// up in the ERP (by the customer's ord and the message text) and call
+    /// `erp_sync.resolve_in_doubt(id, found)`, oldest first. Returns (resolved as sent, as not sent).
+    pub fn settle_resolving(&self, timeout: Duration, sidecars: &[&Sidecar]) -> Result<(usize, usize)> {
+        const FREE: &str = "SELECT count(*) FROM erp_sync.outbox o
+             WHERE o.status IN ('pending', 'running')
+               AND NOT EXISTS (SELECT 1 FROM erp_sync.outbox d
+                               WHERE d.contact_id = o.contact_id AND d.id < o.id AND d.status = 'in_doubt')";
+        let deadline = std::time::Instant::now() + timeout;
+        let (mut sent, mut not_sent) = (0, 0);
+        for _ in 0..1000 {
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            if !wait_until(left, || matches!(self.count(FREE), Ok(0))) {
+                break;
+            }
+            let (s, n) = self.resolve_in_doubt_from_erp()?;
+            sent += s;
+            not_sent += n;
+            if s + n == 0 && matches!(self.unfinished(), Ok(0)) {
+                return Ok((sent, not_sent));
+            }
+        }
+        self.settle(Duration::ZERO, sidecars).map(|()| (sent, not_sent))
+    }
+
+    /// Resolve every follow-up in doubt from what the ERP holds (see [`World::settle_resolving`]).
+    pub fn resolve_in_doubt_from_erp(&self) -> Result<(usize, usize)> {
+        let rows = self.query(
+            "SELECT o.id, o.contact_id, s.content FROM erp_sync.outbox o
+             JOIN mp.signals s ON s.id = o.ref_id
+             WHERE o.status = 'in_doubt' ORDER BY o.id",
+            &[],
+        )?;
+        if rows.is_empty() {
+            return Ok((0, 0));
+        }
+        let fu = self.erp_followups()?;
+        let (mut sent, mut not_sent) = (0, 0);
+        for r in rows {
+            let (id, contact, content): (i64, i64, String) = (r.get(0), r.get(1), r.get(2));
+            let ord = self.erp_ord(contact)?.map(|o| o.to_string());
+            let found = fu.iter().any(|f| {
+                field(f, "ord") == ord && field(f, "@intro2").as_deref() == Some(content.as_str())
+            });
+            self.query("SELECT erp_sync.resolve_in_doubt($1, $2)", &[&id, &found])?;
+            if found {
+                sent += 1;
+            } else {
+                not_sent += 1;
+            }
+        }
+        Ok((sent, not_sent))
+    }
+
     /// `(status, last_error)` of every outbox row of a contact, by id.
     pub fn rows_of(&self, contact_id: i64) -> Result<Vec<(String, String, Option<String>)>> {
         Ok(self
