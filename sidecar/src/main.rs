@@ -280,8 +280,15 @@ fn print_form(kind: CustomerKind, form: &[sidecar::erp::FormField]) {
         CustomerKind::Company => "单位客户",
         CustomerKind::Personal => "个人客户",
     };
-    println!("\n客户表单 custom/add.asp?intsort={} ({label}): {} fields", kind.intsort(), form.len());
-    println!("{:<16} {:<12} {:<4} value / options", "id", "caption", "req");
+    println!(
+        "\n客户表单 custom/add.asp?intsort={} ({label}): {} fields",
+        kind.intsort(),
+        form.len()
+    );
+    println!(
+        "{:<16} {:<12} {:<4} value / options",
+        "id", "caption", "req"
+    );
     for f in form {
         let mut rest = f.value.clone();
         if !f.options.is_empty() {

@@ -57,7 +57,9 @@ fn a_missing_customer_category_is_named_at_start_up() {
         let t = text(&o);
         assert_eq!(o.status.code(), Some(2), "{args:?}: {t}");
         assert!(
-            t.contains("erp.customer_category") && t.contains("sort1") && t.contains("login --fields"),
+            t.contains("erp.customer_category")
+                && t.contains("sort1")
+                && t.contains("login --fields"),
             "{args:?}: {t}"
         );
     }
@@ -184,7 +186,10 @@ fn login_tests_the_connection_like_the_spec() {
     let t = text(&fields);
     assert_eq!(fields.status.code(), Some(0), "{t}");
     assert!(t.contains("intsort=1") && t.contains("intsort=2"), "{t}");
-    let sort1 = t.lines().find(|l| l.starts_with("sort1 ")).unwrap_or_default();
+    let sort1 = t
+        .lines()
+        .find(|l| l.starts_with("sort1 "))
+        .unwrap_or_default();
     assert!(sort1.contains("是") && sort1.contains("11=微信客户"), "{t}");
     let bad = run(bin()
         .arg("login")

@@ -1106,7 +1106,10 @@ async fn update_counts_when_it_reads_back() -> R {
     assert_eq!(field(&stored_customer(&h, ord).await?, "name"), "新名字");
     // Refused for a field other than the name (备注, 客户来源): the rest reads back as before, but
     // what was sent does not, so the refusal is not taken for a success.
-    for (fld, val, text) in [("intro", "坏备注", "备注不允许"), ("ly", "999", "客户来源无效")] {
+    for (fld, val, text) in [
+        ("intro", "坏备注", "备注不允许"),
+        ("ly", "999", "客户来源无效"),
+    ] {
         faults(
             &h,
             json!({"refuse": [{"field": fld, "value": val, "text": text}]}),
@@ -1723,7 +1726,10 @@ async fn transport_faults() -> R {
     let e = dead.login().await;
     assert!(matches!(e, Err(Error::Connect(_))), "{e:?}");
     assert_eq!(class(&e), Some(RetryClass::Retry));
-    assert!(e.as_ref().err().is_some_and(|e| !e.may_have_reached_server()));
+    assert!(e
+        .as_ref()
+        .err()
+        .is_some_and(|e| !e.may_have_reached_server()));
     h.shutdown().await?;
     Ok(())
 }

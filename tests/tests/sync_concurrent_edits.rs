@@ -54,7 +54,10 @@ fn chaos_concurrent_edits_while_three_sidecars_drain() -> Result<()> {
     let secs = env_u64("CHAOS_EDIT_SECS", 8);
     let mut ids = Vec::new();
     for i in 0..n {
-        ids.push(w.contact(&NewContact::personal(&format!("并发{i:03}"), &mobile(9000 + i)))?);
+        ids.push(w.contact(&NewContact::personal(
+            &format!("并发{i:03}"),
+            &mobile(9000 + i),
+        ))?);
     }
     let small = [("ERP_SYNC_ENGINE_BATCH_SIZE", "8")];
     let sidecars = [
@@ -77,7 +80,9 @@ fn chaos_concurrent_edits_while_three_sidecars_drain() -> Result<()> {
                 if stop.load(Ordering::Relaxed) || started.elapsed() > Duration::from_secs(secs) {
                     break;
                 }
-                k = k.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+                k = k
+                    .wrapping_mul(6364136223846793005)
+                    .wrapping_add(1442695040888963407);
                 let id = ids[(k >> 33) as usize % ids.len()];
                 let n = edits.fetch_add(1, Ordering::Relaxed);
                 db.execute(
@@ -91,7 +96,8 @@ fn chaos_concurrent_edits_while_three_sidecars_drain() -> Result<()> {
     std::thread::sleep(Duration::from_secs(secs));
     stop.store(true, Ordering::Relaxed);
     for e in editors {
-        e.join().map_err(|_| anyhow::anyhow!("editor thread panicked"))??;
+        e.join()
+            .map_err(|_| anyhow::anyhow!("editor thread panicked"))??;
     }
     let refs: Vec<&e2e::Sidecar> = sidecars.iter().collect();
     w.settle(SETTLE, &refs)?;
@@ -101,7 +107,10 @@ fn chaos_concurrent_edits_while_three_sidecars_drain() -> Result<()> {
         edits.load(Ordering::Relaxed),
         lost.len()
     );
-    assert!(lost.is_empty(), "lost updates (contact, platform, ERP): {lost:?}");
+    assert!(
+        lost.is_empty(),
+        "lost updates (contact, platform, ERP): {lost:?}"
+    );
     assert_eq!(
         w.count("SELECT count(*) FROM erp_sync.outbox WHERE status NOT IN ('done', 'skipped')")?,
         0
@@ -130,7 +139,15 @@ fn claim(db: &mut postgres::Transaction<'_>) -> Result<Vec<(i64, i64, Option<Str
     Ok(db
         .query(
             CLAIM,
-            &[&"isolation", &60_000i64, &64i64, &50i64, &none, &8i32, &true],
+            &[
+                &"isolation",
+                &60_000i64,
+                &64i64,
+                &50i64,
+                &none,
+                &8i32,
+                &true,
+            ],
         )?
         .iter()
         .map(|r| {
@@ -138,7 +155,11 @@ fn claim(db: &mut postgres::Transaction<'_>) -> Result<Vec<(i64, i64, Option<Str
             (
                 r.get(0),
                 r.get(1),
-                payload.and_then(|p| p.get("address").and_then(|a| a.as_str()).map(str::to_string)),
+                payload.and_then(|p| {
+                    p.get("address")
+                        .and_then(|a| a.as_str())
+                        .map(str::to_string)
+                }),
             )
         })
         .collect())
@@ -154,7 +175,8 @@ fn an_edit_during_a_claim_is_never_coalesced_away() -> Result<()> {
     let id = w.contact(&NewContact::personal("隔离测试", &mobile(9901)))?;
     let mut platform = postgres::Client::connect(&url, postgres::NoTls)?;
     let mut sidecar = postgres::Client::connect(&url, postgres::NoTls)?;
-    let pending = |db: &mut postgres::Client| -> Result<Vec<(i64, String)>> { customer_rows(db, id) };
+    let pending =
+        |db: &mut postgres::Client| -> Result<Vec<(i64, String)>> { customer_rows(db, id) };
     assert_eq!(pending(&mut platform)?.len(), 1);
 
     // 1. The claim takes the row (uncommitted) and reads the old address; the platform edits and
@@ -167,12 +189,20 @@ fn an_edit_during_a_claim_is_never_coalesced_away() -> Result<()> {
         let url = url.clone();
         std::thread::spawn(move || -> Result<u64> {
             let mut db = postgres::Client::connect(&url, postgres::NoTls)?;
-            Ok(db.execute("UPDATE mp.contacts SET address = '北京一' WHERE id = $1", &[&id])?)
+            Ok(db.execute(
+                "UPDATE mp.contacts SET address = '北京一' WHERE id = $1",
+                &[&id],
+            )?)
         })
     };
     std::thread::sleep(Duration::from_millis(300));
     tx.commit()?;
-    assert_eq!(editor.join().map_err(|_| anyhow::anyhow!("editor panicked"))??, 1);
+    assert_eq!(
+        editor
+            .join()
+            .map_err(|_| anyhow::anyhow!("editor panicked"))??,
+        1
+    );
     let rows = pending(&mut platform)?;
     assert_eq!(
         rows.iter().map(|r| r.1.as_str()).collect::<Vec<_>>(),
@@ -186,7 +216,10 @@ fn an_edit_during_a_claim_is_never_coalesced_away() -> Result<()> {
     )?;
     let mut tx = sidecar.transaction()?;
     let got = claim(&mut tx)?;
-    assert_eq!(got.iter().find(|r| r.1 == id).and_then(|r| r.2.as_deref()), Some("北京一"));
+    assert_eq!(
+        got.iter().find(|r| r.1 == id).and_then(|r| r.2.as_deref()),
+        Some("北京一")
+    );
     tx.commit()?;
     platform.execute(
         "UPDATE erp_sync.outbox SET status = 'done', finished_at = now(), lease_owner = NULL, lease_expires_at = NULL WHERE contact_id = $1",
@@ -196,9 +229,15 @@ fn an_edit_during_a_claim_is_never_coalesced_away() -> Result<()> {
     // 2. The platform edits (a new pending row), edits again in an open transaction (coalesced
     //    onto that row), and a claim runs before it commits: the claim must not take the row the
     //    open edit relies on. After the commit, the claim takes it and reads the edit.
-    platform.execute("UPDATE mp.contacts SET address = '北京二' WHERE id = $1", &[&id])?;
+    platform.execute(
+        "UPDATE mp.contacts SET address = '北京二' WHERE id = $1",
+        &[&id],
+    )?;
     let mut open = platform.transaction()?;
-    open.execute("UPDATE mp.contacts SET address = '北京三' WHERE id = $1", &[&id])?;
+    open.execute(
+        "UPDATE mp.contacts SET address = '北京三' WHERE id = $1",
+        &[&id],
+    )?;
     let mut tx = sidecar.transaction()?;
     let got = claim(&mut tx)?;
     assert!(
@@ -209,7 +248,10 @@ fn an_edit_during_a_claim_is_never_coalesced_away() -> Result<()> {
     open.commit()?;
     let mut tx = sidecar.transaction()?;
     let got = claim(&mut tx)?;
-    assert_eq!(got.iter().find(|r| r.1 == id).and_then(|r| r.2.as_deref()), Some("北京三"));
+    assert_eq!(
+        got.iter().find(|r| r.1 == id).and_then(|r| r.2.as_deref()),
+        Some("北京三")
+    );
     tx.commit()?;
     platform.execute(
         "UPDATE erp_sync.outbox SET status = 'done', finished_at = now(), lease_owner = NULL, lease_expires_at = NULL WHERE contact_id = $1",
@@ -220,16 +262,29 @@ fn an_edit_during_a_claim_is_never_coalesced_away() -> Result<()> {
     //    it): the claim takes the head but stops the chain before the row the open edit holds,
     //    without waiting for the platform's transaction.
     let signal = w.signal(id, "先来一条消息")?;
-    platform.execute("UPDATE mp.contacts SET address = '北京四' WHERE id = $1", &[&id])?;
+    platform.execute(
+        "UPDATE mp.contacts SET address = '北京四' WHERE id = $1",
+        &[&id],
+    )?;
     let mut open = platform.transaction()?;
-    open.execute("UPDATE mp.contacts SET address = '北京五' WHERE id = $1", &[&id])?;
+    open.execute(
+        "UPDATE mp.contacts SET address = '北京五' WHERE id = $1",
+        &[&id],
+    )?;
     let mut tx = sidecar.transaction()?;
     tx.batch_execute("SET LOCAL lock_timeout = '5s'")?;
     let started = Instant::now();
     let got = claim(&mut tx)?;
-    assert!(started.elapsed() < Duration::from_secs(2), "the claim waited for the platform");
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "the claim waited for the platform"
+    );
     let kinds: Vec<i64> = got.iter().filter(|r| r.1 == id).map(|r| r.0).collect();
-    assert_eq!(kinds.len(), 1, "only the follow-up (signal {signal}) is claimed: {got:?}");
+    assert_eq!(
+        kinds.len(),
+        1,
+        "only the follow-up (signal {signal}) is claimed: {got:?}"
+    );
     tx.commit()?;
     open.commit()?;
     platform.execute(
@@ -238,7 +293,10 @@ fn an_edit_during_a_claim_is_never_coalesced_away() -> Result<()> {
     )?;
     let mut tx = sidecar.transaction()?;
     let got = claim(&mut tx)?;
-    assert_eq!(got.iter().find(|r| r.1 == id).and_then(|r| r.2.as_deref()), Some("北京五"));
+    assert_eq!(
+        got.iter().find(|r| r.1 == id).and_then(|r| r.2.as_deref()),
+        Some("北京五")
+    );
     tx.commit()?;
     Ok(())
 }

@@ -224,12 +224,21 @@ fn a_row_that_kills_the_worker_ends_dead_after_max_attempts() -> Result<()> {
     )?;
     let (status, attempts, err): (String, i32, String) = (r[0].get(0), r[0].get(1), r[0].get(2));
     assert_eq!((status.as_str(), attempts), ("dead", 3), "{err}");
-    assert!(err.contains("3 of 3 attempts") && err.contains("died or hung"), "{err}");
+    assert!(
+        err.contains("3 of 3 attempts") && err.contains("died or hung"),
+        "{err}"
+    );
     assert!(w.erp_by_khid(&format!("WX{id}"))?.is_empty());
-    assert_eq!(w.erp_by_khid(&format!("WX{other}"))?.len(), 1, "other contacts go on");
+    assert_eq!(
+        w.erp_by_khid(&format!("WX{other}"))?.len(),
+        1,
+        "other contacts go on"
+    );
     // A dead row is visible with its reason.
-    let state: String = w
-        .query("SELECT sync_state FROM erp_sync.contact_status WHERE contact_id = $1", &[&id])?[0]
+    let state: String = w.query(
+        "SELECT sync_state FROM erp_sync.contact_status WHERE contact_id = $1",
+        &[&id],
+    )?[0]
         .get(0);
     assert_eq!(state, "failed");
     Ok(())

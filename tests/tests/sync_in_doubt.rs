@@ -57,7 +57,11 @@ fn a_followup_whose_reply_is_lost_waits_for_a_person() -> Result<()> {
         followup_rows(&w, id)
     );
     let doubt = followup_rows(&w, id)?[0].0;
-    assert_eq!(followups_of(&w, id)?, ["第一条消息 谈的很好"], "the ERP has it once");
+    assert_eq!(
+        followups_of(&w, id)?,
+        ["第一条消息 谈的很好"],
+        "the ERP has it once"
+    );
     // Visible: contact_status, alerts, queue.
     let st = w.query(
         "SELECT sync_state, last_error FROM erp_sync.contact_status WHERE contact_id = $1",
@@ -71,7 +75,9 @@ fn a_followup_whose_reply_is_lost_waits_for_a_person() -> Result<()> {
         1
     );
     assert_eq!(
-        w.count("SELECT coalesce(sum(rows), 0)::bigint FROM erp_sync.queue WHERE status = 'in_doubt'")?,
+        w.count(
+            "SELECT coalesce(sum(rows), 0)::bigint FROM erp_sync.queue WHERE status = 'in_doubt'"
+        )?,
         1
     );
     // The contact's next follow-up waits behind it (per-contact order).
@@ -83,7 +89,11 @@ fn a_followup_whose_reply_is_lost_waits_for_a_person() -> Result<()> {
 
     // Only rows in doubt can be resolved, with a real SQLSTATE.
     assert_eq!(
-        sql_state(&w, &format!("SELECT erp_sync.resolve_in_doubt({}, true)", rows[1].0)).as_deref(),
+        sql_state(
+            &w,
+            &format!("SELECT erp_sync.resolve_in_doubt({}, true)", rows[1].0)
+        )
+        .as_deref(),
         Some("55000")
     );
     assert_eq!(
@@ -123,9 +133,11 @@ fn a_sidecar_killed_mid_send_leaves_the_followup_in_doubt() -> Result<()> {
     // The follow-up's request hangs: the sidecar is killed while waiting for the answer.
     w.faults(json!({"hang_rate": 1.0, "hang_ms": 60000, "paths": ["reply.asp"]}))?;
     w.signal(id, "发送中被中断")?;
-    assert!(e2e::wait_until(SETTLE, || w
+    assert!(e2e::wait_until(SETTLE, || {
+        w
         .count("SELECT count(*) FROM erp_sync.outbox WHERE kind = 'followup' AND status = 'running' AND send_started_at IS NOT NULL")
-        .is_ok_and(|n| n == 1)));
+        .is_ok_and(|n| n == 1)
+    }));
     std::thread::sleep(Duration::from_millis(300));
     let mut s = s;
     s.proc.kill()?;
@@ -152,7 +164,11 @@ fn resend_mode_sends_a_lost_reply_again() -> Result<()> {
     w.signal(id, "至少一次")?;
     let s = w.sidecar("w1", &[("ERP_SYNC_ENGINE_IN_DOUBT_FOLLOWUPS", "resend")])?;
     w.settle(SETTLE, &[&s])?;
-    assert_eq!(followups_of(&w, id)?, ["至少一次", "至少一次"], "at-least-once, as chosen");
+    assert_eq!(
+        followups_of(&w, id)?,
+        ["至少一次", "至少一次"],
+        "at-least-once, as chosen"
+    );
     assert_eq!(
         w.count("SELECT count(*) FROM erp_sync.outbox WHERE status NOT IN ('done')")?,
         0

@@ -19,7 +19,11 @@ fn seed_prefix_customers(w: &World, n: i64) -> Result<Vec<String>> {
     let mut khids = Vec::new();
     let mut batch = Vec::new();
     for i in 1..=n {
-        for k in [format!("WX{i}0000"), format!("WX{i}-旧"), format!("OLDWX{i}")] {
+        for k in [
+            format!("WX{i}0000"),
+            format!("WX{i}-旧"),
+            format!("OLDWX{i}"),
+        ] {
             batch.push(json!({"intsort": 2, "fields": {
                 "name": format!("手工客户{k}"), "khid": k, "sort1": "12", "person_name": "手工"}}));
             khids.push(k);
@@ -41,7 +45,11 @@ fn prefix_khids_lost_replies_status11_and_sigkills() -> Result<()> {
     let mut ids = Vec::new();
     for i in 0..n {
         let c = if i % 4 == 0 {
-            NewContact::company(&format!("客户{i:03}"), &format!("公司{i:03}"), &mobile(5000 + i))
+            NewContact::company(
+                &format!("客户{i:03}"),
+                &format!("公司{i:03}"),
+                &mobile(5000 + i),
+            )
         } else {
             NewContact::personal(&format!("客户{i:03}"), &mobile(5000 + i))
         };
@@ -51,7 +59,11 @@ fn prefix_khids_lost_replies_status11_and_sigkills() -> Result<()> {
         }
         ids.push(id);
     }
-    assert_eq!(ids.first().copied(), Some(1), "khids WX1..WX{n} share prefixes with the seeds");
+    assert_eq!(
+        ids.first().copied(),
+        Some(1),
+        "khids WX1..WX{n} share prefixes with the seeds"
+    );
     // A fifth of the customer saves are stored but their reply is lost; list and detail calls
     // fail with status 11 now and then.
     w.faults(json!({"lost_reply_rate": 0.2, "status11_rate": 0.03, "paths": ["custom/"], "latency_ms": 3}))?;
@@ -96,11 +108,21 @@ fn prefix_khids_lost_replies_status11_and_sigkills() -> Result<()> {
             _ => duplicated.push(*id),
         }
     }
-    assert!(missing.is_empty() && duplicated.is_empty(), "missing {missing:?}, duplicated {duplicated:?}");
+    assert!(
+        missing.is_empty() && duplicated.is_empty(),
+        "missing {missing:?}, duplicated {duplicated:?}"
+    );
     for id in &ids {
         let c = by_khid[&format!("WX{id}")][0];
-        assert_eq!(field(c, "sort1").as_deref(), Some(e2e::SIM_CATEGORY), "contact {id}: {c}");
-        assert!(field(c, "person_name").is_some_and(|p| !p.is_empty()), "contact {id}: {c}");
+        assert_eq!(
+            field(c, "sort1").as_deref(),
+            Some(e2e::SIM_CATEGORY),
+            "contact {id}: {c}"
+        );
+        assert!(
+            field(c, "person_name").is_some_and(|p| !p.is_empty()),
+            "contact {id}: {c}"
+        );
         assert_eq!(
             w.erp_ord(*id)?.map(|o| o.to_string()),
             field(c, "ord"),
@@ -110,7 +132,12 @@ fn prefix_khids_lost_replies_status11_and_sigkills() -> Result<()> {
     for k in &seeded {
         let found = by_khid.get(k).map(Vec::as_slice).unwrap_or_default();
         assert_eq!(found.len(), 1, "seed {k}");
-        assert_eq!(found[0]["saves"], json!(0), "seed {k} was written to: {}", found[0]);
+        assert_eq!(
+            found[0]["saves"],
+            json!(0),
+            "seed {k} was written to: {}",
+            found[0]
+        );
     }
     assert_eq!(customers.len(), seeded.len() + ids.len());
     assert_eq!(
@@ -122,7 +149,10 @@ fn prefix_khids_lost_replies_status11_and_sigkills() -> Result<()> {
     let fu = w.erp_followups()?;
     for f in &fu {
         for k in ["intro", "sort", "plantype"] {
-            assert!(field(f, k).is_some_and(|v| !v.is_empty()), "follow-up without {k}: {f}");
+            assert!(
+                field(f, k).is_some_and(|v| !v.is_empty()),
+                "follow-up without {k}: {f}"
+            );
         }
         assert_eq!(field(f, "sort").as_deref(), Some("484"), "{f}");
         assert_eq!(field(f, "plantype").as_deref(), Some("0"), "{f}");
@@ -134,14 +164,19 @@ fn prefix_khids_lost_replies_status11_and_sigkills() -> Result<()> {
             let text = format!("c{id}-{k} 考虑中");
             let sent = fu
                 .iter()
-                .filter(|f| field(f, "ord") == ord && field(f, "@intro2").as_deref() == Some(text.as_str()))
+                .filter(|f| {
+                    field(f, "ord") == ord && field(f, "@intro2").as_deref() == Some(text.as_str())
+                })
                 .count();
             assert!(sent >= 1, "follow-up {text:?} of contact {id} missing");
             resent += sent - 1;
         }
     }
     eprintln!("follow-ups: {} stored, {resent} sent twice", fu.len());
-    assert_eq!(resent, 0, "engine.in_doubt_followups = hold: nothing is sent twice");
+    assert_eq!(
+        resent, 0,
+        "engine.in_doubt_followups = hold: nothing is sent twice"
+    );
     Ok(())
 }
 
@@ -154,7 +189,10 @@ fn three_sidecars_one_session() -> Result<()> {
     w.faults(json!({"latency_ms": 5, "jitter_ms": 10}))?;
     let mut ids = Vec::new();
     for i in 0..45 {
-        let id = w.contact(&NewContact::personal(&format!("会话{i:02}"), &mobile(7000 + i)))?;
+        let id = w.contact(&NewContact::personal(
+            &format!("会话{i:02}"),
+            &mobile(7000 + i),
+        ))?;
         w.signal(id, &format!("s{id} 谈的很好"))?;
         ids.push(id);
     }
@@ -167,15 +205,25 @@ fn three_sidecars_one_session() -> Result<()> {
     // The server ends every session at once: one of the fleet logs in again, the others take it.
     w.faults(json!({"expire_sessions_now": true}))?;
     for i in 45..60 {
-        let id = w.contact(&NewContact::personal(&format!("会话{i:02}"), &mobile(7000 + i)))?;
+        let id = w.contact(&NewContact::personal(
+            &format!("会话{i:02}"),
+            &mobile(7000 + i),
+        ))?;
         ids.push(id);
     }
     w.settle(SETTLE, &[&a, &b, &c])?;
     let after = w.sim.get("/_sim/stats")?;
     eprintln!("before the expiry: {before}\nafter: {after}");
     let logins = after["logins_ok"].as_u64().unwrap_or(u64::MAX);
-    assert!(logins <= 3, "one login per expiry for the fleet, got {logins}: {after}");
-    assert_eq!(after["sessions_replaced"], json!(0), "no sidecar logged another out: {after}");
+    assert!(
+        logins <= 3,
+        "one login per expiry for the fleet, got {logins}: {after}"
+    );
+    assert_eq!(
+        after["sessions_replaced"],
+        json!(0),
+        "no sidecar logged another out: {after}"
+    );
     let stored = w.count("SELECT count(*) FROM erp_sync.erp_session")?;
     assert_eq!(stored, 1);
     for id in &ids {

@@ -354,9 +354,38 @@ mod tests {
         assert!(p(Some("customer"), None, Some(0), None, None, false, None).is_some());
         // in_doubt: follow-ups only, always with the reason
         let why = Some("send began, no result");
-        assert_eq!(p(Some("followup"), Some("in_doubt"), Some(1), Some(3), None, false, why), None);
-        assert!(p(Some("followup"), Some("in_doubt"), Some(1), Some(3), None, false, None).is_some());
-        assert!(p(Some("customer"), Some("in_doubt"), Some(1), None, None, false, why).is_some());
+        assert_eq!(
+            p(
+                Some("followup"),
+                Some("in_doubt"),
+                Some(1),
+                Some(3),
+                None,
+                false,
+                why
+            ),
+            None
+        );
+        assert!(p(
+            Some("followup"),
+            Some("in_doubt"),
+            Some(1),
+            Some(3),
+            None,
+            false,
+            None
+        )
+        .is_some());
+        assert!(p(
+            Some("customer"),
+            Some("in_doubt"),
+            Some(1),
+            None,
+            None,
+            false,
+            why
+        )
+        .is_some());
         assert!(p(
             Some("customer"),
             Some("pending"),

@@ -466,7 +466,16 @@ async fn followup(ctx: &Ctx, row: &OutboxRow, rc: RowContext, fx: &mut Effects) 
     if hold {
         // Log in first, so that what can fail from here on is the follow-up's own request; then
         // record, durably, that its send begins: found so after a crash, it is in doubt.
-        step(ctx, fx, &t, "followup", Some(ord), false, t.ensure_session()).await?;
+        step(
+            ctx,
+            fx,
+            &t,
+            "followup",
+            Some(ord),
+            false,
+            t.ensure_session(),
+        )
+        .await?;
         let c = ctx.db().await?;
         if !db::mark_send_started(&c, row.id, &ctx.worker).await? {
             return Err(Error::Protocol(

@@ -127,7 +127,11 @@ pub async fn run_chain(ctx: &Ctx, mut chain: Vec<OutboxRow>) -> RunSummary {
         let started = Instant::now();
         let mut fx = Effects::default();
         let result = handlers::process(ctx, row, rc, &mut fx).await;
-        let ack = ack_for(&result, row.attempts + i32::from(!row.counted), &ctx.backoff);
+        let ack = ack_for(
+            &result,
+            row.attempts + i32::from(!row.counted),
+            &ctx.backoff,
+        );
         if let (Ok(Verdict::Dead(reason)), true) =
             (&result, fx.logs.iter().all(|l| l.outcome != "failed"))
         {
@@ -458,7 +462,11 @@ mod tests {
         );
         // A database outage is not the row's fault: its attempt is given back.
         assert!(matches!(
-            ack_for(&Err(Error::Pool("timed out waiting for a connection".into())), 2, &b),
+            ack_for(
+                &Err(Error::Pool("timed out waiting for a connection".into())),
+                2,
+                &b
+            ),
             Ack::Retry { counts: false, .. }
         ));
         // The claim counted the third attempt: the delay after it is the third backoff step.

@@ -209,7 +209,11 @@ impl ErpClient {
                 if own {
                     info!(generation = c.generation, stored = c.stored, "erp login ok");
                 } else {
-                    debug!(generation = c.generation, stored = c.stored, "erp session taken from the fleet's store");
+                    debug!(
+                        generation = c.generation,
+                        stored = c.stored,
+                        "erp session taken from the fleet's store"
+                    );
                 }
                 Ok(c)
             }

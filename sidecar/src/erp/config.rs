@@ -218,7 +218,10 @@ impl std::fmt::Debug for ErpConfig {
             .field("update_mode", &self.update_mode)
             .field("customer_category", &self.customer_category)
             .field("customer_category_company", &self.customer_category_company)
-            .field("customer_category_personal", &self.customer_category_personal)
+            .field(
+                "customer_category_personal",
+                &self.customer_category_personal,
+            )
             .field("follow_level", &self.follow_level)
             .field("followup", &self.followup)
             .field("delete_endpoint", &self.delete_endpoint)
@@ -314,7 +317,10 @@ mod tests {
                 },
                 ..ok.clone()
             };
-            assert!(c.validate_for_writes().is_err(), "{sort} {plantype} {remind}");
+            assert!(
+                c.validate_for_writes().is_err(),
+                "{sort} {plantype} {remind}"
+            );
         }
     }
 }

@@ -221,45 +221,62 @@ impl ErpClient {
 
     // ------------------------------------------------------------------ saves
 
-    /// `custom/add.asp` without cmdkey: a new ord (`body.bill.value`, a string on the real server).
+    /// `custom/add.asp` without cmdkey (分配新客户ID): the reply holds a new ord and the form.
+    pub(super) async fn allocation(&self, kind: CustomerKind) -> Result<protocol::Envelope> {
+        self.mobile(
+            protocol::CUSTOM_ADD,
+            None,
+            vec![item("intsort", kind.intsort())],
+        )
+        .await
+    }
+
+    /// A new ord (`body.bill.value`, a string on the real server).
     pub async fn allocate_ord(&self, kind: CustomerKind) -> Result<i64> {
-        let env = self
-            .mobile(
-                protocol::CUSTOM_ADD,
-                None,
-                vec![item("intsort", kind.intsort())],
-            )
-            .await?;
-        protocol::parse_allocate(&env)
+        protocol::parse_allocate(&self.allocation(kind).await?)
     }
 
     /// The `(id, value)` pairs a customer save sends, in the vendor's ids and limits, with the
     /// required `sort1` (configured category) and `person_name` (the name) filled in.
-    pub fn customer_datas(&self, kind: CustomerKind, fields: &CustomerFields) -> Vec<(&'static str, String)> {
+    pub fn customer_datas(
+        &self,
+        kind: CustomerKind,
+        fields: &CustomerFields,
+    ) -> Vec<(&'static str, String)> {
         let mut out: Vec<(&'static str, String)> = fields
             .pairs()
             .into_iter()
             .map(|(id, v)| (id, clip(id, v).into_owned()))
             .collect();
-        let has = |out: &[(&str, String)], id: &str| out.iter().any(|(k, v)| *k == id && !v.is_empty());
+        let has =
+            |out: &[(&str, String)], id: &str| out.iter().any(|(k, v)| *k == id && !v.is_empty());
         if !has(&out, "sort1") {
             out.retain(|(k, _)| *k != "sort1");
-            out.push(("sort1", clip("sort1", self.config().category(kind)).into_owned()));
+            out.push((
+                "sort1",
+                clip("sort1", self.config().category(kind)).into_owned(),
+            ));
         }
         if !has(&out, "person_name") && !fields.name.trim().is_empty() {
             out.retain(|(k, _)| *k != "person_name");
-            out.push(("person_name", clip("person_name", &fields.name).into_owned()));
+            out.push((
+                "person_name",
+                clip("person_name", &fields.name).into_owned(),
+            ));
         }
         out
     }
 
-    async fn dosave(&self, kind: CustomerKind, ord: i64, sent: &[(&str, String)]) -> Result<WriteReply> {
+    async fn dosave(
+        &self,
+        kind: CustomerKind,
+        ord: i64,
+        sent: &[(&str, String)],
+    ) -> Result<WriteReply> {
         let endpoint = format!("{}?intsort={}", protocol::CUSTOM_ADD, kind.intsort());
         let mut d = vec![item("ord", ord)];
         d.extend(sent.iter().map(|(id, v)| item(id, v.as_str())));
-        let env = self
-            .mobile(&endpoint, Some(protocol::CMD_SAVE), d)
-            .await?;
+        let env = self.mobile(&endpoint, Some(protocol::CMD_SAVE), d).await?;
         protocol::write_reply(&env)
     }
 
@@ -310,7 +327,10 @@ impl ErpClient {
         if reply.result == Some(false) {
             return Err(refused());
         }
-        let khid = sent.iter().find(|(k, _)| *k == "khid").map(|(_, v)| v.as_str());
+        let khid = sent
+            .iter()
+            .find(|(k, _)| *k == "khid")
+            .map(|(_, v)| v.as_str());
         let back = self.read_back(ord, khid).await?;
         let diff = match &back {
             Some(c) => differing(sent, &c.raw),
@@ -336,7 +356,11 @@ impl ErpClient {
 
     /// Update an existing customer (`fields.ord` required) through `update_mode`; it counts when
     /// it reads back with the fields sent.
-    pub async fn edit_customer(&self, kind: CustomerKind, fields: &CustomerFields) -> Result<ErpCustomer> {
+    pub async fn edit_customer(
+        &self,
+        kind: CustomerKind,
+        fields: &CustomerFields,
+    ) -> Result<ErpCustomer> {
         let ord = fields
             .ord
             .ok_or_else(|| Error::Config("edit_customer needs fields.ord".into()))?;
@@ -349,7 +373,12 @@ impl ErpClient {
     }
 
     /// `/webapi/v3/sales/customer/edit`: `sort` = 客户分类, `sort1` = 跟进程度, `sort2` = the kind.
-    async fn webapi_edit(&self, kind: CustomerKind, ord: i64, sent: &[(&str, String)]) -> Result<WriteReply> {
+    async fn webapi_edit(
+        &self,
+        kind: CustomerKind,
+        ord: i64,
+        sent: &[(&str, String)],
+    ) -> Result<WriteReply> {
         let mut m = Map::new();
         m.insert("ord".into(), Value::from(ord));
         m.insert("sort2".into(), Value::from(kind.intsort()));
@@ -480,7 +509,11 @@ mod tests {
             ..Default::default()
         };
         let d = c.customer_datas(CustomerKind::Company, &f);
-        let get = |id: &str| d.iter().find(|(k, _)| *k == id).map(|(_, v)| v.chars().count());
+        let get = |id: &str| {
+            d.iter()
+                .find(|(k, _)| *k == id)
+                .map(|(_, v)| v.chars().count())
+        };
         assert_eq!(get("name"), Some(100));
         assert_eq!(get("khid"), Some(50));
         assert_eq!(get("person_name"), Some(50));
@@ -497,14 +530,24 @@ mod tests {
         ];
         let back = json!({"name":" 甲 ","mobile":"138-0000-0001","jz":"很高"});
         let Value::Object(m) = back else { panic!() };
-        assert!(differing(&sent, &m).is_empty(), "captions and absent fields are not compared");
+        assert!(
+            differing(&sent, &m).is_empty(),
+            "captions and absent fields are not compared"
+        );
         let back = json!({"name":"乙","mobile":"13800000002","address":"上海","jz":"289"});
         let Value::Object(m) = back else { panic!() };
         assert_eq!(differing(&sent, &m), ["name", "mobile", "jz"]);
         let sent = vec![("intro", "来自微信中台，\n评分: 92".to_string())];
-        let Value::Object(m) = json!({"intro":"来自微信中台，\r\n评分: 92 "}) else { panic!() };
-        assert!(differing(&sent, &m).is_empty(), "re-wrapped text is the same text");
-        let Value::Object(m) = json!({"intro":"旧备注"}) else { panic!() };
+        let Value::Object(m) = json!({"intro":"来自微信中台，\r\n评分: 92 "}) else {
+            panic!()
+        };
+        assert!(
+            differing(&sent, &m).is_empty(),
+            "re-wrapped text is the same text"
+        );
+        let Value::Object(m) = json!({"intro":"旧备注"}) else {
+            panic!()
+        };
         assert_eq!(differing(&sent, &m), ["intro"]);
     }
 }

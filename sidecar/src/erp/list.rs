@@ -360,24 +360,36 @@ mod tests {
             json!({"header":{"status":"0"},"body":{"source":{"table":{"cols":cols,"rows":[["甲","WX12","10001","1,234.00"]]}}}}),
         );
         let p = customer_page(&arrays)?;
-        assert_eq!((p.rows[0].ord, p.rows[0].khid.as_deref()), (10001, Some("WX12")));
+        assert_eq!(
+            (p.rows[0].ord, p.rows[0].khid.as_deref()),
+            (10001, Some("WX12"))
+        );
         assert_eq!(p.rows[0].raw.get("hk_xz"), Some(&json!("1,234.00")));
         // `{"ord": …, "value": [cells]}` rows.
         let ord_value = env(
             json!({"header":{"status":"0"},"body":{"source":{"table":{"cols":[{"id":"name"},{"id":"khid"}],"rows":[{"ord":"10002","value":["乙","WX120"]}]}}}}),
         );
         let p = customer_page(&ord_value)?;
-        assert_eq!((p.rows[0].ord, p.rows[0].khid.as_deref()), (10002, Some("WX120")));
+        assert_eq!(
+            (p.rows[0].ord, p.rows[0].khid.as_deref()),
+            (10002, Some("WX120"))
+        );
         // One row object instead of a list.
         let one = env(
             json!({"header":{"status":"0"},"body":{"source":{"table":{"page":{"pageindex":"1","pagecount":"1","pagesize":"20","recordcount":"1"},"cols":cols,"rows":{"ord":"10003","value":["丙","WX1200","10003","0.00"]}}}}}),
         );
         let p = customer_page(&one)?;
-        assert_eq!((p.rows.len(), p.rows[0].ord, p.page.recordcount), (1, 10003, 1));
+        assert_eq!(
+            (p.rows.len(), p.rows[0].ord, p.page.recordcount),
+            (1, 10003, 1)
+        );
         let plain_obj = env(
             json!({"header":{"status":"0"},"body":{"source":{"table":{"cols":cols,"rows":{"ord":"4","khid":"WX4"}}}}}),
         );
-        assert_eq!(customer_page(&plain_obj)?.rows[0].khid.as_deref(), Some("WX4"));
+        assert_eq!(
+            customer_page(&plain_obj)?.rows[0].khid.as_deref(),
+            Some("WX4")
+        );
         Ok(())
     }
 
@@ -431,7 +443,10 @@ mod tests {
             json!({"header":{"status":"0"},"body":{"model":"bill","bill":{"value":"9","groups":[{"fields":[{"id":"name","title":"客户名称","value":"乙"}]}]}}}),
         );
         let d = parse_detail(&vendor, 0)?.ok_or(Error::Protocol("none".into()))?;
-        assert_eq!((d.ord, d.value("name"), d.fields[0].text.as_deref()), (9, Some("乙"), Some("客户名称")));
+        assert_eq!(
+            (d.ord, d.value("name"), d.fields[0].text.as_deref()),
+            (9, Some("乙"), Some("客户名称"))
+        );
         // No customer: a message instead of a bill, or an empty form. No text is interpreted.
         let msg = env(
             json!({"header":{"status":0},"body":{"model":"message","message":{"text":"该客户不存在或已被删除"}}}),

@@ -58,10 +58,13 @@ pub fn as_i64_loose(v: &Value) -> Option<i64> {
             } else {
                 t.into()
             };
-            cleaned
-                .parse::<i64>()
-                .ok()
-                .or_else(|| cleaned.parse::<f64>().ok().filter(|f| f.is_finite()).map(|f| f as i64))
+            cleaned.parse::<i64>().ok().or_else(|| {
+                cleaned
+                    .parse::<f64>()
+                    .ok()
+                    .filter(|f| f.is_finite())
+                    .map(|f| f as i64)
+            })
         }
         Value::Bool(b) => Some(i64::from(*b)),
         _ => None,
@@ -228,7 +231,9 @@ pub fn parse_login(root: &Value) -> Result<String> {
             _ => Err(Error::Protocol("login succeeded without a session".into())),
         },
         // The server's own error (11: database) is not a verdict on the credentials.
-        Some(11) => Err(Error::ServerException(format!("login: header.status 11: {message}"))),
+        Some(11) => Err(Error::ServerException(format!(
+            "login: header.status 11: {message}"
+        ))),
         Some(_) => Err(Error::LoginFailed(if message.is_empty() {
             "login refused".into()
         } else {
@@ -510,7 +515,9 @@ mod tests {
         let vendor_refused = reply(
             json!({"header":{"status":"0"},"body":{"model":"message","message":{"title":"","text":"请选择客户分类","url":"","wait":"0"}}}),
         )?;
-        assert!(matches!(vendor_refused.outcome(), Err(Error::Business(t)) if t == "请选择客户分类"));
+        assert!(
+            matches!(vendor_refused.outcome(), Err(Error::Business(t)) if t == "请选择客户分类")
+        );
         let bare = reply(json!({"header":{"status":0},"body":{"message":"客户编号重复"}}))?;
         assert!(matches!(bare.outcome(), Err(Error::Business(t)) if t == "客户编号重复"));
         // No message at all is not a success.
@@ -538,11 +545,17 @@ mod tests {
         // Escaped quotes and backslashes stay as they are beside a raw TAB.
         let esc = b"{\"a\":\"x\\\"\\\\y\tz\",\"b\":\"\\u0041\"}";
         let v = parse_json(esc)?;
-        assert_eq!((v["a"].as_str(), v["b"].as_str()), (Some("x\"\\y\tz"), Some("A")));
+        assert_eq!(
+            (v["a"].as_str(), v["b"].as_str()),
+            (Some("x\"\\y\tz"), Some("A"))
+        );
         // Invalid UTF-8 inside a string does not make the whole reply unreadable.
         let bad_utf8 = b"{\"a\":\"\xff\xfe\"}";
         assert!(parse_json(bad_utf8)?["a"].is_string());
-        assert!(matches!(parse_json(b"<html>502</html>"), Err(Error::Protocol(_))));
+        assert!(matches!(
+            parse_json(b"<html>502</html>"),
+            Err(Error::Protocol(_))
+        ));
         Ok(())
     }
 

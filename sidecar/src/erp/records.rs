@@ -133,7 +133,11 @@ impl ErpClient {
                 ("@title2".into(), Value::from(title)),
                 (
                     "@intro2".into(),
-                    Value::from(if content.is_empty() { DEFAULT_SCHEDULE_TITLE } else { content.as_str() }),
+                    Value::from(if content.is_empty() {
+                        DEFAULT_SCHEDULE_TITLE
+                    } else {
+                        content.as_str()
+                    }),
                 ),
                 ("@remind".into(), Value::from(cfg.remind)),
             ]),
@@ -153,7 +157,11 @@ impl ErpClient {
     pub async fn add_followup(&self, ord: i64, f: &Followup) -> Result<()> {
         let endpoint = format!("{}?datatype=tel", protocol::REPLY);
         let env = self
-            .mobile(&endpoint, Some(protocol::CMD_SAVE), self.followup_datas(ord, f))
+            .mobile(
+                &endpoint,
+                Some(protocol::CMD_SAVE),
+                self.followup_datas(ord, f),
+            )
             .await?;
         protocol::write_reply(&env)?.outcome().map(|_| ())
     }
@@ -161,18 +169,17 @@ impl ErpClient {
     /// The fields of the ERP's customer form for `kind` (the allocation reply's `bill.groups`),
     /// for an operator looking for the ids to configure. Allocates (and leaves unused) one ord.
     pub async fn customer_form(&self, kind: CustomerKind) -> Result<Vec<FormField>> {
-        let env = self
-            .mobile(
-                protocol::CUSTOM_ADD,
-                None,
-                vec![item("intsort", kind.intsort())],
-            )
-            .await?;
+        let env = self.allocation(kind).await?;
         let bill = env
             .body
             .get("bill")
             .or_else(|| env.root.get("bill"))
-            .ok_or_else(|| Error::Protocol(format!("allocation reply without a bill: {}", protocol::short(&env.root))))?;
+            .ok_or_else(|| {
+                Error::Protocol(format!(
+                    "allocation reply without a bill: {}",
+                    protocol::short(&env.root)
+                ))
+            })?;
         let mut out = Vec::new();
         let groups: Vec<&Value> = match bill.get("groups") {
             Some(Value::Array(g)) => g.iter().collect(),
@@ -194,7 +201,10 @@ impl ErpClient {
             let Some(id) = f.get("id").and_then(as_string_loose) else {
                 continue;
             };
-            let text = |keys: &[&str]| keys.iter().find_map(|k| f.get(*k).and_then(as_string_loose));
+            let text = |keys: &[&str]| {
+                keys.iter()
+                    .find_map(|k| f.get(*k).and_then(as_string_loose))
+            };
             let mut options = Vec::new();
             collect_options(f, 0, &mut options);
             out.push(FormField {
@@ -221,8 +231,14 @@ fn collect_options(v: &Value, depth: usize, out: &mut Vec<(String, String)>) {
         match (k.as_str(), child) {
             ("options" | "nodes" | "trees" | "items" | "children", Value::Array(items)) => {
                 for it in items {
-                    let get = |keys: &[&str]| keys.iter().find_map(|k| it.get(*k).and_then(as_string_loose));
-                    if let (Some(val), Some(cap)) = (get(&["value", "id", "ord"]), get(&["text", "title", "name"])) {
+                    let get = |keys: &[&str]| {
+                        keys.iter()
+                            .find_map(|k| it.get(*k).and_then(as_string_loose))
+                    };
+                    if let (Some(val), Some(cap)) = (
+                        get(&["value", "id", "ord"]),
+                        get(&["text", "title", "name"]),
+                    ) {
                         out.push((val, cap));
                     }
                     collect_options(it, depth + 1, out);
@@ -286,7 +302,10 @@ mod tests {
         for k in ["@ret_0", "@ret_1", "@title1", "@remind"] {
             assert!(m.contains_key(k), "{k}: {m:?}");
         }
-        assert_eq!((m["sort"].clone(), m["@title1"].clone()), (json!(481), json!("微信沟通")));
+        assert_eq!(
+            (m["sort"].clone(), m["@title1"].clone()),
+            (json!(481), json!("微信沟通"))
+        );
         let two = client(FollowupConfig {
             plantype: 2,
             ..FollowupConfig::default()
@@ -306,6 +325,12 @@ mod tests {
         let f = json!({"id":"sort1","title":"客户分类","source":{"type_":"options","options":[{"value":"11","text":"微信客户"},{"id":"12","name":"网站"}]}});
         let mut o = Vec::new();
         collect_options(&f, 0, &mut o);
-        assert_eq!(o, [("11".to_string(), "微信客户".to_string()), ("12".into(), "网站".into())]);
+        assert_eq!(
+            o,
+            [
+                ("11".to_string(), "微信客户".to_string()),
+                ("12".into(), "网站".into())
+            ]
+        );
     }
 }

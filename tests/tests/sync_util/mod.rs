@@ -197,7 +197,11 @@ impl World {
     /// [`World::settle`], doing meanwhile what an operator does with follow-ups in doubt: look each
     /// up in the ERP (by the customer's ord and the message text) and call
     /// `erp_sync.resolve_in_doubt(id, found)`, oldest first. Returns (resolved as sent, as not sent).
-    pub fn settle_resolving(&self, timeout: Duration, sidecars: &[&Sidecar]) -> Result<(usize, usize)> {
+    pub fn settle_resolving(
+        &self,
+        timeout: Duration,
+        sidecars: &[&Sidecar],
+    ) -> Result<(usize, usize)> {
         const FREE: &str = "SELECT count(*) FROM erp_sync.outbox o
              WHERE o.status IN ('pending', 'running')
                AND NOT EXISTS (SELECT 1 FROM erp_sync.outbox d
@@ -216,7 +220,8 @@ impl World {
                 return Ok((sent, not_sent));
             }
         }
-        self.settle(Duration::ZERO, sidecars).map(|()| (sent, not_sent))
+        self.settle(Duration::ZERO, sidecars)
+            .map(|()| (sent, not_sent))
     }
 
     /// Resolve every follow-up in doubt from what the ERP holds (see [`World::settle_resolving`]).
