@@ -9,6 +9,8 @@ SET attempts = greatest(attempts + CASE WHEN $6 AND NOT $7 THEN 1
                   THEN 'dead' ELSE 'pending' END,
     next_attempt_at = now() + $3::bigint * interval '1 millisecond',
     last_error = $4,
+    -- a failure that is retried was certainly not processed (or the operator chose resend)
+    send_started_at = NULL,
     lease_owner = NULL,
     lease_expires_at = NULL,
     finished_at = CASE WHEN $6 AND attempts + CASE WHEN $7 THEN 0 ELSE 1 END >= $5
