@@ -175,3 +175,27 @@ fn resend_mode_sends_a_lost_reply_again() -> Result<()> {
     );
     Ok(())
 }
+
+/// An answer that says the request was not processed (503, a refused connection) is retried as
+/// usual: nothing is in doubt, and the follow-up reaches the ERP once.
+#[test]
+fn a_followup_refused_by_an_overloaded_erp_is_simply_retried() -> Result<()> {
+    let w = World::start()?;
+    let id = w.contact(&NewContact::personal("重试客户", &mobile(1500)))?;
+    let s = w.sidecar("w1", &[])?;
+    w.settle(SETTLE, &[&s])?;
+    w.faults(json!({"error_next": 2, "paths": ["reply.asp"]}))?;
+    w.signal(id, "服务繁忙后重试")?;
+    w.settle(SETTLE, &[&s])?;
+    assert_eq!(followups_of(&w, id)?, ["服务繁忙后重试"]);
+    let r = w.query(
+        "SELECT status, attempts FROM erp_sync.outbox WHERE contact_id = $1 AND kind = 'followup'",
+        &[&id],
+    )?;
+    assert_eq!(
+        (r[0].get::<_, String>(0), r[0].get::<_, i32>(1)),
+        ("done".to_string(), 3),
+        "two refused attempts and one that went through"
+    );
+    Ok(())
+}
