@@ -464,8 +464,7 @@ async fn followup(ctx: &Ctx, row: &OutboxRow, rc: RowContext, fx: &mut Effects) 
     };
     let hold = ctx.cfg.in_doubt_followups == InDoubtFollowups::Hold;
     if hold {
-        // Log in first, so that what can fail from here on is the follow-up's own request; then
-        // record, durably, that its send begins: found so after a crash, it is in doubt.
+        // Log in first, so that what can fail from here on is the follow-up's own request.
         step(
             ctx,
             fx,
@@ -476,24 +475,23 @@ async fn followup(ctx: &Ctx, row: &OutboxRow, rc: RowContext, fx: &mut Effects) 
             t.ensure_session(),
         )
         .await?;
-        let c = ctx.db().await?;
-        if !db::mark_send_started(&c, row.id, &ctx.worker).await? {
-            return Err(Error::Protocol(
-                "lease lost before the follow-up was sent".into(),
-            ));
-        }
     }
-    match step(
-        ctx,
-        fx,
-        &t,
-        "followup",
-        Some(ord),
-        true,
-        t.add_followup(ord, &f),
-    )
-    .await
-    {
+    // Inside the ERP call's permit (so not while waiting for one): record, durably, that the send
+    // begins, then send. A row found so after a crash was perhaps sent: it is in doubt.
+    let send = async {
+        if hold {
+            let c = ctx.db().await?;
+            if !db::mark_send_started(&c, row.id, &ctx.worker).await? {
+                // not sent; the write-back will find the lease lost and discard this result
+                return Err(Error::Pool(format!(
+                    "outbox row {} is no longer leased to this worker: follow-up not sent",
+                    row.id
+                )));
+            }
+        }
+        t.add_followup(ord, &f).await
+    };
+    match step(ctx, fx, &t, "followup", Some(ord), true, send).await {
         Ok(()) => {}
         Err(e) if hold && e.may_have_reached_server() => {
             let r = format!(
