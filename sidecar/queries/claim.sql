@@ -22,7 +22,11 @@
 -- scan all of them once per head), and goes through `outbox_contact_history_idx` (contact_id, id)
 -- instead, reading only the contact's own rows.
 WITH heads AS (
-    SELECT o.id, o.contact_id
+    -- What the claim makes of a head (see the UPDATE below), computed on the row version it locks.
+    SELECT o.id, o.contact_id,
+           CASE WHEN $7 AND o.kind = 'followup' AND o.send_started_at IS NOT NULL THEN 'in_doubt'
+                WHEN o.attempts >= $6 THEN 'dead'
+                ELSE 'running' END AS status
     FROM erp_sync.outbox o
     WHERE o.status IN ('pending', 'running')
       AND ((o.status = 'pending' AND o.next_attempt_at <= now())
@@ -78,9 +82,9 @@ chain AS (
             AND NOT EXISTS (SELECT 1 FROM chain_free f WHERE f.id = x.id))
 ),
 picked AS (
-    SELECT id, contact_id, true AS head FROM heads
+    SELECT id, contact_id, true AS head, status FROM heads
     UNION ALL
-    SELECT id, NULL::bigint, false FROM chain
+    SELECT id, NULL::bigint, false, 'running' FROM chain
 )
 -- A claim as the contact's head is an attempt: counted here, not when the row fails, because a
 -- row whose processing kills or hangs the worker never reports a failure. (A chain row is
@@ -90,34 +94,24 @@ picked AS (
 -- head whose send had begun (send_started_at, set just before the ERP call) and has no result is
 -- in_doubt: perhaps in the ERP already, it waits for a person (erp_sync.resolve_in_doubt).
 UPDATE erp_sync.outbox o
-SET status = CASE WHEN picked.head AND $7 AND o.kind = 'followup' AND o.send_started_at IS NOT NULL
-                      THEN 'in_doubt'
-                  WHEN picked.head AND o.attempts >= $6 THEN 'dead'
-                  ELSE 'running' END,
-    attempts = CASE WHEN picked.head AND o.attempts < $6
-                     AND NOT ($7 AND o.kind = 'followup' AND o.send_started_at IS NOT NULL)
-                    THEN o.attempts + 1 ELSE o.attempts END,
-    lease_owner = CASE WHEN picked.head AND ((o.attempts >= $6)
-                           OR ($7 AND o.kind = 'followup' AND o.send_started_at IS NOT NULL))
-                       THEN NULL ELSE $1 END,
-    lease_expires_at = CASE WHEN picked.head AND ((o.attempts >= $6)
-                                OR ($7 AND o.kind = 'followup' AND o.send_started_at IS NOT NULL))
-                            THEN NULL ELSE now() + $2::bigint * interval '1 millisecond' END,
-    last_error = CASE WHEN picked.head AND $7 AND o.kind = 'followup' AND o.send_started_at IS NOT NULL THEN
-                     'in doubt: its send to the ERP began at ' || o.send_started_at
-                     || ' and no result was recorded (the worker died or hung while sending it), so it may be in '
-                     || 'the ERP already; check the ERP, then SELECT erp_sync.resolve_in_doubt(' || o.id || ', sent)'
-                     || coalesce('; last error: ' || o.last_error, '')
-                  WHEN picked.head AND o.attempts >= $6 THEN
-                     'no attempts left: ' || o.attempts || ' of ' || $6::int || ' attempts ended without a result '
-                     || '(the last by an expired lease: the worker died or hung while processing this row)'
-                     || coalesce('; last error: ' || o.last_error, '')
-                 ELSE o.last_error END,
-    finished_at = CASE WHEN picked.head AND o.attempts >= $6
-                        AND NOT ($7 AND o.kind = 'followup' AND o.send_started_at IS NOT NULL)
-                       THEN now() ELSE o.finished_at END,
-    send_started_at = CASE WHEN picked.head AND $7 AND o.kind = 'followup' AND o.send_started_at IS NOT NULL
-                           THEN o.send_started_at END,
+SET status = picked.status,
+    attempts = CASE WHEN picked.head AND picked.status = 'running' THEN o.attempts + 1 ELSE o.attempts END,
+    lease_owner = CASE WHEN picked.status = 'running' THEN $1 END,
+    lease_expires_at = CASE WHEN picked.status = 'running'
+                            THEN now() + $2::bigint * interval '1 millisecond' END,
+    last_error = CASE picked.status
+                     WHEN 'in_doubt' THEN
+                         'in doubt: its send to the ERP began at ' || o.send_started_at
+                         || ' and no result was recorded (the worker died or hung while sending it), so it may be in '
+                         || 'the ERP already; check the ERP, then SELECT erp_sync.resolve_in_doubt(' || o.id || ', sent)'
+                         || coalesce('; last error: ' || o.last_error, '')
+                     WHEN 'dead' THEN
+                         'no attempts left: ' || o.attempts || ' of ' || $6::int || ' attempts ended without a result '
+                         || '(the last by an expired lease: the worker died or hung while processing this row)'
+                         || coalesce('; last error: ' || o.last_error, '')
+                     ELSE o.last_error END,
+    finished_at = CASE WHEN picked.status = 'dead' THEN now() ELSE o.finished_at END,
+    send_started_at = CASE WHEN picked.status = 'in_doubt' THEN o.send_started_at END,
     updated_at = now()
 FROM picked
 LEFT JOIN erp_sync.customer_link l ON l.contact_id = picked.contact_id
