@@ -104,7 +104,9 @@ CREATE TABLE erp_sync.customer_link (
     created_at        timestamptz NOT NULL DEFAULT now()
 );
 
--- Every ERP operation (mobiles masked, never sessions).
+-- Every ERP operation (mobiles masked, never sessions). outcome: success | failed (the sync
+-- failed: its row ended dead) | retry (a failed attempt that is retried: since 0.2.0) | skipped |
+-- dry_run | rolled_back.
 CREATE TABLE erp_sync.sync_log (
     id             bigserial PRIMARY KEY,
     outbox_id      bigint,
@@ -114,7 +116,7 @@ CREATE TABLE erp_sync.sync_log (
     erp_ord        bigint,
     request        jsonb,
     response       jsonb,
-    outcome        text NOT NULL CHECK (outcome IN ('success', 'failed', 'skipped', 'dry_run', 'rolled_back')),
+    outcome        text NOT NULL CHECK (outcome IN ('success', 'failed', 'skipped', 'dry_run', 'rolled_back', 'retry')),
     error          text,
     duration_ms    int,
     old_data       jsonb,
@@ -150,7 +152,11 @@ CREATE TABLE erp_sync.workers (
     idle         bool NOT NULL DEFAULT false,
     heartbeat_at timestamptz NOT NULL DEFAULT now(),
     started_at   timestamptz NOT NULL DEFAULT now(),
-    idle_since   timestamptz  -- (extra)
+    idle_since   timestamptz,  -- (extra)
+    -- (since 0.2.0) the ERP's refusal of this worker's last login while no login has worked since,
+    -- and since when: alert erp_login_failed, contact_status of the rows waiting for it.
+    erp_login_error        text,
+    erp_login_failed_since timestamptz
 );
 
 -- Operator data survives pg_dump (extension tables are otherwise not dumped).

@@ -1,7 +1,8 @@
 -- erp_sync 0.1.0 → 0.2.0 (ALTER EXTENSION erp_sync UPDATE TO '0.2.0').
 -- 0.2.0 adds erp_sync.erp_session (sql/erp_session.sql, the same DDL) and follow-ups in doubt
 -- (outbox.send_started_at, status in_doubt, erp_sync.resolve_in_doubt, the in_doubt_followups
--- alert, contact_status sync_state in_doubt). The new outbox status is allowed by the Rust
+-- alert, contact_status sync_state in_doubt) and signals for people (alert erp_login_failed,
+-- workers.erp_login_*, sync_log outcome retry). The new outbox status is allowed by the Rust
 -- function behind outbox_row_check (same symbol, new library).
 \echo Use "ALTER EXTENSION erp_sync UPDATE TO '0.2.0'" to load this file. \quit
 
@@ -27,6 +28,15 @@ GRANT SELECT, INSERT, UPDATE, DELETE ON erp_sync.erp_session TO erp_sync_worker;
 -- Follow-ups in doubt (bootstrap.sql, monitoring.sql, views.sql, ops.sql, roles.sql).
 ALTER TABLE erp_sync.outbox ADD COLUMN send_started_at timestamptz;
 CREATE INDEX outbox_in_doubt_idx ON erp_sync.outbox (contact_id, id) WHERE status = 'in_doubt';
+
+-- Signals for people (see the section at the end): the ERP login state of each sidecar, and the
+-- sync_log outcome retry.
+ALTER TABLE erp_sync.workers
+    ADD COLUMN erp_login_error text,
+    ADD COLUMN erp_login_failed_since timestamptz;
+ALTER TABLE erp_sync.sync_log DROP CONSTRAINT sync_log_outcome_check;
+ALTER TABLE erp_sync.sync_log ADD CONSTRAINT sync_log_outcome_check
+    CHECK (outcome IN ('success', 'failed', 'skipped', 'dry_run', 'rolled_back', 'retry'));
 
 CREATE OR REPLACE FUNCTION erp_sync.rebuild_contact_status() RETURNS text
     LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE
@@ -70,7 +80,7 @@ BEGIN
                     WHEN l.synced_at IS NOT NULL OR lo.status = 'done' THEN 'synced'
                     ELSE 'not_queued' END AS sync_state,
                l.erp_ord,
-               coalesce(doubt.error, lo.last_error) AS last_error,
+               coalesce(doubt.error, login.error, lo.last_error) AS last_error,
                l.synced_at AS last_synced_at
         FROM (%s) s
         LEFT JOIN erp_sync.rejections r ON r.contact_id = s.contact_id
@@ -84,6 +94,14 @@ BEGIN
         LEFT JOIN LATERAL (
             SELECT o.last_error AS error FROM erp_sync.outbox o
             WHERE o.contact_id = s.contact_id AND o.status = 'in_doubt' ORDER BY o.id LIMIT 1) doubt ON true
+        LEFT JOIN (
+            SELECT 'waiting for a working ERP login: the ERP refuses it since '
+                   || to_char(min(w.erp_login_failed_since), 'YYYY-MM-DD HH24:MI:SS TZ') || ': '
+                   || (array_agg(w.erp_login_error ORDER BY w.erp_login_failed_since, w.worker_id))[1] AS error
+            FROM erp_sync.workers w
+            WHERE w.heartbeat_at >= now() - (SELECT e.effective::interval FROM erp_sync.settings_effective e
+                                             WHERE e.key = 'notify.idle_fresh')
+            HAVING count(*) > 0 AND bool_and(w.erp_login_error IS NOT NULL)) login ON act.active
         $view$, src);
     RETURN CASE WHEN t.qual IS NULL THEN 'erp_sync.contact_status: no contact table tracked'
                 ELSE 'erp_sync.contact_status: over ' || t.qual END;
@@ -99,15 +117,22 @@ WITH cfg AS (
            max(effective) FILTER (WHERE key = 'alerts.max_failures')::bigint        AS max_failures,
            max(effective) FILTER (WHERE key = 'alerts.no_success_after')::interval  AS quiet,
            max(effective) FILTER (WHERE key = 'alerts.max_dead')::bigint            AS max_dead,
-           max(effective) FILTER (WHERE key = 'alerts.stuck_after')::interval       AS stuck
+           max(effective) FILTER (WHERE key = 'alerts.stuck_after')::interval       AS stuck,
+           max(effective) FILTER (WHERE key = 'notify.idle_fresh')::interval        AS fresh
     FROM erp_sync.settings_effective
-    WHERE key LIKE 'alerts.%'
+    WHERE key LIKE 'alerts.%' OR key = 'notify.idle_fresh'
 ), s AS (
     SELECT st.* FROM cfg, LATERAL erp_sync.stats(cfg.win) st
 ), dead AS (
     SELECT count(*) AS n FROM erp_sync.outbox WHERE status = 'dead'
 ), doubt AS (
     SELECT count(*) AS n FROM erp_sync.outbox WHERE status = 'in_doubt'
+), login AS (
+    SELECT count(*) AS n, min(w.erp_login_failed_since) AS since,
+           (array_agg(w.erp_login_error ORDER BY w.erp_login_failed_since, w.worker_id))[1] AS error,
+           string_agg(w.worker_id, ', ' ORDER BY w.worker_id) AS workers
+    FROM erp_sync.workers w, cfg
+    WHERE w.erp_login_error IS NOT NULL AND w.heartbeat_at >= now() - cfg.fresh
 ), oldest AS (
     SELECT (SELECT o.created_at FROM erp_sync.outbox o
             WHERE o.status IN ('pending', 'running') ORDER BY o.id LIMIT 1) AS at
@@ -161,7 +186,17 @@ SELECT 'in_doubt_followups', 'warning',
        format('%s follow-ups were perhaps sent (the sidecar stopped or lost the reply mid-send): check the ERP, then erp_sync.resolve_in_doubt(outbox_id, sent)', doubt.n),
        doubt.n::numeric, 0::numeric, 'count'
 FROM doubt
-WHERE doubt.n > 0;
+WHERE doubt.n > 0
+UNION ALL
+SELECT 'erp_login_failed', 'critical',
+       format('ERP登录失败: %s 个同步进程无法登录ERP (ERP返回: %s), 自 %s 起; 待同步任务 %s 条在等待; 请检查 erp.username / erp.password',
+              login.n, login.error, to_char(login.since, 'YYYY-MM-DD HH24:MI:SS TZ'), pend.n),
+       format('the ERP refuses the login of %s sidecar(s) (%s) since %s: "%s"; %s outbox rows wait; check erp.username / erp.password',
+              login.n, login.workers, to_char(login.since, 'YYYY-MM-DD HH24:MI:SS TZ'), login.error, pend.n),
+       login.n::numeric, 0::numeric, 'count'
+FROM login,
+     LATERAL (SELECT count(*) AS n FROM erp_sync.outbox o WHERE o.status IN ('pending', 'running')) pend
+WHERE login.n > 0;
 
 -- A follow-up in doubt (since 0.2.0): the sidecar had begun sending it (outbox.send_started_at)
 -- when it died, hung past its lease, or lost the ERP's reply, so it may or may not be in the ERP.
@@ -213,3 +248,54 @@ COMMENT ON FUNCTION erp_sync.resolve_in_doubt(bigint, boolean) IS
 
 REVOKE EXECUTE ON FUNCTION erp_sync.resolve_in_doubt(bigint, boolean) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION erp_sync.resolve_in_doubt(bigint, boolean) TO erp_sync_worker;
+
+-- ---------------------------------------------------------------------------------------------
+-- Signals for people (since 0.2.0): a refused ERP login shows in SQL (workers.erp_login_error,
+-- alert erp_login_failed above, contact_status above), and a failed attempt that is retried is
+-- logged as outcome retry: stats() and the success-rate alerts count a sync once, when it ends.
+-- (The new columns and the outcome are added at the top: contact_status and alerts use them.)
+CREATE OR REPLACE FUNCTION erp_sync.stats(since interval DEFAULT '1 hour')
+RETURNS TABLE (total bigint, success bigint, failed bigint, success_rate numeric)
+    LANGUAGE sql STABLE STRICT PARALLEL SAFE SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT count(*) FILTER (WHERE l.outcome NOT IN ('dry_run', 'retry')),
+           count(*) FILTER (WHERE l.outcome IN ('success', 'rolled_back')),
+           count(*) FILTER (WHERE l.outcome = 'failed'),
+           CASE WHEN count(*) FILTER (WHERE l.outcome IN ('success', 'rolled_back', 'failed')) = 0 THEN NULL
+                ELSE round(100.0 * count(*) FILTER (WHERE l.outcome IN ('success', 'rolled_back'))
+                           / count(*) FILTER (WHERE l.outcome IN ('success', 'rolled_back', 'failed')), 1)
+           END
+    FROM erp_sync.sync_log l
+    WHERE l.created_at >= now() - since
+$$;
+CREATE OR REPLACE FUNCTION erp_sync.stats_hourly(since interval DEFAULT '24 hours')
+RETURNS TABLE (hour timestamptz, total bigint, success bigint, failed bigint, success_rate numeric)
+    LANGUAGE sql STABLE STRICT PARALLEL SAFE SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT h.hour,
+           count(l.id) FILTER (WHERE l.outcome NOT IN ('dry_run', 'retry')),
+           count(l.id) FILTER (WHERE l.outcome IN ('success', 'rolled_back')),
+           count(l.id) FILTER (WHERE l.outcome = 'failed'),
+           CASE WHEN count(l.id) FILTER (WHERE l.outcome IN ('success', 'rolled_back', 'failed')) = 0 THEN NULL
+                ELSE round(100.0 * count(l.id) FILTER (WHERE l.outcome IN ('success', 'rolled_back'))
+                           / count(l.id) FILTER (WHERE l.outcome IN ('success', 'rolled_back', 'failed')), 1)
+           END
+    FROM generate_series(date_trunc('hour', now() - since) + CASE WHEN date_trunc('hour', now() - since) < now() - since
+                                                                  THEN interval '1 hour' ELSE interval '0' END,
+                         date_trunc('hour', now()), interval '1 hour') AS h(hour)
+    LEFT JOIN erp_sync.sync_log l
+           ON l.created_at >= h.hour AND l.created_at < h.hour + interval '1 hour'
+          AND l.created_at >= now() - since
+    GROUP BY h.hour
+    ORDER BY h.hour
+$$;
+CREATE OR REPLACE VIEW erp_sync.recent_failures AS
+SELECT l.id, l.created_at, l.contact_id, l.action, l.erp_ord, l.outbox_id,
+       regexp_replace(coalesce(l.error, ''), '(1[3-9][0-9])[0-9]{4}([0-9]{4})', '\1****\2', 'g') AS error,
+       l.worker, l.outcome
+FROM erp_sync.sync_log l
+WHERE l.outcome IN ('failed', 'retry')
+ORDER BY l.id DESC
+LIMIT 50;

@@ -14,9 +14,10 @@ CREATE INDEX outbox_dead_idx ON erp_sync.outbox (id) WHERE status = 'dead';
 CREATE INDEX outbox_in_doubt_idx ON erp_sync.outbox (contact_id, id) WHERE status = 'in_doubt';
 
 -- Spec get_sync_stats(): sync_log rows created since now() - since.
---   total   = every real ERP operation of the window (dry_run rows are not operations);
+--   total   = every finished ERP operation of the window (dry_run rows are not operations; retry
+--             rows are attempts that are tried again: a sync counts once, when it ends);
 --   success = outcome success (or rolled_back: it succeeded, was undone later);
---   failed  = outcome failed;
+--   failed  = outcome failed (the sync failed: its row ended dead);
 --   success_rate = round(100 * success / (success + failed), 1); skipped operations (e.g.
 --   "already exists") count neither way. NULL when nothing succeeded or failed in the window (the
 --   spec's 0 would raise a "success rate too low" alert on an idle system).
@@ -26,7 +27,7 @@ RETURNS TABLE (total bigint, success bigint, failed bigint, success_rate numeric
     LANGUAGE sql STABLE STRICT PARALLEL SAFE SECURITY DEFINER
     SET search_path = pg_catalog, pg_temp
 AS $$
-    SELECT count(*) FILTER (WHERE l.outcome <> 'dry_run'),
+    SELECT count(*) FILTER (WHERE l.outcome NOT IN ('dry_run', 'retry')),
            count(*) FILTER (WHERE l.outcome IN ('success', 'rolled_back')),
            count(*) FILTER (WHERE l.outcome = 'failed'),
            CASE WHEN count(*) FILTER (WHERE l.outcome IN ('success', 'rolled_back', 'failed')) = 0 THEN NULL
@@ -47,7 +48,7 @@ RETURNS TABLE (hour timestamptz, total bigint, success bigint, failed bigint, su
     SET search_path = pg_catalog, pg_temp
 AS $$
     SELECT h.hour,
-           count(l.id) FILTER (WHERE l.outcome <> 'dry_run'),
+           count(l.id) FILTER (WHERE l.outcome NOT IN ('dry_run', 'retry')),
            count(l.id) FILTER (WHERE l.outcome IN ('success', 'rolled_back')),
            count(l.id) FILTER (WHERE l.outcome = 'failed'),
            CASE WHEN count(l.id) FILTER (WHERE l.outcome IN ('success', 'rolled_back', 'failed')) = 0 THEN NULL
@@ -75,6 +76,9 @@ COMMENT ON FUNCTION erp_sync.stats_hourly(interval) IS
 --   dead_rows          warning   dead outbox rows > alerts.max_dead
 --   stuck_queue        critical  oldest pending/running outbox row older than alerts.stuck_after
 --   in_doubt_followups warning   follow-ups perhaps sent, waiting for erp_sync.resolve_in_doubt()
+--   erp_login_failed   critical  a live sidecar (heartbeat within notify.idle_fresh) cannot log in
+--                                to the ERP: its rows wait (value: such sidecars; the message
+--                                quotes the ERP's text and the rows waiting)
 -- value / threshold: percent, counts, or hours / minutes (see unit). message is the spec's Chinese
 -- text, message_en the same in English. Thresholds come from settings_effective (not setting(),
 -- which reads erp_sync.settings as the caller: the reader role may not).
@@ -86,15 +90,22 @@ WITH cfg AS (
            max(effective) FILTER (WHERE key = 'alerts.max_failures')::bigint        AS max_failures,
            max(effective) FILTER (WHERE key = 'alerts.no_success_after')::interval  AS quiet,
            max(effective) FILTER (WHERE key = 'alerts.max_dead')::bigint            AS max_dead,
-           max(effective) FILTER (WHERE key = 'alerts.stuck_after')::interval       AS stuck
+           max(effective) FILTER (WHERE key = 'alerts.stuck_after')::interval       AS stuck,
+           max(effective) FILTER (WHERE key = 'notify.idle_fresh')::interval        AS fresh
     FROM erp_sync.settings_effective
-    WHERE key LIKE 'alerts.%'
+    WHERE key LIKE 'alerts.%' OR key = 'notify.idle_fresh'
 ), s AS (
     SELECT st.* FROM cfg, LATERAL erp_sync.stats(cfg.win) st
 ), dead AS (
     SELECT count(*) AS n FROM erp_sync.outbox WHERE status = 'dead'
 ), doubt AS (
     SELECT count(*) AS n FROM erp_sync.outbox WHERE status = 'in_doubt'
+), login AS (
+    SELECT count(*) AS n, min(w.erp_login_failed_since) AS since,
+           (array_agg(w.erp_login_error ORDER BY w.erp_login_failed_since, w.worker_id))[1] AS error,
+           string_agg(w.worker_id, ', ' ORDER BY w.worker_id) AS workers
+    FROM erp_sync.workers w, cfg
+    WHERE w.erp_login_error IS NOT NULL AND w.heartbeat_at >= now() - cfg.fresh
 ), oldest AS (
     SELECT (SELECT o.created_at FROM erp_sync.outbox o
             WHERE o.status IN ('pending', 'running') ORDER BY o.id LIMIT 1) AS at
@@ -148,16 +159,27 @@ SELECT 'in_doubt_followups', 'warning',
        format('%s follow-ups were perhaps sent (the sidecar stopped or lost the reply mid-send): check the ERP, then erp_sync.resolve_in_doubt(outbox_id, sent)', doubt.n),
        doubt.n::numeric, 0::numeric, 'count'
 FROM doubt
-WHERE doubt.n > 0;
+WHERE doubt.n > 0
+UNION ALL
+SELECT 'erp_login_failed', 'critical',
+       format('ERP登录失败: %s 个同步进程无法登录ERP (ERP返回: %s), 自 %s 起; 待同步任务 %s 条在等待; 请检查 erp.username / erp.password',
+              login.n, login.error, to_char(login.since, 'YYYY-MM-DD HH24:MI:SS TZ'), pend.n),
+       format('the ERP refuses the login of %s sidecar(s) (%s) since %s: "%s"; %s outbox rows wait; check erp.username / erp.password',
+              login.n, login.workers, to_char(login.since, 'YYYY-MM-DD HH24:MI:SS TZ'), login.error, pend.n),
+       login.n::numeric, 0::numeric, 'count'
+FROM login,
+     LATERAL (SELECT count(*) AS n FROM erp_sync.outbox o WHERE o.status IN ('pending', 'running')) pend
+WHERE login.n > 0;
 
 -- Recent failed operations for the status page (errors with mobiles masked defensively: the
--- engine already masks what it logs, an ERP error text might still quote a number).
+-- engine already masks what it logs, an ERP error text might still quote a number). outcome:
+-- failed (the sync failed) or retry (a failed attempt that is tried again).
 CREATE VIEW erp_sync.recent_failures AS
 SELECT l.id, l.created_at, l.contact_id, l.action, l.erp_ord, l.outbox_id,
        regexp_replace(coalesce(l.error, ''), '(1[3-9][0-9])[0-9]{4}([0-9]{4})', '\1****\2', 'g') AS error,
-       l.worker
+       l.worker, l.outcome
 FROM erp_sync.sync_log l
-WHERE l.outcome = 'failed'
+WHERE l.outcome IN ('failed', 'retry')
 ORDER BY l.id DESC
 LIMIT 50;
 

@@ -14,6 +14,9 @@
 -- erp_sync.resolve_in_doubt) > pending (an unfinished outbox row) > failed (latest row dead) >
 -- skipped (latest row skipped) > synced (customer_link.synced_at set, or latest row done) >
 -- not_queued (never captured, e.g. rows that existed before track()).
+-- last_error: the in-doubt row's text; for a pending contact while every live sidecar (heartbeat
+-- within notify.idle_fresh) has its ERP login refused, "waiting for a working ERP login: …";
+-- else the latest row's error.
 CREATE FUNCTION erp_sync.rebuild_contact_status() RETURNS text
     LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE
     SET search_path = pg_catalog, pg_temp
@@ -56,7 +59,7 @@ BEGIN
                     WHEN l.synced_at IS NOT NULL OR lo.status = 'done' THEN 'synced'
                     ELSE 'not_queued' END AS sync_state,
                l.erp_ord,
-               coalesce(doubt.error, lo.last_error) AS last_error,
+               coalesce(doubt.error, login.error, lo.last_error) AS last_error,
                l.synced_at AS last_synced_at
         FROM (%s) s
         LEFT JOIN erp_sync.rejections r ON r.contact_id = s.contact_id
@@ -70,13 +73,19 @@ BEGIN
         LEFT JOIN LATERAL (
             SELECT o.last_error AS error FROM erp_sync.outbox o
             WHERE o.contact_id = s.contact_id AND o.status = 'in_doubt' ORDER BY o.id LIMIT 1) doubt ON true
+        LEFT JOIN (
+            SELECT 'waiting for a working ERP login: the ERP refuses it since '
+                   || to_char(min(w.erp_login_failed_since), 'YYYY-MM-DD HH24:MI:SS TZ') || ': '
+                   || (array_agg(w.erp_login_error ORDER BY w.erp_login_failed_since, w.worker_id))[1] AS error
+            FROM erp_sync.workers w
+            WHERE w.heartbeat_at >= now() - (SELECT e.effective::interval FROM erp_sync.settings_effective e
+                                             WHERE e.key = 'notify.idle_fresh')
+            HAVING count(*) > 0 AND bool_and(w.erp_login_error IS NOT NULL)) login ON act.active
         $view$, src);
     RETURN CASE WHEN t.qual IS NULL THEN 'erp_sync.contact_status: no contact table tracked'
                 ELSE 'erp_sync.contact_status: over ' || t.qual END;
 END
 $$;
-
-SELECT erp_sync.rebuild_contact_status();
 
 -- queue: outbox counts by kind and status; age of the oldest pending row.
 CREATE VIEW erp_sync.queue AS
@@ -98,6 +107,9 @@ UNION ALL
 SELECT s.key, NULL, s.value, s.value, s.description
 FROM erp_sync.settings s
 WHERE NOT EXISTS (SELECT 1 FROM erp_sync.setting_defaults() d WHERE d.key = s.key);
+
+-- contact_status reads notify.idle_fresh from settings_effective: built once both exist.
+SELECT erp_sync.rebuild_contact_status();
 
 -- The capture trigger keeps these tables in a per-backend snapshot; a change drops it here at once
 -- and, through a relcache invalidation, in every other backend when it commits.

@@ -795,8 +795,11 @@ mod tests {
         serial();
         let upsert = include_str!("../../sidecar/queries/worker_upsert.sql");
         let set = |idle: bool| {
-            Spi::run_with_args(upsert, &["w1".into(), idle.into()])
-                .unwrap_or_else(|e| panic!("worker_upsert: {e}"));
+            Spi::run_with_args(
+                upsert,
+                &["w1".into(), idle.into(), Option::<String>::None.into()],
+            )
+            .unwrap_or_else(|e| panic!("worker_upsert: {e}"));
         };
         let since = || {
             one::<bool>("SELECT idle_since = now() FROM erp_sync.workers WHERE worker_id = 'w1'")
@@ -812,6 +815,52 @@ mod tests {
         assert_eq!(since(), None);
         set(true); // busy -> idle: a new idle period
         assert_eq!(since(), Some(true));
+    }
+
+    /// The heartbeat carries the ERP login state: a refusal keeps its start across heartbeats,
+    /// fires `erp_login_failed` while the worker is alive, and a working login clears both.
+    #[pg_test]
+    fn worker_upsert_reports_a_refused_login_and_alerts() {
+        serial();
+        let upsert = include_str!("../../sidecar/queries/worker_upsert.sql");
+        let beat = |refused: Option<&str>| {
+            Spi::run_with_args(
+                upsert,
+                &["w1".into(), true.into(), refused.map(String::from).into()],
+            )
+            .unwrap_or_else(|e| panic!("worker_upsert: {e}"));
+        };
+        let alert = || {
+            one::<String>(
+                "SELECT (SELECT message_en FROM erp_sync.alerts WHERE code = 'erp_login_failed')",
+            )
+        };
+        beat(None);
+        assert_eq!(alert(), None);
+        beat(Some("用户名或密码错误"));
+        let msg = alert().unwrap_or_default();
+        assert!(
+            msg.contains("w1") && msg.contains("用户名或密码错误"),
+            "{msg}"
+        );
+        run("UPDATE erp_sync.workers SET erp_login_failed_since = now() - interval '1 hour'");
+        beat(Some("用户名或密码错误"));
+        assert_eq!(
+            one::<bool>("SELECT erp_login_failed_since < now() - interval '59 minutes' FROM erp_sync.workers"),
+            Some(true),
+            "the refusal keeps its start"
+        );
+        // a worker whose heartbeat is older than notify.idle_fresh is not alive: no alert for it
+        run("UPDATE erp_sync.workers SET heartbeat_at = now() - interval '1 hour'");
+        assert_eq!(alert(), None);
+        beat(Some("用户名或密码错误"));
+        assert!(alert().is_some());
+        beat(None);
+        assert_eq!(alert(), None);
+        assert_eq!(
+            one::<bool>("SELECT erp_login_error IS NULL AND erp_login_failed_since IS NULL FROM erp_sync.workers"),
+            Some(true)
+        );
     }
 
     #[pg_test]

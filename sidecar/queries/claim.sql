@@ -85,7 +85,7 @@ picked AS (
     SELECT id, contact_id, true AS head, status FROM heads
     UNION ALL
     SELECT id, NULL::bigint, false, 'running' FROM chain
-)
+),
 -- A claim as the contact's head is an attempt: counted here, not when the row fails, because a
 -- row whose processing kills or hangs the worker never reports a failure. (A chain row is
 -- counted when it fails, or when it is claimed as a head after a crash.) A head claimed $6
@@ -93,6 +93,7 @@ picked AS (
 -- attempts ended by an expired lease. With $7 (engine.in_doubt_followups = "hold"), a follow-up
 -- head whose send had begun (send_started_at, set just before the ERP call) and has no result is
 -- in_doubt: perhaps in the ERP already, it waits for a person (erp_sync.resolve_in_doubt).
+claimed AS (
 UPDATE erp_sync.outbox o
 SET status = picked.status,
     attempts = CASE WHEN picked.head AND picked.status = 'running' THEN o.attempts + 1 ELSE o.attempts END,
@@ -132,4 +133,18 @@ RETURNING o.id, o.contact_id, o.kind, o.ref_id, o.template_id, o.attempts,
           l.contact_id IS NOT NULL,
           l.khid, l.erp_ord, l.customer_type, coalesce(l.person_synced, false), l.assigned_tier,
           l.assigned_to, l.last_payload_hash,
-          o.status
+          o.status, o.last_error
+),
+-- A row that dies here failed as a sync: audited like any other failure (the success-rate
+-- alerts count it), in the same statement. The action is the one `worker::action_of_kind` gives
+-- a row that fails before any ERP call.
+died AS (
+    INSERT INTO erp_sync.sync_log (outbox_id, contact_id, action, outcome, error, worker)
+    SELECT c.id, c.contact_id,
+           CASE c.kind WHEN 'followup' THEN 'followup' WHEN 'assign' THEN 'assign'
+                       WHEN 'rollback' THEN 'restore' ELSE 'create' END,
+           'failed', c.last_error, $1
+    FROM claimed c
+    WHERE c.status = 'dead'
+)
+SELECT * FROM claimed

@@ -47,7 +47,74 @@ fn transient_faults_are_retried_to_exactly_once() -> Result<()> {
         w.count("SELECT coalesce(sum(attempts), 0) FROM erp_sync.outbox")? > 0,
         "some attempts failed"
     );
-    assert!(w.count("SELECT count(*) FROM erp_sync.sync_log WHERE outcome = 'failed'")? > 0);
+    // Each failed attempt is in the audit log, as a retry; no sync failed, so the success-rate
+    // rules see 8 syncs that all succeeded, not a burst of failures.
+    assert!(w.count("SELECT count(*) FROM erp_sync.sync_log WHERE outcome = 'retry'")? > 0);
+    assert_eq!(
+        w.count("SELECT count(*) FROM erp_sync.sync_log WHERE outcome = 'failed'")?,
+        0
+    );
+    let r = w.query(
+        "SELECT failed, success_rate::float8 FROM erp_sync.stats('1 hour')",
+        &[],
+    )?;
+    assert_eq!(r[0].get::<_, i64>(0), 0);
+    assert_eq!(r[0].get::<_, Option<f64>>(1), Some(100.0));
+    assert_eq!(
+        w.count("SELECT count(*) FROM erp_sync.alerts WHERE code IN ('low_success_rate', 'too_many_failures')")?,
+        0
+    );
+    assert!(
+        w.count("SELECT count(*) FROM erp_sync.recent_failures WHERE outcome = 'retry'")? > 0,
+        "the status page still lists the retried attempts"
+    );
+    Ok(())
+}
+
+/// An ERP outage (every call answered 503 for a few seconds while contacts arrive) is a run of
+/// retried attempts, not of failed syncs: once the ERP is back every contact is synced once, and
+/// the success-rate rules see syncs that all succeeded — `low_success_rate` and
+/// `too_many_failures` stay quiet, where counting each attempt fired both for an hour.
+#[test]
+fn an_erp_outage_is_not_a_burst_of_failed_syncs() -> Result<()> {
+    let w = World::start()?;
+    w.exec(
+        "INSERT INTO erp_sync.settings (key, value) VALUES ('alerts.max_failures', '3'), ('alerts.min_success_rate', '90')",
+    )?;
+    w.faults(json!({"error_rate": 1.0, "error_status": 503}))?;
+    let s = w.sidecar(
+        "w1",
+        &[
+            ("ERP_SYNC_ENGINE_BACKOFF_BASE_MS", "200"),
+            ("ERP_SYNC_ENGINE_BACKOFF_MAX_MS", "1000"),
+        ],
+    )?;
+    let ids = contacts(&w, 12, 700)?;
+    assert!(
+        e2e::wait_until(Duration::from_secs(20), || w
+            .count("SELECT count(*) FROM erp_sync.sync_log WHERE outcome = 'retry'")
+            .is_ok_and(|n| n >= 12)),
+        "the outage makes attempts fail"
+    );
+    std::thread::sleep(Duration::from_secs(3));
+    w.faults(json!({"error_rate": 0.0}))?;
+    w.settle(SETTLE, &[&s])?;
+    assert_each_once(&w, &ids)?;
+    let retries = w.count("SELECT count(*) FROM erp_sync.sync_log WHERE outcome = 'retry'")?;
+    let r = w.query(
+        "SELECT total, success, failed, success_rate::float8 FROM erp_sync.stats('1 hour')",
+        &[],
+    )?;
+    let (total, success, failed): (i64, i64, i64) = (r[0].get(0), r[0].get(1), r[0].get(2));
+    println!("OUTAGE retried_attempts={retries} syncs={total} success={success} failed={failed}");
+    assert!(retries > 3, "{retries}");
+    assert_eq!(failed, 0);
+    assert_eq!(total, success, "every sync counted once");
+    assert_eq!(r[0].get::<_, Option<f64>>(3), Some(100.0));
+    assert_eq!(
+        w.count("SELECT count(*) FROM erp_sync.alerts WHERE code IN ('low_success_rate', 'too_many_failures')")?,
+        0
+    );
     Ok(())
 }
 
@@ -150,16 +217,50 @@ fn retries_exhausted_is_dead_with_last_error() -> Result<()> {
     Ok(())
 }
 
+/// A refused ERP login (a wrong password) is not the rows' fault, and people are told: the rows
+/// wait unspent, `erp_sync.alerts` fires `erp_login_failed` with the ERP's own text, every waiting
+/// contact's `contact_status.last_error` says what it waits for, and the log says it once — not
+/// once per row or per retry — however many rows and pause cycles go by. A sidecar with the right
+/// password clears all of it and syncs each contact once.
 #[test]
-fn refused_login_keeps_rows_until_fixed() -> Result<()> {
+fn refused_login_is_signalled_and_keeps_rows_until_fixed() -> Result<()> {
     let w = World::start()?;
-    let ids = contacts(&w, 3, 600)?;
-    let mut bad = w.sidecar("w1", &[("ERP_SYNC_ERP_PASSWORD", "wrong")])?;
-    assert!(e2e::wait_until(Duration::from_secs(20), || bad
-        .proc
-        .output()
-        .contains("ERP login refused")));
-    std::thread::sleep(Duration::from_secs(2));
+    let ids = contacts(&w, 20, 600)?;
+    // Short pauses and login backoff: several pause cycles (each one claims and fails a row) and
+    // every failed login the client allows happen within the test's window.
+    let mut bad = w.sidecar(
+        "w1",
+        &[
+            ("ERP_SYNC_ERP_PASSWORD", "wrong-pw-7391"),
+            ("ERP_SYNC_ENGINE_BACKOFF_MAX_MS", "300"),
+            ("ERP_SYNC_ERP_RELOGIN_BACKOFF_MS", "200"),
+        ],
+    )?;
+    let alert = |w: &World| -> Result<Option<(String, String)>> {
+        let r = w.query(
+            "SELECT message, message_en FROM erp_sync.alerts WHERE code = 'erp_login_failed'",
+            &[],
+        )?;
+        Ok(r.first().map(|r| (r.get(0), r.get(1))))
+    };
+    assert!(
+        e2e::wait_until(Duration::from_secs(30), || matches!(alert(&w), Ok(Some(_)))),
+        "no erp_login_failed alert; log:\n{}",
+        bad.proc.output()
+    );
+    let (message, message_en) = alert(&w)?.unwrap_or_default();
+    assert!(message.contains("用户名或密码错误"), "{message}");
+    assert!(
+        message_en.contains("用户名或密码错误") && message_en.contains("w1"),
+        "{message_en}"
+    );
+    assert!(message_en.contains("20 outbox rows wait"), "{message_en}");
+    let waiting = "SELECT count(*) FROM erp_sync.contact_status
+                   WHERE sync_state = 'pending'
+                     AND last_error LIKE 'waiting for a working ERP login: the ERP refuses it since %: 用户名或密码错误'";
+    assert_eq!(w.count(waiting)?, 20, "every waiting contact says why");
+    // Many pause cycles later, still one state: one line in the log.
+    std::thread::sleep(Duration::from_secs(4));
     assert_eq!(
         w.count("SELECT count(*) FROM erp_sync.outbox WHERE status IN ('dead', 'done')")?,
         0
@@ -173,10 +274,40 @@ fn refused_login_keeps_rows_until_fixed() -> Result<()> {
         .as_i64()
         .unwrap_or(0);
     assert!(logins <= 3, "no login hammering: {logins} failed logins");
+    let out = bad.proc.output();
+    let loud: Vec<&str> = out
+        .lines()
+        .filter(|l| (l.contains(" WARN ") || l.contains(" ERROR ")) && l.contains("login"))
+        .collect();
+    let rows_tried =
+        w.count("SELECT count(*) FROM erp_sync.outbox WHERE last_error IS NOT NULL")?;
+    println!(
+        "LOGIN_REFUSED waiting_rows=20 rows_tried={rows_tried} failed_logins={logins} log_lines={} warn_or_error_lines={}",
+        out.lines().count(),
+        loud.len()
+    );
+    assert_eq!(
+        loud.len(),
+        1,
+        "one warning for one state change, got:\n{}",
+        loud.join("\n")
+    );
+    assert!(loud[0].contains("ERP login refused"), "{}", loud[0]);
+    assert!(
+        !out.contains("wrong-pw-7391"),
+        "the password is never logged"
+    );
     assert_eq!(bad.proc.terminate(Duration::from_secs(10))?, Some(0));
+
     let good = w.sidecar("w2", &[])?;
     w.settle(SETTLE, &[&good])?;
     assert_each_once(&w, &ids)?;
+    assert_eq!(alert(&w)?, None, "the alert clears once a login works");
+    assert_eq!(w.count(waiting)?, 0);
+    assert_eq!(
+        w.count("SELECT count(*) FROM erp_sync.workers WHERE erp_login_error IS NOT NULL")?,
+        0
+    );
     Ok(())
 }
 
@@ -241,5 +372,15 @@ fn a_row_that_kills_the_worker_ends_dead_after_max_attempts() -> Result<()> {
     )?[0]
         .get(0);
     assert_eq!(state, "failed");
+    // ... and counted as one failed sync, with the same reason, by the worker whose claim ended it.
+    let log = w.query(
+        "SELECT action, coalesce(error, ''), worker FROM erp_sync.sync_log
+         WHERE contact_id = $1 AND outcome = 'failed'",
+        &[&id],
+    )?;
+    assert_eq!(log.len(), 1, "one failed sync");
+    assert_eq!(log[0].get::<_, String>(0), "create");
+    assert_eq!(log[0].get::<_, String>(1), err);
+    assert_eq!(log[0].get::<_, Option<String>>(2).as_deref(), Some("w3"));
     Ok(())
 }

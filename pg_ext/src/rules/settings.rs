@@ -14,7 +14,7 @@ pub const DEFAULTS: &[SettingDefault] = &[
     SettingDefault { key: "assign.regular_min", default: "60", description: "thread score >= this (and < assign.top_min): assign to a regular rep; below: public pool" },
     SettingDefault { key: "template.default", default: "120", description: "follow-up template when no keyword matches" },
     SettingDefault { key: "notify.channel", default: "erp_sync", description: "NOTIFY channel the capture trigger wakes idle sidecars on" },
-    SettingDefault { key: "notify.idle_fresh", default: "30 seconds", description: "a worker counts as idle-and-alive when its heartbeat is younger than this" },
+    SettingDefault { key: "notify.idle_fresh", default: "30 seconds", description: "a worker counts as alive when its heartbeat is younger than this (wake-ups of idle workers, alert erp_login_failed, contact_status of rows waiting for a login)" },
     SettingDefault { key: "retention.done_days", default: "30", description: "finished outbox rows (done/skipped) older than this may be deleted by the sidecar" },
     SettingDefault { key: "retention.sync_log_days", default: "365", description: "sync_log rows older than this may be deleted by the sidecar" },
     SettingDefault { key: "alerts.window", default: "1 hour", description: "erp_sync.alerts: window of the success-rate and failure-count rules (spec: last hour)" },

@@ -475,10 +475,16 @@ pub async fn extend_leases(
         .await?)
 }
 
-pub async fn set_idle(pool: &Pool, worker: &str, idle: bool) -> Result<()> {
+/// Register / heartbeat the worker: idle flag and the ERP login state (`login_refused`).
+pub async fn set_idle(
+    pool: &Pool,
+    worker: &str,
+    idle: bool,
+    login_refused: Option<&str>,
+) -> Result<()> {
     let c = pool.get().await.map_err(pool_err)?;
     let st = c.prepare_cached(q::WORKER_UPSERT).await?;
-    c.execute(&st, &[&worker, &idle]).await?;
+    c.execute(&st, &[&worker, &idle, &login_refused]).await?;
     Ok(())
 }
 

@@ -167,7 +167,13 @@ impl Ctx {
     async fn set_idle(&self, flag: &AtomicBool, idle: bool) -> Result<()> {
         let _row = self.worker_row.lock().await;
         flag.store(idle, Ordering::Relaxed);
-        db::set_idle(&self.pool, &self.worker, idle).await
+        db::set_idle(
+            &self.pool,
+            &self.worker,
+            idle,
+            self.erp.login_refused().as_deref(),
+        )
+        .await
     }
 
     pub fn stopping(&self) -> bool {
@@ -527,7 +533,14 @@ fn spawn_heartbeat(
             let beat = async {
                 {
                     let _row = ctx.worker_row.lock().await;
-                    db::set_idle(&ctx.pool, &ctx.worker, idle.load(Ordering::Relaxed)).await?;
+                    let refused = ctx.erp.login_refused();
+                    db::set_idle(
+                        &ctx.pool,
+                        &ctx.worker,
+                        idle.load(Ordering::Relaxed),
+                        refused.as_deref(),
+                    )
+                    .await?;
                 }
                 db::extend_leases(&ctx.pool, &ctx.worker, ctx.cfg.lease_ms, &ctx.in_hand()).await
             };

@@ -143,8 +143,19 @@ pub async fn run_chain(ctx: &Ctx, mut chain: Vec<OutboxRow>) -> RunSummary {
                 ..LogEntry::default()
             });
         }
-        if let Err(Error::LoginFailed(why)) = &result {
-            tracing::error!(outbox_id = row.id, error = %why, "ERP login refused: pausing");
+        // A failure that is retried is not a failed sync (the success-rate alerts count a sync
+        // once, when its row ends): its ERP steps are logged as `retry`.
+        if let Ack::Retry { counts, .. } = &ack {
+            if !retry_dies(row, *counts, ctx.cfg.max_attempts) {
+                for l in fx.logs.iter_mut().filter(|l| l.outcome == "failed") {
+                    l.outcome = "retry";
+                }
+            }
+        }
+        // A refused login is not the row's: the client tells operators once per state change
+        // (and the heartbeat puts it in SQL); here it only pauses claiming.
+        let login_refused = matches!(result, Err(Error::LoginFailed(_)));
+        if login_refused {
             ctx.pause_for_login();
         }
         match &ack {
@@ -158,6 +169,15 @@ pub async fn run_chain(ctx: &Ctx, mut chain: Vec<OutboxRow>) -> RunSummary {
                         reason = reason.as_deref().unwrap_or(""), elapsed_ms = started.elapsed().as_millis() as u64, "row finished");
                 }
                 // A fatal ERP error already has its failed sync_log entry from the step.
+            }
+            Ack::Retry {
+                delay,
+                error,
+                counts,
+            } if login_refused => {
+                tracing::debug!(outbox_id = row.id, contact_id = row.contact_id, kind = %row.kind,
+                    counted = *counts, retry_in_ms = delay.as_millis() as u64,
+                    error = %error, "row waits for a working ERP login");
             }
             Ack::Retry {
                 delay,
@@ -233,6 +253,21 @@ async fn release_rest(ctx: &Ctx, rest: &[OutboxRow], s: &mut RunSummary) {
     }
 }
 
+/// What retry.sql makes of the row's attempt count: the claim counted a head's attempt already,
+/// and a failure that does not count gives it back.
+fn attempts_after_retry(row: &OutboxRow, counts: bool) -> i32 {
+    match (counts, row.counted) {
+        (true, true) | (false, false) => row.attempts,
+        (true, false) => row.attempts + 1,
+        (false, true) => (row.attempts - 1).max(0),
+    }
+}
+
+/// Whether a retryable failure ends the row dead instead (no attempts left).
+fn retry_dies(row: &OutboxRow, counts: bool, max_attempts: i32) -> bool {
+    counts && attempts_after_retry(row, counts) >= max_attempts
+}
+
 enum WriteBack {
     /// The row's new status.
     Acked(String),
@@ -291,14 +326,8 @@ async fn write_back_once(ctx: &Ctx, row: &OutboxRow, fx: &Effects, ack: &Ack) ->
         return Ok(WriteBack::LeaseLost);
     }
     let delay_ms = delay.as_millis() as i64;
-    // what retry.sql makes of the count: the claim counted a head's attempt already, and one that
-    // does not count is given back
-    let attempts = match (*counts, row.counted) {
-        (true, true) | (false, false) => row.attempts,
-        (true, false) => row.attempts + 1,
-        (false, true) => (row.attempts - 1).max(0),
-    };
-    let dies = *counts && attempts >= ctx.cfg.max_attempts;
+    let attempts = attempts_after_retry(row, *counts);
+    let dies = retry_dies(row, *counts, ctx.cfg.max_attempts);
     let st = tx.prepare_cached(db::q::PENDING_TWIN).await?;
     let twin: Option<i64> = match tx
         .query_opt(&st, &[&row.contact_id, &row.kind, &row.id])
@@ -430,6 +459,34 @@ pub async fn plan_row(ctx: &Ctx, row: &OutboxRow) -> Result<()> {
 mod tests {
     use super::super::backoff::Backoff;
     use super::*;
+
+    fn row(attempts: i32, counted: bool) -> OutboxRow {
+        OutboxRow {
+            id: 1,
+            contact_id: 1,
+            kind: "customer".into(),
+            ref_id: None,
+            template_id: None,
+            attempts,
+            counted,
+            context: None,
+        }
+    }
+
+    #[test]
+    fn a_retry_dies_only_when_it_counts_and_uses_the_last_attempt() {
+        // a head: the claim counted attempt 3 already
+        assert_eq!(attempts_after_retry(&row(3, true), true), 3);
+        assert!(retry_dies(&row(3, true), true, 3));
+        assert!(!retry_dies(&row(2, true), true, 3));
+        // one that does not count gives the claim's attempt back, and never dies
+        assert_eq!(attempts_after_retry(&row(3, true), false), 2);
+        assert!(!retry_dies(&row(3, true), false, 3));
+        // a chain row is counted when it fails
+        assert_eq!(attempts_after_retry(&row(2, false), true), 3);
+        assert!(retry_dies(&row(2, false), true, 3));
+        assert_eq!(attempts_after_retry(&row(0, true), false), 0);
+    }
 
     #[test]
     fn acks() {

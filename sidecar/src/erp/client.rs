@@ -10,7 +10,7 @@ use tracing::{debug, info, warn};
 use crate::error::{Error, Result};
 
 use super::config::ErpConfig;
-use super::mask::redact;
+use super::mask::{mask_mobiles_in_text, redact};
 use super::protocol::{self, Envelope};
 use super::session::{Current, LoginState, Secret, SessionCell, SessionStore};
 use super::types::Exchange;
@@ -141,6 +141,15 @@ impl ErpClient {
         self.inner.session.logins()
     }
 
+    /// The ERP's text refusing the last login (mobiles masked), while no login has worked since:
+    /// what the engine reports in `erp_sync.workers` (alert `erp_login_failed`).
+    pub fn login_refused(&self) -> Option<String> {
+        self.inner
+            .session
+            .refused()
+            .map(|m| mask_mobiles_in_text(&m))
+    }
+
     /// Generation of the current session (0 before the first login).
     pub fn session_generation(&self) -> u64 {
         self.inner.session.generation()
@@ -206,6 +215,9 @@ impl ErpClient {
         match res {
             Ok((c, own)) => {
                 *st = LoginState::default();
+                if let Some(Some(was)) = self.inner.session.set_refused(None) {
+                    info!(previous = %mask_mobiles_in_text(&was), "ERP login works again: syncing resumes");
+                }
                 if own {
                     info!(generation = c.generation, stored = c.stored, "erp login ok");
                 } else {
@@ -227,7 +239,16 @@ impl ErpClient {
                 st.blocked_until = Some(Instant::now() + wait);
                 st.last_error = Some(msg.clone());
                 self.inner.session.clear();
-                warn!(failures = st.consecutive_failures, backoff_ms = wait.as_millis() as u64, message = %msg, "erp login failed");
+                // Told once per state change (first refusal, or a different text); the repeats
+                // of the same refusal are debug.
+                let shown = mask_mobiles_in_text(&msg);
+                if self.inner.session.set_refused(Some(msg.clone())).is_some() {
+                    warn!(failures = st.consecutive_failures, backoff_ms = wait.as_millis() as u64, erp_message = %shown,
+                        "ERP login refused: syncing waits until a login works (check erp.username / erp.password)");
+                } else {
+                    debug!(failures = st.consecutive_failures, backoff_ms = wait.as_millis() as u64, erp_message = %shown,
+                        "erp login refused again");
+                }
                 Err(Error::LoginFailed(msg))
             }
             Err(other) => Err(other),

@@ -105,6 +105,9 @@ pub struct SessionCell {
     pub login: tokio::sync::Mutex<LoginState>,
     generation: AtomicU64,
     logins: AtomicU64,
+    /// The ERP's refusal of the last login, until a login (or a session of the fleet's store)
+    /// works again: the state operators are told about, once per change.
+    refused: RwLock<Option<String>>,
 }
 
 impl SessionCell {
@@ -161,6 +164,26 @@ impl SessionCell {
     pub fn generation(&self) -> u64 {
         self.generation.load(Ordering::SeqCst)
     }
+
+    /// Why the ERP refused the last login, while no login has worked since.
+    pub fn refused(&self) -> Option<String> {
+        match self.refused.read() {
+            Ok(g) => g.clone(),
+            Err(p) => p.into_inner().clone(),
+        }
+    }
+
+    /// Record the login state (`None`: a login worked); returns the previous one when it changed.
+    pub fn set_refused(&self, now: Option<String>) -> Option<Option<String>> {
+        let mut g = match self.refused.write() {
+            Ok(g) => g,
+            Err(p) => p.into_inner(),
+        };
+        if *g == now {
+            return None;
+        }
+        Some(std::mem::replace(&mut *g, now))
+    }
 }
 
 #[cfg(test)]
@@ -179,6 +202,26 @@ mod tests {
         assert_eq!(c.logins(), 2);
         c.clear();
         assert!(c.current().is_none());
+    }
+
+    #[test]
+    fn refusal_state_reports_changes_only() {
+        let c = SessionCell::default();
+        assert_eq!(c.refused(), None);
+        assert_eq!(c.set_refused(None), None, "no change");
+        assert_eq!(c.set_refused(Some("密码错误".into())), Some(None));
+        assert_eq!(
+            c.set_refused(Some("密码错误".into())),
+            None,
+            "same refusal again"
+        );
+        assert_eq!(c.refused().as_deref(), Some("密码错误"));
+        assert_eq!(
+            c.set_refused(Some("账号已锁定".into())),
+            Some(Some("密码错误".into()))
+        );
+        assert_eq!(c.set_refused(None), Some(Some("账号已锁定".into())));
+        assert_eq!(c.refused(), None);
     }
 
     #[test]
