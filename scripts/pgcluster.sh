@@ -11,8 +11,11 @@
 set -euo pipefail
 PGBIN=${PGBIN:-/usr/lib/postgresql/15/bin}
 
+# The server never inherits RUST_BACKTRACE: with it, pgrx puts a Rust backtrace into the DETAIL of
+# every error raised inside the extension (clients would see internals).
 as_pg() {
-  if [ "$(id -u)" = 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi
+  if [ "$(id -u)" = 0 ]; then runuser -u postgres -- env -u RUST_BACKTRACE -u RUST_LIB_BACKTRACE "$@"
+  else env -u RUST_BACKTRACE -u RUST_LIB_BACKTRACE "$@"; fi
 }
 
 cmd=${1:?usage: pgcluster.sh start|stop|restart|status DIR [PORT|MODE]}

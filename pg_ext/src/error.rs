@@ -24,6 +24,13 @@ pub enum ErpSyncError {
         entity: String,
         field: String,
     },
+    /// A key column (contact id, thread/signal contact_id) whose type cannot be a bigint key.
+    UnsupportedKeyType {
+        table: String,
+        field: String,
+        column: String,
+        type_name: String,
+    },
     /// track() on something that is not a table.
     NotATable(String),
     /// untrack() on a table that is not tracked.
@@ -62,6 +69,15 @@ impl fmt::Display for ErpSyncError {
                     "erp_sync: {table} has no column for required {entity} field \"{field}\""
                 )
             }
+            UnsupportedKeyType {
+                table,
+                field,
+                column,
+                type_name,
+            } => write!(
+                f,
+                "erp_sync: {table}.{column} (field {field}) is of type {type_name}: erp_sync keys contacts by an integer (khid WX{{id}})"
+            ),
             NotATable(t) => write!(f, "erp_sync: {t} is not a table"),
             NotTracked(t) => write!(f, "erp_sync: {t} is not tracked"),
             NoContactTable => write!(f, "erp_sync: no contact table is tracked"),
@@ -89,6 +105,7 @@ impl ErpSyncError {
             UnknownColumn { .. } | MissingRequiredColumn { .. } => {
                 PgSqlErrorCode::ERRCODE_UNDEFINED_COLUMN
             } // 42703
+            UnsupportedKeyType { .. } => PgSqlErrorCode::ERRCODE_DATATYPE_MISMATCH, // 42804
             NotATable(_) => PgSqlErrorCode::ERRCODE_WRONG_OBJECT_TYPE, // 42809
             NotTracked(_) => PgSqlErrorCode::ERRCODE_UNDEFINED_OBJECT, // 42704
             NoContactTable => PgSqlErrorCode::ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE, // 55000
@@ -104,6 +121,14 @@ impl ErpSyncError {
             UnknownField { entity, .. } => format!("fields of {entity}: {}", crate::capture::columns::fields(entity).join(", ")),
             UnknownColumn { .. } => "map the field to an existing column, or leave it out of the map".into(),
             MissingRequiredColumn { field, .. } => format!("map it explicitly, e.g. '{{\"{field}\": \"your_column\"}}'"),
+            UnsupportedKeyType { table, field, .. } if field == "id" => format!(
+                "give the table an integer key of its own and map it, e.g. \
+                 ALTER TABLE {table} ADD COLUMN erp_id bigint GENERATED ALWAYS AS IDENTITY UNIQUE; \
+                 then track it with '{{\"id\": \"erp_id\"}}' (other entities then refer to erp_id)"
+            ),
+            UnsupportedKeyType { field, .. } => format!(
+                "map {field} to a column holding the contact table's integer key, e.g. '{{\"{field}\": \"contact_erp_id\"}}'"
+            ),
             NotATable(_) => "only ordinary and partitioned tables can be tracked".into(),
             NotTracked(_) => "see SELECT * FROM erp_sync.tracked_tables".into(),
             NoContactTable => "call erp_sync.track('your_contacts'::regclass, 'contact') first".into(),

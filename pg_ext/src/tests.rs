@@ -313,6 +313,52 @@ mod tests {
         );
     }
 
+    /// The platform of `chenxuanhao520-wq/wxauto` keys contacts by uuid: track() says what is
+    /// wrong and what to do (SQLSTATE 42804, a hint, no Rust backtrace in DETAIL), and the way out
+    /// it names works.
+    #[pg_test]
+    fn track_a_uuid_key_is_a_clear_error_with_a_way_out() {
+        serial();
+        platform();
+        run("CREATE TABLE public.wx_contacts (id uuid PRIMARY KEY DEFAULT gen_random_uuid(), name text, phone text)");
+        let s = sqlstate("SELECT erp_sync.track('public.wx_contacts', 'contact')");
+        assert!(s.starts_with("42804: give the table an integer key"), "{s}");
+        let detail = text(
+            "DO $$ BEGIN PERFORM erp_sync.track('public.wx_contacts', 'contact');
+             EXCEPTION WHEN OTHERS THEN
+                 DECLARE m text; d text; BEGIN
+                     GET STACKED DIAGNOSTICS m = MESSAGE_TEXT, d = PG_EXCEPTION_DETAIL;
+                     PERFORM set_config('erp_sync_test.err', m || ' | ' || d, true);
+                 END;
+             END $$;
+             SELECT current_setting('erp_sync_test.err')",
+        );
+        assert!(
+            detail.contains("wx_contacts.id (field id) is of type uuid") && !detail.contains("pgrx"),
+            "{detail}"
+        );
+        run("CREATE TABLE public.wx_threads (id bigint, contact_id uuid, score int)");
+        let s = sqlstate(r#"SELECT erp_sync.track('public.wx_threads', 'thread')"#);
+        assert!(s.starts_with("42804: map contact_id"), "{s}");
+        run("CREATE TABLE public.txt_contacts (id text PRIMARY KEY, name text)");
+        let s = sqlstate("SELECT erp_sync.track('public.txt_contacts', 'contact')");
+        assert!(s.starts_with("42804"), "{s}");
+        // the hint's way out
+        run("ALTER TABLE public.wx_contacts ADD COLUMN erp_id bigint GENERATED ALWAYS AS IDENTITY UNIQUE");
+        assert_eq!(
+            sqlstate(r#"SELECT erp_sync.track('public.wx_contacts', 'contact', '{"id": "erp_id"}')"#),
+            "ok"
+        );
+        run("INSERT INTO public.wx_contacts (name, phone) VALUES ('张三', '13800000001')");
+        assert_eq!(
+            int("SELECT count(*) FROM (SELECT contact_id FROM erp_sync.outbox UNION ALL
+                                        SELECT contact_id FROM erp_sync.rejections) x
+                 JOIN public.wx_contacts c ON c.erp_id = x.contact_id"),
+            1,
+            "captured (queued or rejected by admission) under its integer key"
+        );
+    }
+
     #[pg_test]
     fn untrack_stops_capture() {
         serial();

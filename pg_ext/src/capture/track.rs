@@ -79,6 +79,44 @@ fn table_info(relid: pg_sys::Oid) -> ErpResult<TableInfo> {
     Ok(TableInfo { qualname, columns })
 }
 
+/// Key columns hold the contact's integer key (the outbox's `contact_id bigint`, khid `WX{id}`):
+/// an integer or numeric column. Checked before anything is attached, so a uuid or text key is a
+/// clear error with a way out, not a failed cast later.
+fn check_key_types(
+    relid: pg_sys::Oid,
+    entity: &str,
+    table: &str,
+    resolved: &Map<String, Value>,
+) -> ErpResult<()> {
+    let keys: &[&str] = match entity {
+        "contact" => &["id"],
+        _ => &["contact_id"],
+    };
+    for field in keys {
+        let Some(column) = resolved.get(*field).and_then(Value::as_str) else {
+            continue;
+        };
+        let (type_name, integral) = Spi::get_two_with_args::<String, bool>(
+            "SELECT pg_catalog.format_type(a.atttypid, a.atttypmod), \
+                    coalesce(nullif(t.typbasetype, 0), t.oid) IN \
+                        ('int2'::pg_catalog.regtype, 'int4'::pg_catalog.regtype, \
+                         'int8'::pg_catalog.regtype, 'numeric'::pg_catalog.regtype) \
+             FROM pg_catalog.pg_attribute a JOIN pg_catalog.pg_type t ON t.oid = a.atttypid \
+             WHERE a.attrelid = $1 AND a.attname = $2",
+            &[relid.into(), column.into()],
+        )?;
+        if integral != Some(true) {
+            return Err(ErpSyncError::UnsupportedKeyType {
+                table: table.to_string(),
+                field: field.to_string(),
+                column: column.to_string(),
+                type_name: type_name.unwrap_or_default(),
+            });
+        }
+    }
+    Ok(())
+}
+
 /// Resolve the column map: explicit entries must name existing columns; other fields map to a
 /// same-named column when there is one. Required fields must resolve.
 pub fn resolve_columns(
@@ -161,6 +199,7 @@ pub fn track_impl(relid: pg_sys::Oid, entity: &str, columns: &Value) -> ErpResul
     }
     let info = table_info(relid)?;
     let resolved = resolve_columns(entity, columns, &info.qualname, &info.columns)?;
+    check_key_types(relid, entity, &info.qualname, &resolved)?;
 
     // A different table tracked for this entity before: detach it.
     let previous = Spi::get_one_with_args::<pg_sys::Oid>(
