@@ -106,8 +106,8 @@ impl ErpSyncError {
                 PgSqlErrorCode::ERRCODE_UNDEFINED_COLUMN
             } // 42703
             UnsupportedKeyType { .. } => PgSqlErrorCode::ERRCODE_DATATYPE_MISMATCH, // 42804
-            NotATable(_) => PgSqlErrorCode::ERRCODE_WRONG_OBJECT_TYPE, // 42809
-            NotTracked(_) => PgSqlErrorCode::ERRCODE_UNDEFINED_OBJECT, // 42704
+            NotATable(_) => PgSqlErrorCode::ERRCODE_WRONG_OBJECT_TYPE,              // 42809
+            NotTracked(_) => PgSqlErrorCode::ERRCODE_UNDEFINED_OBJECT,              // 42704
             NoContactTable => PgSqlErrorCode::ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE, // 55000
             Spi(_) => PgSqlErrorCode::ERRCODE_INTERNAL_ERROR, // XX000: a bug, not bad input
         }

@@ -334,7 +334,8 @@ mod tests {
              SELECT current_setting('erp_sync_test.err')",
         );
         assert!(
-            detail.contains("wx_contacts.id (field id) is of type uuid") && !detail.contains("pgrx"),
+            detail.contains("wx_contacts.id (field id) is of type uuid")
+                && !detail.contains("pgrx"),
             "{detail}"
         );
         run("CREATE TABLE public.wx_threads (id bigint, contact_id uuid, score int)");
@@ -346,14 +347,18 @@ mod tests {
         // the hint's way out
         run("ALTER TABLE public.wx_contacts ADD COLUMN erp_id bigint GENERATED ALWAYS AS IDENTITY UNIQUE");
         assert_eq!(
-            sqlstate(r#"SELECT erp_sync.track('public.wx_contacts', 'contact', '{"id": "erp_id"}')"#),
+            sqlstate(
+                r#"SELECT erp_sync.track('public.wx_contacts', 'contact', '{"id": "erp_id"}')"#
+            ),
             "ok"
         );
         run("INSERT INTO public.wx_contacts (name, phone) VALUES ('张三', '13800000001')");
         assert_eq!(
-            int("SELECT count(*) FROM (SELECT contact_id FROM erp_sync.outbox UNION ALL
+            int(
+                "SELECT count(*) FROM (SELECT contact_id FROM erp_sync.outbox UNION ALL
                                         SELECT contact_id FROM erp_sync.rejections) x
-                 JOIN public.wx_contacts c ON c.erp_id = x.contact_id"),
+                 JOIN public.wx_contacts c ON c.erp_id = x.contact_id"
+            ),
             1,
             "captured (queued or rejected by admission) under its integer key"
         );

@@ -56,8 +56,6 @@ pub struct DatabaseConfig {
     pub pool_size: usize,
     /// Timeout for opening a connection.
     pub connect_timeout_ms: u64,
-    /// Channel the capture trigger notifies.
-    pub channel: String,
 }
 
 impl Default for DatabaseConfig {
@@ -67,7 +65,6 @@ impl Default for DatabaseConfig {
             password_file: String::new(),
             pool_size: 8,
             connect_timeout_ms: 5_000,
-            channel: "erp_sync".into(),
         }
     }
 }
@@ -79,7 +76,6 @@ impl std::fmt::Debug for DatabaseConfig {
             .field("password_file", &self.password_file)
             .field("pool_size", &self.pool_size)
             .field("connect_timeout_ms", &self.connect_timeout_ms)
-            .field("channel", &self.channel)
             .finish()
     }
 }
@@ -426,15 +422,6 @@ impl Config {
         }
         if e.backoff_base_ms == 0 || e.backoff_max_ms < e.backoff_base_ms {
             return bad("engine.backoff_base_ms must be > 0 and <= engine.backoff_max_ms");
-        }
-        if self.database.channel.is_empty()
-            || !self
-                .database
-                .channel
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || c == '_')
-        {
-            return bad("database.channel must be a plain identifier");
         }
         if self.http.listen_addr != "off"
             && self

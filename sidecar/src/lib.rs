@@ -4,9 +4,13 @@
 //! - [`sim`]: a protocol-faithful ERP simulator with fault injection (`erp-sync sim`)
 //! - [`config`]: the one configuration struct (file + `ERP_SYNC_*` environment)
 //! - [`engine`]: listener, claim/lease, per-kind handlers, write-back
+//! - [`ops`]: `/healthz`, `/metrics`, status page, alert webhook, retention, schedules (pull,
+//!   sweep, reconciliation)
+//! - [`backoff`]: the retry delay policy (rows, listener reconnects, ERP logins)
 //! - [`telemetry`]: tracing setup and masking helpers
 //! - [`error`]: the crate's error enum and its retry classification
 
+pub mod backoff;
 pub mod config;
 pub mod engine;
 pub mod erp;

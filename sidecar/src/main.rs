@@ -329,6 +329,10 @@ async fn ops_command(cfg: &Config, reconcile: bool, pull: bool) -> ExitCode {
             return exit_for(&e);
         }
     };
+    if let Err(e) = sidecar::engine::db::check_extension(&pool).await {
+        eprintln!("erp-sync: {e}");
+        return exit_for(&e);
+    }
     // The running sidecars' session: a login of our own would end theirs on a single-session ERP.
     erp.share_session(std::sync::Arc::new(
         sidecar::engine::erp_session::PgSessionStore::new(pool.clone()),

@@ -384,3 +384,41 @@ fn a_row_that_kills_the_worker_ends_dead_after_max_attempts() -> Result<()> {
     assert_eq!(log[0].get::<_, Option<String>>(2).as_deref(), Some("w3"));
     Ok(())
 }
+
+/// A sidecar started against a database whose extension is missing or of another version says so
+/// and what to run, and changes nothing (it never claims with queries of another protocol).
+#[test]
+fn a_database_of_another_extension_version_is_refused_at_start() -> Result<()> {
+    let w = World::start()?;
+    let id = w.contact(&NewContact::personal("版本客户", &mobile(900)))?;
+    assert_eq!(w.rows_of(id)?.len(), 1, "queued");
+    // What ALTER EXTENSION would record for an older install (as superuser: the test's shortcut).
+    w.exec("UPDATE pg_extension SET extversion = '0.1.0' WHERE extname = 'erp_sync'")?;
+    let err = match w.erp_sync(&["run", "--once"], &[]) {
+        Ok(out) => panic!("ran against erp_sync 0.1.0: {out}"),
+        Err(e) => format!("{e:#}"),
+    };
+    assert!(
+        err.contains("the database has the extension erp_sync 0.1.0")
+            && err.contains("ALTER EXTENSION erp_sync UPDATE TO"),
+        "{err}"
+    );
+    assert_eq!(
+        w.count(&format!("SELECT count(*) FROM erp_sync.outbox WHERE contact_id = {id} AND (attempts > 0 OR status <> 'pending')"))?,
+        0,
+        "nothing claimed"
+    );
+    let err = match w.erp_sync(&["reconcile"], &[]) {
+        Ok(out) => panic!("reconciled against erp_sync 0.1.0: {out}"),
+        Err(e) => format!("{e:#}"),
+    };
+    assert!(err.contains("erp_sync 0.1.0"), "{err}");
+    w.exec(&format!(
+        "UPDATE pg_extension SET extversion = '{}' WHERE extname = 'erp_sync'",
+        env!("CARGO_PKG_VERSION")
+    ))?;
+    let out = w.erp_sync(&["run", "--once"], &[])?;
+    assert!(out.contains("done="), "{out}");
+    assert!(w.erp_ord(id)?.is_some(), "{out} {:?}", w.rows_of(id)?);
+    Ok(())
+}

@@ -100,3 +100,28 @@ fn killed_listener_backend_is_replaced() -> Result<()> {
     );
     Ok(())
 }
+
+/// The NOTIFY channel has one place: the extension's `notify.channel` setting. The capture
+/// trigger notifies on it and the sidecar LISTENs on what the database says (read at every
+/// connect), so a changed channel still wakes an idle sidecar at once.
+#[test]
+fn the_notify_channel_is_the_extensions_setting() -> Result<()> {
+    let w = World::start()?;
+    w.exec(
+        "INSERT INTO erp_sync.settings (key, value) VALUES ('notify.channel', 'Erp Sync Wake')",
+    )?;
+    let s = w.sidecar("w1", SLOW_POLL)?;
+    assert!(wait_until(Duration::from_secs(10), || idle(&w)));
+    assert!(
+        s.proc.output().contains("channel=Erp Sync Wake"),
+        "{}",
+        s.proc.output()
+    );
+    let a = w.contact(&NewContact::personal("频道客户", &mobile(73)))?;
+    assert!(
+        synced_within(&w, a, Duration::from_secs(5)),
+        "not woken on the configured channel: {}",
+        s.proc.output()
+    );
+    Ok(())
+}

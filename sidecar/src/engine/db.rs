@@ -475,6 +475,48 @@ pub async fn extend_leases(
         .await?)
 }
 
+/// The version of the extension this sidecar speaks: the workspace version (both crates are
+/// released together, every schema change ships as an upgrade script).
+pub const EXTENSION_VERSION: &str = env!("CARGO_PKG_VERSION");
+
+/// At start-up: the database's `erp_sync` extension is the version this sidecar speaks. A missing
+/// or other version is a `Config` error naming the statement that fixes it; a database that cannot
+/// be reached is the caller's to wait for.
+pub async fn check_extension(pool: &Pool) -> Result<()> {
+    let c = pool.get().await.map_err(pool_err)?;
+    let row = c
+        .query_opt(
+            "SELECT extversion FROM pg_catalog.pg_extension WHERE extname = 'erp_sync'",
+            &[],
+        )
+        .await?;
+    let Some(row) = row else {
+        return Err(Error::Config(
+            "the extension erp_sync is not installed in this database: CREATE EXTENSION erp_sync (as a superuser), then track the platform's tables".into(),
+        ));
+    };
+    let found: String = row.try_get(0)?;
+    if found != EXTENSION_VERSION {
+        return Err(Error::Config(format!(
+            "the database has the extension erp_sync {found}, this sidecar speaks {EXTENSION_VERSION}: \
+             install erp_sync {EXTENSION_VERSION} on the server, then ALTER EXTENSION erp_sync UPDATE TO '{EXTENSION_VERSION}' \
+             (or run the sidecar of version {found})"
+        )));
+    }
+    Ok(())
+}
+
+/// The NOTIFY channel of the capture trigger: the extension's `notify.channel` setting.
+pub async fn notify_channel(c: &tokio_postgres::Client) -> Result<String> {
+    let row = c
+        .query_one(
+            "SELECT coalesce((SELECT effective FROM erp_sync.settings_effective WHERE key = 'notify.channel'), 'erp_sync')",
+            &[],
+        )
+        .await?;
+    Ok(row.try_get(0)?)
+}
+
 /// Register / heartbeat the worker: idle flag and the ERP login state (`login_refused`).
 pub async fn set_idle(
     pool: &Pool,

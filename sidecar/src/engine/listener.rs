@@ -18,8 +18,8 @@ use futures::StreamExt;
 use tokio::sync::{mpsc, watch, Notify};
 use tokio_postgres::{AsyncMessage, NoTls};
 
+use crate::backoff::Backoff;
 use crate::config::DatabaseConfig;
-use crate::engine::backoff::Backoff;
 use crate::engine::db;
 
 #[derive(Clone)]
@@ -99,11 +99,13 @@ async fn listen_once(
         "connection closed".to_string()
     });
     let result = async {
+        // The channel is the extension's setting, read at every (re)connect: one place to set it.
+        let channel = db::notify_channel(&client).await?;
         client
-            .batch_execute(&format!("LISTEN {}", opts.db.channel))
+            .batch_execute(&format!("LISTEN \"{}\"", channel.replace('"', "\"\"")))
             .await?;
         healthy.store(true, Ordering::Relaxed);
-        tracing::info!(channel = %opts.db.channel, "listening");
+        tracing::info!(%channel, "listening");
         // Poll at once: anything enqueued while we were not listening.
         wake.notify_one();
         let health = Duration::from_millis(opts.health_ms.max(100));

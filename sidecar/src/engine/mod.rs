@@ -22,7 +22,6 @@
 //! `dry_run`. Each row is planned once per process. A later real run then does the real work:
 //! marking rows done would lose them, and leaving them claimable would re-plan them forever.
 
-pub mod backoff;
 pub mod db;
 pub mod erp_session;
 pub mod handlers;
@@ -41,10 +40,10 @@ use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 use tokio::sync::{watch, Notify, Semaphore};
 use tokio::task::JoinSet;
 
+use crate::backoff::Backoff;
 use crate::config::{Config, EngineConfig};
 use crate::erp::ErpClient;
 use crate::error::{Error, Result};
-use backoff::Backoff;
 use db::OutboxRow;
 
 /// Options of `erp-sync run` beyond the config file.
@@ -271,6 +270,12 @@ pub async fn run(
     mut shutdown: watch::Receiver<bool>,
 ) -> Result<RunSummary> {
     let pool = db::make_pool(&cfg.database)?;
+    match db::check_extension(&pool).await {
+        Ok(()) => {}
+        Err(e @ Error::Config(_)) => return Err(e),
+        // The database is down: the engine waits for it like for any outage.
+        Err(e) => tracing::warn!(error = %e, "cannot check the extension's version yet"),
+    }
     let erp = ErpClient::new(cfg.erp.clone())?;
     erp.share_session(Arc::new(erp_session::PgSessionStore::new(pool.clone())));
     let worker = cfg.worker_id();

@@ -45,7 +45,7 @@ fn database_unavailable(e: &Error) -> bool {
 
 /// Map a handler result to the outbox acknowledgement; `attempts` counts the current one (the
 /// claim counted it).
-pub fn ack_for(result: &Result<Verdict>, attempts: i32, backoff: &super::backoff::Backoff) -> Ack {
+pub fn ack_for(result: &Result<Verdict>, attempts: i32, backoff: &crate::backoff::Backoff) -> Ack {
     match result {
         Ok(Verdict::Done) => Ack::Finish {
             status: "done",
@@ -277,7 +277,7 @@ enum WriteBack {
 /// Write back with retries while the database is unavailable (the ERP effect already happened).
 async fn write_back(ctx: &Ctx, row: &OutboxRow, fx: &Effects, ack: &Ack) -> Result<WriteBack> {
     let deadline = Instant::now() + Duration::from_millis(ctx.cfg.writeback_retry_ms);
-    let backoff = super::backoff::Backoff::new(100, 5_000);
+    let backoff = crate::backoff::Backoff::new(100, 5_000);
     let mut attempt = 0u32;
     loop {
         attempt += 1;
@@ -457,8 +457,8 @@ pub async fn plan_row(ctx: &Ctx, row: &OutboxRow) -> Result<()> {
 
 #[cfg(test)]
 mod tests {
-    use super::super::backoff::Backoff;
     use super::*;
+    use crate::backoff::Backoff;
 
     fn row(attempts: i32, counted: bool) -> OutboxRow {
         OutboxRow {

@@ -91,10 +91,10 @@ pub struct LoginState {
 }
 
 impl LoginState {
-    /// Backoff after the n-th consecutive failure: base · 2^(n-1), capped.
+    /// Backoff after the n-th consecutive failure: base · 2^(n-1), capped (the retry policy's
+    /// ceiling, without jitter: one login in flight at a time needs no spreading).
     pub fn backoff(base_ms: u64, max_ms: u64, failures: u32) -> Duration {
-        let shift = failures.saturating_sub(1).min(20);
-        Duration::from_millis(base_ms.saturating_mul(1u64 << shift).min(max_ms))
+        Duration::from_millis(crate::backoff::Backoff::new(base_ms, max_ms).ceiling_ms(failures))
     }
 }
 

@@ -154,7 +154,6 @@ pub struct JobCtx {
     pub pool: Pool,
     pub erp: ErpClient,
     pub worker: String,
-    pub channel: String,
     pub pull: PullOptions,
 }
 
@@ -166,7 +165,7 @@ pub async fn run_job(ctx: &JobCtx, job: Job, shutdown: &watch::Receiver<bool>) -
             let s = pull::pull(&ctx.pool, &ctx.erp, &ctx.pull, &quiet, shutdown).await?;
             pull::summary_json(&s)
         }
-        Job::Sweep => sweep(&ctx.pool, &ctx.channel).await,
+        Job::Sweep => sweep(&ctx.pool).await,
         Job::Reconcile => {
             let p = pull::pull(&ctx.pool, &ctx.erp, &ctx.pull, &quiet, shutdown).await?;
             if *shutdown.borrow() {
@@ -181,13 +180,14 @@ pub async fn run_job(ctx: &JobCtx, job: Job, shutdown: &watch::Receiver<bool>) -
 }
 
 /// The hourly sweep: wake idle workers when rows are due or leases expired.
-pub async fn sweep(pool: &Pool, channel: &str) -> Result<Value> {
+pub async fn sweep(pool: &Pool) -> Result<Value> {
     let c = pool.get().await.map_err(pool_err)?;
     let row = c.query_one(q::SWEEP, &[]).await?;
     let due: i64 = row.try_get("due")?;
     let expired: i64 = row.try_get("expired")?;
     let notified = due + expired > 0;
     if notified {
+        let channel = crate::engine::db::notify_channel(&c).await?;
         c.query_one(q::NOTIFY, &[&channel]).await?;
     }
     tracing::info!(due, expired, notified, "sweep finished");
@@ -262,7 +262,6 @@ pub async fn run(cfg: Config, worker: String, mut shutdown: watch::Receiver<bool
         pool,
         erp,
         worker,
-        channel: cfg.database.channel.clone(),
         pull: PullOptions::from_config(sc),
     });
     let busy: Vec<Arc<AtomicBool>> = list
