@@ -18,9 +18,12 @@ setup:
 build: setup
 	cargo build -p sidecar --bins
 
-# Installs the extension (erp_sync.control, SQL, .so) into the system PostgreSQL 15.
+# Installs the extension (erp_sync.control, SQL, .so) into the system PostgreSQL 15, with the
+# install scripts of released versions (pg_ext/sql/released/, scripts/released-sql.sh) so that
+# `CREATE EXTENSION erp_sync VERSION '0.1.0'` + `ALTER EXTENSION erp_sync UPDATE` can be tested.
 install-ext: setup
 	cd pg_ext && cargo pgrx install --pg-config $(PG_CONFIG)
+	install -m 644 pg_ext/sql/released/erp_sync--*.sql "$$($(PG_CONFIG) --sharedir)/extension/"
 
 test-unit: setup
 	cargo test -p sidecar

@@ -65,19 +65,14 @@ CREATE TABLE erp_sync.rejections (
 );
 
 -- Follow-up templates (spec select_template): first keyword match by priority wins.
--- Editable with ordinary SQL.
+-- Editable with ordinary SQL. Seeded with erp_sync.followup_template_defaults() by dump.sql,
+-- which also keeps edits and deletions across pg_dump / pg_restore.
 CREATE TABLE erp_sync.followup_templates (
     template_id int PRIMARY KEY,
     keywords    text[] NOT NULL DEFAULT '{}',
     priority    int NOT NULL,
     label       text
 );
-INSERT INTO erp_sync.followup_templates (template_id, keywords, priority, label) VALUES
-    (106, ARRAY['很好', '发合同', '签约'], 10, '意向强/发合同'),
-    (107, ARRAY['无人接听', '未接'],       20, '无人接听'),
-    (108, ARRAY['还没考虑', '再等等'],     30, '还没考虑'),
-    (109, ARRAY['面谈', '见面'],           40, '约面谈'),
-    (120, ARRAY['考虑中', '研究一下'],     50, '正在考虑中');
 
 -- Sales reps the assignment picks from (erp_sync.pick_rep).
 CREATE TABLE erp_sync.sales_reps (

@@ -12,7 +12,8 @@
 //!                       config-change triggers
 //! 5. sql/monitoring.sql stats, alerts, recent_failures, alert_state, cleanup (+ their grants)
 //! 6. sql/erp_session.sql the ERP session shared by the sidecars (worker only)
-//! 7. sql/roles.sql      roles, grants, SECURITY DEFINER for the trigger (last)
+//! 7. sql/dump.sql       what pg_dump keeps: default templates, contact_status after a restore
+//! 8. sql/roles.sql      roles, grants, SECURITY DEFINER for the trigger (last)
 //!
 //! Upgrades from a released version: sql/erp_sync--A--B.sql (hand-written, see sql/README.md).
 //! ```
@@ -66,6 +67,11 @@ extension_sql_file!(
     "../sql/erp_session.sql",
     name = "erp_session",
     requires = ["bootstrap"]
+);
+extension_sql_file!(
+    "../sql/dump.sql",
+    name = "dump",
+    requires = ["views", "monitoring", "reconcile", "erp_session"]
 );
 extension_sql_file!("../sql/roles.sql", name = "roles", finalize);
 

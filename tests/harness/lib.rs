@@ -38,6 +38,15 @@ pub fn erp_sync_bin() -> PathBuf {
     target.join("debug").join("erp-sync")
 }
 
+/// A PostgreSQL client program (`pg_dump`, `pg_restore`, `psql`) of the server under test:
+/// `$PGBIN/<name>` (as `scripts/pgcluster.sh`), else the system PostgreSQL 15.
+pub fn pg_bin(name: &str) -> PathBuf {
+    std::env::var_os("PGBIN")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("/usr/lib/postgresql/15/bin"))
+        .join(name)
+}
+
 /// A free TCP port on 127.0.0.1 (bound and released; good enough for tests on one machine).
 pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
@@ -69,20 +78,38 @@ pub struct Cluster {
 impl Cluster {
     /// initdb + start + database `erp` with the extension and the reference schema.
     pub fn start() -> Result<Self> {
+        Cluster::start_version(None)
+    }
+
+    /// [`Cluster::start`] with the extension at `version` (a released version such as "0.1.0",
+    /// installed by `make install-ext` from pg_ext/sql/released/; None: the default version).
+    pub fn start_version(version: Option<&str>) -> Result<Self> {
         let dir = tempfile::Builder::new().prefix("erp_sync_e2e").tempdir()?;
         let port = free_port();
         let c = Cluster { dir, port };
         c.script(&["start", &c.dir_str(), &port.to_string()])?;
-        let mut admin = c.connect_db("postgres")?;
-        admin.batch_execute("CREATE DATABASE erp")?;
-        let mut db = c.client()?;
-        db.batch_execute("CREATE EXTENSION erp_sync").context(
-            "CREATE EXTENSION erp_sync (is the extension installed? run `make install-ext`)",
-        )?;
-        let schema = std::fs::read_to_string(workspace_root().join("sql/middle_platform.sql"))?;
-        db.batch_execute(&schema)
-            .context("loading sql/middle_platform.sql")?;
+        c.create_database("erp", version)?;
         Ok(c)
+    }
+
+    /// A new database `db` with the extension (at `version`, see [`Cluster::start_version`]) and
+    /// the reference schema `sql/middle_platform.sql` (its tables tracked).
+    pub fn create_database(&self, db: &str, version: Option<&str>) -> Result<()> {
+        let mut admin = self.connect_db("postgres")?;
+        admin.batch_execute(&format!("CREATE DATABASE {db}"))?;
+        let mut client = self.connect_db(db)?;
+        let create = match version {
+            Some(v) => format!("CREATE EXTENSION erp_sync VERSION '{v}'"),
+            None => "CREATE EXTENSION erp_sync".to_string(),
+        };
+        client.batch_execute(&create).with_context(|| {
+            format!("{create} (is the extension installed? run `make install-ext`)")
+        })?;
+        let schema = std::fs::read_to_string(workspace_root().join("sql/middle_platform.sql"))?;
+        client
+            .batch_execute(&schema)
+            .context("loading sql/middle_platform.sql")?;
+        Ok(())
     }
 
     fn dir_str(&self) -> String {
@@ -130,6 +157,28 @@ impl Cluster {
     /// Restarts the server; `mode` is `fast` or `immediate`.
     pub fn restart(&self, mode: &str) -> Result<()> {
         self.script(&["restart", &self.dir_str(), mode])
+    }
+
+    /// Runs the client program `name` ([`pg_bin`]: `pg_dump`, `pg_restore`, `psql`) against this
+    /// cluster as the superuser (`-h 127.0.0.1 -p PORT -U postgres`, then `args`); returns its
+    /// stdout, fails with its output on a non-zero exit.
+    pub fn pg_tool(&self, name: &str, args: &[&str]) -> Result<String> {
+        let port = self.port.to_string();
+        let out = Command::new(pg_bin(name))
+            .args(["-h", "127.0.0.1", "-p", &port, "-U", "postgres"])
+            .args(args)
+            .stdin(Stdio::null())
+            .output()
+            .with_context(|| format!("running {name}"))?;
+        if !out.status.success() {
+            bail!(
+                "{name} {args:?} exited with {:?}:\n{}{}",
+                out.status.code(),
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        Ok(String::from_utf8_lossy(&out.stdout).to_string())
     }
 
     /// Server log, for diagnostics.

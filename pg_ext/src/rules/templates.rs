@@ -19,7 +19,7 @@ pub fn pick_template(content: &str, templates: &[Template], default: i32) -> i32
         .map_or(default, |t| t.template_id)
 }
 
-/// The spec's keyword lists in the spec's order (also seeded into the table by bootstrap.sql).
+/// The spec's keyword lists in the spec's order (also seeded into the table by dump.sql).
 pub fn spec_templates() -> Vec<Template> {
     let t = |id, words: &[&str]| Template {
         template_id: id,

@@ -293,6 +293,32 @@ impl World {
             .collect())
     }
 
+    /// How many ERP customers carry each khid (more than 1: a duplicate).
+    pub fn erp_khid_counts(&self) -> Result<std::collections::HashMap<String, usize>> {
+        let mut counts = std::collections::HashMap::new();
+        for c in self.erp_customers()? {
+            *counts
+                .entry(field(&c, "khid").unwrap_or_default())
+                .or_insert(0) += 1;
+        }
+        Ok(counts)
+    }
+
+    /// The follow-ups among `followups` (from [`World::erp_followups`]) on the ERP customer of
+    /// `contact_id` with the text `content`: exactly one when it was sent once.
+    pub fn followups_of<'a>(
+        &self,
+        followups: &'a [Value],
+        contact_id: i64,
+        content: &str,
+    ) -> Result<Vec<&'a Value>> {
+        let ord = self.erp_ord(contact_id)?.map(|o| o.to_string());
+        Ok(followups
+            .iter()
+            .filter(|f| field(f, "ord") == ord && field(f, "@intro2").as_deref() == Some(content))
+            .collect())
+    }
+
     pub fn erp_persons(&self) -> Result<Vec<Value>> {
         records(self.sim.get("/_sim/persons")?, "persons")
     }
