@@ -34,6 +34,8 @@ step "PostgreSQL 15 cluster in $WORK/pg (port $PGPORT)"
 scripts/pgcluster.sh start "$WORK/pg" "$PGPORT"
 "${PSQL[@]}" -d postgres -c 'CREATE DATABASE erp'
 "${PSQL[@]}" -d erp -c 'CREATE EXTENSION erp_sync' -f sql/middle_platform.sql
+# The sidecar's own login, granted erp_sync_worker only (least privilege, pg_ext/sql/SECURITY.md).
+"${PSQL[@]}" -d erp -c 'CREATE ROLE erp_sync_sidecar LOGIN IN ROLE erp_sync_worker'
 
 step "ERP simulator on 127.0.0.1:$SIMPORT (account demo/demo, vendor-strict: the vendor's required fields, fuzzy list filters, no result flag)"
 "$BIN" sim --port "$SIMPORT" --user demo --password demo >"$WORK/sim.log" 2>&1 &
@@ -41,7 +43,7 @@ pids+=($!)
 for _ in $(seq 1 100); do curl -fsS "http://127.0.0.1:$SIMPORT/_sim/stats" >/dev/null 2>&1 && break; sleep 0.1; done
 
 step "erp-sync sidecar"
-ERP_SYNC_DATABASE_URL="postgres://postgres@127.0.0.1:$PGPORT/erp" \
+ERP_SYNC_DATABASE_URL="postgres://erp_sync_sidecar@127.0.0.1:$PGPORT/erp" \
 ERP_SYNC_ERP_BASE_URL="http://127.0.0.1:$SIMPORT" \
 ERP_SYNC_ERP_USERNAME=demo ERP_SYNC_ERP_PASSWORD=demo ERP_SYNC_ERP_CUSTOMER_CATEGORY=11 \
   "$BIN" run >"$WORK/sidecar.log" 2>&1 &

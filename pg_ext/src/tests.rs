@@ -341,8 +341,8 @@ mod tests {
         run("CREATE TABLE public.wx_threads (id bigint, contact_id uuid, score int)");
         let s = sqlstate(r#"SELECT erp_sync.track('public.wx_threads', 'thread')"#);
         assert!(s.starts_with("42804: map contact_id"), "{s}");
-        run("CREATE TABLE public.txt_contacts (id text PRIMARY KEY, name text)");
-        let s = sqlstate("SELECT erp_sync.track('public.txt_contacts', 'contact')");
+        run("CREATE TABLE public.ts_contacts (id timestamptz PRIMARY KEY, name text)");
+        let s = sqlstate("SELECT erp_sync.track('public.ts_contacts', 'contact')");
         assert!(s.starts_with("42804"), "{s}");
         // the hint's way out
         run("ALTER TABLE public.wx_contacts ADD COLUMN erp_id bigint GENERATED ALWAYS AS IDENTITY UNIQUE");

@@ -69,6 +69,10 @@ pub fn wait_until(timeout: Duration, mut cond: impl FnMut() -> bool) -> bool {
     }
 }
 
+/// The login role the tests' sidecars use: a member of `erp_sync_worker` only (least privilege,
+/// as production runs it; see pg_ext/sql/SECURITY.md).
+pub const SIDECAR_ROLE: &str = "erp_sync_sidecar";
+
 /// A throwaway PostgreSQL cluster, stopped (immediate) and removed on drop.
 pub struct Cluster {
     dir: tempfile::TempDir,
@@ -89,7 +93,17 @@ impl Cluster {
         let c = Cluster { dir, port };
         c.script(&["start", &c.dir_str(), &port.to_string()])?;
         c.create_database("erp", version)?;
+        // The sidecar's login: granted erp_sync_worker and nothing else (cluster-wide role).
+        c.connect_db("postgres")?.batch_execute(&format!(
+            "CREATE ROLE {SIDECAR_ROLE} LOGIN IN ROLE erp_sync_worker"
+        ))?;
         Ok(c)
+    }
+
+    /// Connection URL of database `db` as the sidecar's least-privilege login [`SIDECAR_ROLE`]:
+    /// what every sidecar of the tests uses unless a test says otherwise.
+    pub fn worker_url(&self, db: &str) -> String {
+        self.url_for(db, SIDECAR_ROLE)
     }
 
     /// A new database `db` with the extension (at `version`, see [`Cluster::start_version`]) and
@@ -355,7 +369,7 @@ impl Sidecar {
     pub fn start(cluster: &Cluster, sim: &Sim, worker: &str, env: &[(&str, &str)]) -> Result<Self> {
         let mut cmd = Command::new(erp_sync_bin());
         cmd.arg("run")
-            .env("ERP_SYNC_DATABASE_URL", cluster.url())
+            .env("ERP_SYNC_DATABASE_URL", cluster.worker_url("erp"))
             .env("ERP_SYNC_ERP_BASE_URL", sim.base_url())
             .env("ERP_SYNC_ERP_USERNAME", "demo")
             .env("ERP_SYNC_ERP_PASSWORD", "demo")

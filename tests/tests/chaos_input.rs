@@ -693,7 +693,7 @@ fn chaos_bad_input() -> Result<()> {
     let http = |p: u16| format!("127.0.0.1:{p}");
     let (p1, p2) = (http(free_port()), http(free_port()));
     let mut sidecar = w.sidecar("bad1", &[("ERP_SYNC_HTTP_LISTEN_ADDR", p1.as_str())])?;
-    let text_url = w.pg.url_for("erp_text", "postgres");
+    let text_url = w.pg.worker_url("erp_text");
     let mut text_sidecar = w.sidecar(
         "bad2",
         &[

@@ -77,9 +77,6 @@ fn count_in(w: &World, db: &str, sql: &str) -> Result<i64> {
 #[test]
 fn dump_and_restore_keep_config_and_state_and_the_sidecar_carries_on() -> Result<()> {
     let w = World::start()?;
-    w.exec("CREATE ROLE sidecar LOGIN IN ROLE erp_sync_worker")?;
-    let sidecar_url = w.pg.url_for("erp", "sidecar");
-    let as_worker = [("ERP_SYNC_DATABASE_URL", sidecar_url.as_str())];
 
     // ---- configuration the operator changed
     w.exec(
@@ -116,7 +113,7 @@ fn dump_and_restore_keep_config_and_state_and_the_sidecar_carries_on() -> Result
         w.signal(c, &s)?;
         signals.push((c, s, "130"));
     }
-    let mut s1 = w.sidecar("w1", &as_worker)?;
+    let mut s1 = w.sidecar("w1", &[])?;
     w.settle(SETTLE, &[&s1])?;
     s1.proc.terminate(Duration::from_secs(15))?;
     // a heartbeat row of a sidecar that is not running: not dumped (workers)
@@ -246,7 +243,7 @@ fn dump_and_restore_keep_config_and_state_and_the_sidecar_carries_on() -> Result
     }
 
     // ---- phase C: a sidecar on the restored database, and new writes
-    let s2 = w.sidecar("w2", &as_worker)?;
+    let s2 = w.sidecar("w2", &[])?;
     let mut after = Vec::new();
     for n in 25..=28 {
         let id = w.contact(&NewContact::personal(&format!("客户丙{n:02}"), &mobile(n)))?;

@@ -180,9 +180,7 @@ fn upgrade_from_0_1_0_keeps_data_equals_a_fresh_install_and_drains() -> Result<(
     );
 
     // ---- drain with the current sidecar, and keep writing
-    w.exec("CREATE ROLE sidecar LOGIN IN ROLE erp_sync_worker")?;
-    let url = w.pg.url_for("erp", "sidecar");
-    let s = w.sidecar("w1", &[("ERP_SYNC_DATABASE_URL", url.as_str())])?;
+    let s = w.sidecar("w1", &[])?;
     let mut after = Vec::new();
     for n in 13..=15 {
         let id = w.contact(&NewContact::personal(&format!("升级后{n:02}"), &mobile(n)))?;

@@ -21,10 +21,8 @@ fn company_and_personal_customers() -> Result<()> {
     w.thread(company, 92, "想要采购100台设备")?;
     let personal = w.contact(&NewContact::personal("王五六", &mobile(2)))?;
     w.thread(personal, 65, "咨询价格")?;
-    // The sidecar runs with the least-privilege role the extension grants.
-    w.exec("CREATE ROLE sidecar LOGIN IN ROLE erp_sync_worker")?;
-    let url = w.pg.url_for("erp", "sidecar");
-    let s = w.sidecar("w1", &[("ERP_SYNC_DATABASE_URL", url.as_str())])?;
+    // (Like every test's sidecar, it logs in as a role granted only erp_sync_worker.)
+    let s = w.sidecar("w1", &[])?;
     w.settle(SETTLE, &[&s])?;
 
     let c = w.erp_by_khid(&format!("WX{company}"))?;
@@ -276,7 +274,7 @@ fn dry_run_changes_nothing_but_the_log() -> Result<()> {
     let id = w.contact(&NewContact::personal("试运行", &mobile(41)))?;
     let out = std::process::Command::new(e2e::erp_sync_bin())
         .args(["run", "--dry-run", "--once"])
-        .env("ERP_SYNC_DATABASE_URL", w.pg.url())
+        .env("ERP_SYNC_DATABASE_URL", w.pg.worker_url("erp"))
         .env("ERP_SYNC_ERP_BASE_URL", w.sim.base_url())
         .output()?;
     assert!(

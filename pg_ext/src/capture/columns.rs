@@ -242,9 +242,34 @@ mod tests {
 
     #[test]
     fn fields_and_required() {
-        assert_eq!(fields("contact").len(), 14);
+        // The spec's fields in trigger-argument order: the triggers of tables tracked before pass
+        // their columns in this order, so it may only grow at the end.
+        assert_eq!(
+            fields("contact"),
+            &[
+                "id",
+                "type",
+                "name",
+                "company",
+                "phone",
+                "phone_verified",
+                "score",
+                "list_status",
+                "wechat_id",
+                "address",
+                "contact_person",
+                "contact_phone",
+                "email",
+                "notes"
+            ]
+        );
+        assert_eq!(fields("thread"), &["id", "contact_id", "score", "summary"]);
+        assert_eq!(fields("signal"), &["id", "contact_id", "content", "ts"]);
         assert!(fields("nope").is_empty());
+        assert_eq!(required("contact"), &["id"]);
+        assert_eq!(required("thread"), &["id", "contact_id"]);
         assert_eq!(required("signal"), &["id", "contact_id"]);
+        assert!(required("nope").is_empty());
     }
 
     #[test]

@@ -80,8 +80,9 @@ fn table_info(relid: pg_sys::Oid) -> ErpResult<TableInfo> {
 }
 
 /// Key columns hold the contact's integer key (the outbox's `contact_id bigint`, khid `WX{id}`):
-/// an integer or numeric column. Checked before anything is attached, so a uuid or text key is a
-/// clear error with a way out, not a failed cast later.
+/// an integer, numeric or text column (a text value that is not an integer is a recorded rejection
+/// at capture). Checked before anything is attached, so a uuid key is a clear error with a way
+/// out, not a failed cast later.
 fn check_key_types(
     relid: pg_sys::Oid,
     entity: &str,
@@ -100,7 +101,9 @@ fn check_key_types(
             "SELECT pg_catalog.format_type(a.atttypid, a.atttypmod), \
                     coalesce(nullif(t.typbasetype, 0), t.oid) IN \
                         ('int2'::pg_catalog.regtype, 'int4'::pg_catalog.regtype, \
-                         'int8'::pg_catalog.regtype, 'numeric'::pg_catalog.regtype) \
+                         'int8'::pg_catalog.regtype, 'numeric'::pg_catalog.regtype, \
+                         'text'::pg_catalog.regtype, 'varchar'::pg_catalog.regtype, \
+                         'bpchar'::pg_catalog.regtype) \
              FROM pg_catalog.pg_attribute a JOIN pg_catalog.pg_type t ON t.oid = a.atttypid \
              WHERE a.attrelid = $1 AND a.attname = $2",
             &[relid.into(), column.into()],

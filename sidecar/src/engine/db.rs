@@ -723,17 +723,7 @@ mod tests {
         assert!(assign.contains("assigned AS") && !assign.contains("upsert AS"));
         let rollback = write_back_sql(Some(&LinkChange::Unlink(1, 2)), true, true);
         assert!(rollback.contains("unlinked AS") && rollback.contains("rolled AS"));
-        // Every CTE but the last is followed by a comma, the last by the final SELECT.
-        for sql in [&plain, &customer, &assign, &rollback] {
-            assert!(
-                !sql.contains(",\nSELECT") && !sql.contains("),\n\nSELECT"),
-                "{sql}"
-            );
-            assert_eq!(
-                sql.matches(" AS (\n").count(),
-                sql.matches("\n)").count(),
-                "{sql}"
-            );
-        }
+        // (That each assembled variant is valid SQL doing its job is what the end-to-end tests of
+        // each kind show: tests/tests/sync_customers.rs runs all four.)
     }
 }

@@ -322,19 +322,41 @@ mod tests {
         assert_eq!(format_score(85.0), "85");
     }
 
+    /// The hash is what lets an update that changes nothing the ERP sees skip the ERP: it changes
+    /// with every field that is sent (and the contact person), not with what is not sent, and a
+    /// payload read again gives the same hash.
     #[test]
-    fn hash_changes_with_fields() {
-        let a = contact_view(&company()).expect("view");
+    fn hash_changes_with_every_sent_field_only() {
+        let hash = |p: &Value| {
+            let v = contact_view(p).expect("view");
+            fields_hash(v.kind, &v.fields, v.person.as_ref())
+        };
+        let base = hash(&company());
+        assert_eq!(hash(&company()), base, "same payload, same hash");
+        let mut seen = std::collections::HashSet::from([base.clone()]);
+        for (key, value) in [
+            ("company", json!("北京某某有限公司")),
+            ("phone", json!("13812345679")),
+            ("wechat_id", json!("other_wx")),
+            ("address", json!("北京")),
+            ("contact_person", json!("王五")),
+            ("contact_phone", json!("13900002222")),
+            ("email", json!("wang@example.com")),
+            ("type", json!("personal")),
+        ] {
+            let mut p = company();
+            p[key] = value;
+            let h = hash(&p);
+            assert!(seen.insert(h), "changing {key} must change the hash");
+        }
         let mut p = company();
-        p["address"] = json!("北京");
-        let b = contact_view(&p).expect("view");
-        assert_ne!(
-            fields_hash(a.kind, &a.fields, a.person.as_ref()),
-            fields_hash(b.kind, &b.fields, b.person.as_ref())
+        p["thread"]["summary"] = json!("想要采购200台设备");
+        assert!(
+            seen.insert(hash(&p)),
+            "the thread summary (product) is sent"
         );
-        assert_eq!(
-            fields_hash(a.kind, &a.fields, a.person.as_ref()),
-            fields_hash(a.kind, &a.fields, a.person.as_ref())
-        );
+        let mut p = company();
+        p["notes"] = json!("not sent to the ERP");
+        assert_eq!(hash(&p), base, "notes are not sent: no new hash");
     }
 }

@@ -351,7 +351,7 @@ impl World {
     pub fn erp_sync(&self, args: &[&str], env: &[(&str, &str)]) -> Result<String> {
         let mut cmd = std::process::Command::new(e2e::erp_sync_bin());
         cmd.args(args)
-            .env("ERP_SYNC_DATABASE_URL", self.pg.url())
+            .env("ERP_SYNC_DATABASE_URL", self.pg.worker_url("erp"))
             .env("ERP_SYNC_ERP_BASE_URL", self.sim.base_url())
             .env("ERP_SYNC_ERP_USERNAME", "demo")
             .env("ERP_SYNC_ERP_PASSWORD", "demo")
