@@ -52,6 +52,10 @@ pub struct DatabaseConfig {
     pub url: String,
     /// File holding the database password (overrides any password in `url`). Empty = none.
     pub password_file: String,
+    /// The password read from `password_file` by [`Config::load`] (never serialized or printed);
+    /// given to the connection by `engine::db::pg_config`.
+    #[serde(skip)]
+    pub password: Option<String>,
     /// Connections in the pool used by the workers (the listener has one more of its own).
     pub pool_size: usize,
     /// Timeout for opening a connection.
@@ -63,6 +67,7 @@ impl Default for DatabaseConfig {
         DatabaseConfig {
             url: "postgres://postgres@localhost/postgres".into(),
             password_file: String::new(),
+            password: None,
             pool_size: 8,
             connect_timeout_ms: 5_000,
         }
@@ -383,8 +388,7 @@ impl Config {
 
     fn resolve_secret_files(&mut self) -> Result<()> {
         if !self.database.password_file.is_empty() {
-            let pw = read_secret(&self.database.password_file)?;
-            self.database.url = set_url_password(&self.database.url, &pw)?;
+            self.database.password = Some(read_secret(&self.database.password_file)?);
         }
         if !self.erp_password_file.is_empty() {
             self.erp.password = read_secret(&self.erp_password_file)?;
@@ -726,44 +730,6 @@ pub fn redact_url(url: &str) -> String {
         .join(" ")
 }
 
-/// Put `password` into a URL (`scheme://user@host` → `scheme://user:pw@host`) or key/value string.
-fn set_url_password(url: &str, password: &str) -> Result<String> {
-    if let Some(scheme_end) = url.find("://") {
-        let rest = &url[scheme_end + 3..];
-        let auth_end = rest.find(['/', '?']).unwrap_or(rest.len());
-        let enc = percent_encode(password);
-        return Ok(match rest[..auth_end].rfind('@') {
-            Some(at) => {
-                let user = rest[..at].split(':').next().unwrap_or("");
-                format!("{}{user}:{enc}{}", &url[..scheme_end + 3], &rest[at..])
-            }
-            None => {
-                return Err(Error::Config(
-                    "database.password_file needs a user in database.url".into(),
-                ))
-            }
-        });
-    }
-    let kept: Vec<&str> = url
-        .split_whitespace()
-        .filter(|p| !p.to_ascii_lowercase().starts_with("password="))
-        .collect();
-    let quoted = password.replace('\\', "\\\\").replace('\'', "\\'");
-    Ok(format!("{} password='{quoted}'", kept.join(" ")))
-}
-
-fn percent_encode(s: &str) -> String {
-    let mut out = String::new();
-    for b in s.bytes() {
-        if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
-            out.push(b as char);
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
-}
-
 /// Read a secret file; trailing newline(s) are removed.
 pub fn read_secret(path: &str) -> Result<String> {
     let text = std::fs::read_to_string(path)
@@ -869,22 +835,6 @@ mod tests {
     }
 
     #[test]
-    fn password_into_url() {
-        assert_eq!(
-            set_url_password("postgres://u@h/db", "p@ss").expect("url"),
-            "postgres://u:p%40ss@h/db"
-        );
-        assert_eq!(
-            set_url_password("postgres://u:old@h/db", "new").expect("url"),
-            "postgres://u:new@h/db"
-        );
-        assert_eq!(
-            set_url_password("host=h user=u", "x").expect("kv"),
-            "host=h user=u password='x'"
-        );
-    }
-
-    #[test]
     fn nested_and_optional_keys() {
         let cfg = Config::from_sources(
             None,
@@ -924,7 +874,9 @@ mod tests {
         let mut cfg = Config::from_sources(Some(&file), "f", &[]).expect("config");
         cfg.resolve_secret_files().expect("secrets");
         assert_eq!(cfg.erp.password, "erp-secret");
-        assert_eq!(cfg.database.url, "postgres://w:db-secret@h/db");
+        assert_eq!(cfg.database.url, "postgres://w@h/db");
+        assert_eq!(cfg.database.password.as_deref(), Some("db-secret"));
+        assert!(!format!("{:?}", cfg.database).contains("db-secret"));
         let text = cfg.redacted_toml().expect("toml");
         assert!(
             !text.contains("erp-secret") && !text.contains("db-secret"),

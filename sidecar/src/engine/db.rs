@@ -52,6 +52,10 @@ pub fn pg_config(cfg: &DatabaseConfig) -> Result<tokio_postgres::Config> {
     let mut pg = tokio_postgres::Config::from_str(&cfg.url)
         .map_err(|e| Error::Config(format!("database.url: {e}")))?;
     pg.connect_timeout(Duration::from_millis(cfg.connect_timeout_ms));
+    // database.password_file wins over a password in the URL
+    if let Some(pw) = &cfg.password {
+        pg.password(pw.as_bytes());
+    }
     if pg.get_application_name().is_none() {
         pg.application_name("erp-sync");
     }
