@@ -23,7 +23,7 @@ install-ext: setup
 	cd pg_ext && cargo pgrx install --pg-config $(PG_CONFIG)
 
 test-unit: setup
-	cargo test -p sidecar
+	cargo test -p erp_sync_rules -p sidecar
 
 test-pgrx: setup
 	mkdir -p $(PGRX_DATA) && chown postgres: $(PGRX_DATA)

@@ -455,7 +455,10 @@ async fn followup(ctx: &Ctx, row: &OutboxRow, rc: RowContext, fx: &mut Effects) 
         .unwrap_or("")
         .to_string();
     let date = signal_date(signal.get("ts"));
-    let template_id = i64::from(row.template_id.unwrap_or(120));
+    let template_id = i64::from(
+        row.template_id
+            .unwrap_or(erp_sync_rules::DEFAULT_TEMPLATE_ID),
+    );
     let t = ctx.erp.traced();
     let f = Followup {
         template_id,

@@ -389,7 +389,7 @@ pub async fn plan_row(ctx: &Ctx, row: &OutboxRow) -> Result<()> {
                 None => None,
             };
             let req = sig.map(|s| {
-                crate::erp::mask::redact(&json!({"template_id": row.template_id.unwrap_or(120),
+                crate::erp::mask::redact(&json!({"template_id": row.template_id.unwrap_or(erp_sync_rules::DEFAULT_TEMPLATE_ID),
                     "content": s.get("content"), "date": handlers::signal_date(s.get("ts"))}))
             });
             ("followup", req, "would add a follow-up".to_string())

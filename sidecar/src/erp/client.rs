@@ -408,7 +408,7 @@ impl ErpClient {
 
 fn unparsed(bytes: &[u8]) -> Value {
     let s = String::from_utf8_lossy(&bytes[..bytes.len().min(300)]);
-    serde_json::json!({ "unparsed": super::mask::mask_mobiles_in_text(&s) })
+    serde_json::json!({ "unparsed": erp_sync_rules::mask_text(&s) })
 }
 
 #[cfg(test)]
