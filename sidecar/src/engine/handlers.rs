@@ -566,7 +566,7 @@ async fn assign(ctx: &Ctx, row: &OutboxRow, rc: RowContext, fx: &mut Effects) ->
     if link.assigned_tier.as_deref() == Some(tier.as_str()) {
         return Ok(Verdict::Skipped(format!("assignment unchanged ({tier})")));
     }
-    let note = (to.is_none() && tier != "public")
+    let note = (to.is_none() && tier != erp_sync_rules::assignment::PUBLIC)
         .then(|| format!("no active {tier} rep: put in the public pool"));
     let target = match &to {
         Some(rep) => Assignment::To(rep.clone()),
@@ -587,7 +587,7 @@ async fn assign(ctx: &Ctx, row: &OutboxRow, rc: RowContext, fx: &mut Effects) ->
         l.error = Some(n.clone());
     }
     tracing::info!(outbox_id = row.id, contact_id = row.contact_id, erp_ord = ord, %tier,
-        assigned_to = to.as_deref().unwrap_or("public"), "customer assigned");
+        assigned_to = to.as_deref().unwrap_or(erp_sync_rules::assignment::PUBLIC), "customer assigned");
     fx.link = Some(LinkChange::Assign(tier, to));
     Ok(Verdict::Done)
 }

@@ -414,7 +414,7 @@ pub async fn plan_row(ctx: &Ctx, row: &OutboxRow) -> Result<()> {
             };
             let tier = db::assignment_for(&c, score)
                 .await?
-                .unwrap_or_else(|| "public".into());
+                .unwrap_or_else(|| erp_sync_rules::assignment::PUBLIC.into());
             (
                 "assign",
                 Some(json!({"tier": tier, "score": score})),
