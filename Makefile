@@ -26,7 +26,7 @@ install-ext: setup
 	install -m 644 pg_ext/sql/released/erp_sync--*.sql "$$($(PG_CONFIG) --sharedir)/extension/"
 
 test-unit: setup
-	cargo test -p sidecar
+	cargo test -p erp_sync_rules -p sidecar
 
 test-pgrx: setup
 	mkdir -p $(PGRX_DATA) && chown postgres: $(PGRX_DATA)

@@ -440,3 +440,177 @@ REVOKE EXECUTE ON FUNCTION erp_sync.followup_templates_note_deleted() FROM PUBLI
 REVOKE EXECUTE ON FUNCTION erp_sync.followup_templates_apply_deleted() FROM PUBLIC;
 REVOKE EXECUTE ON FUNCTION erp_sync.tracked_tables_changed() FROM PUBLIC;
 -- ==== end of pg_dump / pg_restore ====
+
+-- ==== issue 13 fix 5: masking of everything a reader sees (begin) ============================
+-- One masking rule (erp_sync_rules::mask, shared with the sidecar): a mobile in any notation
+-- (+86 139-0000-0779, 0086 13900000779, full-width digits, next to CJK text, ...) shows as
+-- 139****0779. mask_mobile keeps its symbol (new rule, same signature); mask_text and mask_jsonb
+-- are new. Every free text a non-worker role can read is masked: contact_status.last_error and
+-- admission_reasons, recent_failures.error, reconcile_report values, erp_only_customers texts,
+-- and, on write, alert_state.message and schedule_runs.summary (the reader reads those tables).
+-- Same text as views.sql / monitoring.sql / reconcile.sql and the generated schema.
+CREATE FUNCTION erp_sync."mask_text"(
+	"value" TEXT /* & str */
+) RETURNS TEXT /* String */
+IMMUTABLE STRICT PARALLEL SAFE
+LANGUAGE c /* Rust */
+AS 'MODULE_PATHNAME', 'mask_text_wrapper';
+
+CREATE FUNCTION erp_sync."mask_jsonb"(
+	"value" jsonb /* JsonB */
+) RETURNS jsonb /* JsonB */
+IMMUTABLE STRICT PARALLEL SAFE
+LANGUAGE c /* Rust */
+AS 'MODULE_PATHNAME', 'mask_jsonb_wrapper';
+
+CREATE OR REPLACE FUNCTION erp_sync.rebuild_contact_status() RETURNS text
+    LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE
+    SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    t record;
+    src text;
+BEGIN
+    SELECT format('%I.%I', n.nspname, c.relname) AS qual, tt.columns INTO t
+    FROM erp_sync.tracked_tables tt
+    JOIN pg_class c ON c.oid = tt.relid
+    JOIN pg_namespace n ON n.oid = c.relnamespace
+    WHERE tt.entity = 'contact';
+    IF FOUND THEN
+        src := format('SELECT (c.%I)::bigint AS contact_id, %s AS phone FROM %s c',
+                      t.columns->>'id',
+                      CASE WHEN t.columns ? 'phone' THEN format('(c.%I)::text', t.columns->>'phone')
+                           ELSE 'NULL::text' END,
+                      t.qual);
+    ELSE
+        src := 'SELECT u.contact_id, NULL::text AS phone FROM ('
+            || 'SELECT contact_id FROM erp_sync.outbox UNION SELECT contact_id FROM erp_sync.rejections '
+            || 'UNION SELECT contact_id FROM erp_sync.customer_link) u';
+    END IF;
+    EXECUTE format($view$
+        CREATE OR REPLACE VIEW erp_sync.contact_status AS
+        SELECT s.contact_id,
+               erp_sync.khid(s.contact_id) AS khid,
+               CASE WHEN s.phone IS NULL THEN NULL
+                    WHEN pg_catalog.pg_has_role(current_user, 'erp_sync_worker', 'MEMBER')
+                        THEN coalesce(erp_sync.normalize_mobile(s.phone), s.phone)
+                    ELSE erp_sync.mask_mobile(s.phone) END AS mobile,
+               r.contact_id IS NULL AS admission_passed,
+               erp_sync.mask_jsonb(coalesce(r.reasons, '[]'::jsonb)) AS admission_reasons,
+               CASE WHEN r.contact_id IS NOT NULL THEN 'rejected'
+                    WHEN doubt.error IS NOT NULL THEN 'in_doubt'
+                    WHEN act.active THEN 'pending'
+                    WHEN lo.status = 'dead' THEN 'failed'
+                    WHEN lo.status = 'skipped' THEN 'skipped'
+                    WHEN l.synced_at IS NOT NULL OR lo.status = 'done' THEN 'synced'
+                    ELSE 'not_queued' END AS sync_state,
+               l.erp_ord,
+               erp_sync.mask_text(coalesce(doubt.error, login.error, lo.last_error)) AS last_error,
+               l.synced_at AS last_synced_at
+        FROM (%s) s
+        LEFT JOIN erp_sync.rejections r ON r.contact_id = s.contact_id
+        LEFT JOIN erp_sync.customer_link l ON l.contact_id = s.contact_id
+        LEFT JOIN LATERAL (
+            SELECT o.status, o.last_error FROM erp_sync.outbox o
+            WHERE o.contact_id = s.contact_id ORDER BY o.id DESC LIMIT 1) lo ON true
+        LEFT JOIN LATERAL (
+            SELECT true AS active FROM erp_sync.outbox o
+            WHERE o.contact_id = s.contact_id AND o.status IN ('pending', 'running') LIMIT 1) act ON true
+        LEFT JOIN LATERAL (
+            SELECT o.last_error AS error FROM erp_sync.outbox o
+            WHERE o.contact_id = s.contact_id AND o.status = 'in_doubt' ORDER BY o.id LIMIT 1) doubt ON true
+        LEFT JOIN (
+            SELECT 'waiting for a working ERP login: the ERP refuses it since '
+                   || to_char(min(w.erp_login_failed_since), 'YYYY-MM-DD HH24:MI:SS TZ') || ': '
+                   || (array_agg(w.erp_login_error ORDER BY w.erp_login_failed_since, w.worker_id))[1] AS error
+            FROM erp_sync.workers w
+            WHERE w.heartbeat_at >= now() - (SELECT e.effective::interval FROM erp_sync.settings_effective e
+                                             WHERE e.key = 'notify.idle_fresh')
+            HAVING count(*) > 0 AND bool_and(w.erp_login_error IS NOT NULL)) login ON act.active
+        $view$, src);
+    RETURN CASE WHEN t.qual IS NULL THEN 'erp_sync.contact_status: no contact table tracked'
+                ELSE 'erp_sync.contact_status: over ' || t.qual END;
+END
+$$;
+
+SELECT erp_sync.rebuild_contact_status();
+
+CREATE OR REPLACE VIEW erp_sync.recent_failures AS
+SELECT l.id, l.created_at, l.contact_id, l.action, l.erp_ord, l.outbox_id,
+       erp_sync.mask_text(coalesce(l.error, '')) AS error,
+       l.worker, l.outcome
+FROM erp_sync.sync_log l
+WHERE l.outcome IN ('failed', 'retry')
+ORDER BY l.id DESC
+LIMIT 50;
+
+CREATE OR REPLACE VIEW erp_sync.reconcile_report AS
+SELECT i.run_id,
+       r.started_at AS run_started_at,
+       r.finished_at AS run_finished_at,
+       r.trigger,
+       i.kind,
+       i.contact_id,
+       i.erp_ord,
+       i.field,
+       CASE WHEN i.field = 'mobile' AND i.platform_value IS NOT NULL
+                 AND NOT pg_catalog.pg_has_role(current_user, 'erp_sync_worker', 'MEMBER')
+            THEN erp_sync.mask_mobile(i.platform_value)
+            WHEN i.field = 'mobile' THEN i.platform_value
+            ELSE erp_sync.mask_text(i.platform_value) END AS platform_value,
+       CASE WHEN i.field = 'mobile' AND i.erp_value IS NOT NULL
+                 AND NOT pg_catalog.pg_has_role(current_user, 'erp_sync_worker', 'MEMBER')
+            THEN erp_sync.mask_mobile(i.erp_value)
+            WHEN i.field = 'mobile' THEN i.erp_value
+            ELSE erp_sync.mask_text(i.erp_value) END AS erp_value
+FROM erp_sync.reconcile_items i
+JOIN erp_sync.reconcile_runs r ON r.id = i.run_id
+WHERE i.run_id = (SELECT max(id) FROM erp_sync.reconcile_runs WHERE finished_at IS NOT NULL);
+
+CREATE OR REPLACE VIEW erp_sync.erp_only_customers AS
+SELECT e.erp_ord,
+       erp_sync.mask_text(e.name) AS name,
+       erp_sync.mask_text(e.khid) AS khid,
+       CASE WHEN e.mobile IS NULL OR pg_catalog.pg_has_role(current_user, 'erp_sync_worker', 'MEMBER')
+            THEN e.mobile ELSE erp_sync.mask_mobile(e.mobile) END AS mobile,
+       erp_sync.mask_text(e.weixin_acc) AS weixin_acc,
+       erp_sync.mask_text(e.address) AS address,
+       e.ly,
+       e.add_date,
+       erp_sync.mask_text(e.sales_person) AS sales_person,
+       e.first_seen_at,
+       e.pulled_at
+FROM erp_sync.erp_customers e
+WHERE e.gone_at IS NULL
+  AND NOT EXISTS (SELECT 1 FROM erp_sync.customer_link l WHERE l.erp_ord = e.erp_ord)
+  AND NOT EXISTS (SELECT 1 FROM erp_sync.customer_link l WHERE l.khid = e.khid)
+  AND NOT EXISTS (SELECT 1 FROM erp_sync.contact_status s WHERE s.khid = e.khid);
+
+CREATE FUNCTION erp_sync.alert_state_mask() RETURNS trigger
+    LANGUAGE plpgsql
+    SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    NEW.message := erp_sync.mask_text(NEW.message);
+    RETURN NEW;
+END
+$$;
+CREATE TRIGGER erp_sync_mask BEFORE INSERT OR UPDATE OF message ON erp_sync.alert_state
+    FOR EACH ROW EXECUTE FUNCTION erp_sync.alert_state_mask();
+
+CREATE FUNCTION erp_sync.schedule_runs_mask() RETURNS trigger
+    LANGUAGE plpgsql
+    SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    NEW.summary := erp_sync.mask_jsonb(NEW.summary);
+    RETURN NEW;
+END
+$$;
+CREATE TRIGGER erp_sync_mask BEFORE INSERT OR UPDATE OF summary ON erp_sync.schedule_runs
+    FOR EACH ROW EXECUTE FUNCTION erp_sync.schedule_runs_mask();
+
+-- rows written before the upgrade go through the new triggers once
+UPDATE erp_sync.alert_state SET message = message;
+UPDATE erp_sync.schedule_runs SET summary = summary WHERE summary IS NOT NULL;
+-- ==== issue 13 fix 5: masking of everything a reader sees (end) ==============================

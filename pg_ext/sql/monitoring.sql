@@ -171,12 +171,12 @@ FROM login,
      LATERAL (SELECT count(*) AS n FROM erp_sync.outbox o WHERE o.status IN ('pending', 'running')) pend
 WHERE login.n > 0;
 
--- Recent failed operations for the status page (errors with mobiles masked defensively: the
--- engine already masks what it logs, an ERP error text might still quote a number). outcome:
--- failed (the sync failed) or retry (a failed attempt that is tried again).
+-- Recent failed operations for the status page. error: every mobile in any notation masked,
+-- for everyone (defence in depth: the sidecar stores ERP texts masked already). outcome: failed
+-- (the sync failed) or retry (a failed attempt that is tried again).
 CREATE VIEW erp_sync.recent_failures AS
 SELECT l.id, l.created_at, l.contact_id, l.action, l.erp_ord, l.outbox_id,
-       regexp_replace(coalesce(l.error, ''), '(1[3-9][0-9])[0-9]{4}([0-9]{4})', '\1****\2', 'g') AS error,
+       erp_sync.mask_text(coalesce(l.error, '')) AS error,
        l.worker, l.outcome
 FROM erp_sync.sync_log l
 WHERE l.outcome IN ('failed', 'retry')
@@ -195,6 +195,19 @@ CREATE TABLE erp_sync.alert_state (
     fired_at    timestamptz NOT NULL DEFAULT now(),
     notified_by text
 );
+
+-- The reader role reads alert_state directly: its message is stored masked, whoever writes it.
+CREATE FUNCTION erp_sync.alert_state_mask() RETURNS trigger
+    LANGUAGE plpgsql
+    SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    NEW.message := erp_sync.mask_text(NEW.message);
+    RETURN NEW;
+END
+$$;
+CREATE TRIGGER erp_sync_mask BEFORE INSERT OR UPDATE OF message ON erp_sync.alert_state
+    FOR EACH ROW EXECUTE FUNCTION erp_sync.alert_state_mask();
 
 -- Retention (spec §操作日志 "kept for a configurable period"): deletes ONE batch per table and
 -- returns {"outbox": n, "sync_log": m, "more": bool}; the caller loops while "more" (each call is

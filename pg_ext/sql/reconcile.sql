@@ -49,8 +49,9 @@ SELECT pg_catalog.pg_extension_config_dump('erp_sync.reconcile_runs_id_seq', '')
 SELECT pg_catalog.pg_extension_config_dump('erp_sync.reconcile_items', '');
 SELECT pg_catalog.pg_extension_config_dump('erp_sync.reconcile_items_id_seq', '');
 
--- The items of the latest finished run. Mobiles are shown in full to erp_sync_worker members
--- (and superusers) only; everyone else, erp_sync_reader included, sees them masked.
+-- The items of the latest finished run. Mobiles (field mobile, duplicate_mobile items) are shown
+-- in full to erp_sync_worker members (and superusers) only; everyone else, erp_sync_reader
+-- included, sees them masked. Every other value has the mobiles inside it masked, for everyone.
 CREATE VIEW erp_sync.reconcile_report AS
 SELECT i.run_id,
        r.started_at AS run_started_at,
@@ -62,27 +63,34 @@ SELECT i.run_id,
        i.field,
        CASE WHEN i.field = 'mobile' AND i.platform_value IS NOT NULL
                  AND NOT pg_catalog.pg_has_role(current_user, 'erp_sync_worker', 'MEMBER')
-            THEN erp_sync.mask_mobile(i.platform_value) ELSE i.platform_value END AS platform_value,
+            THEN erp_sync.mask_mobile(i.platform_value)
+            WHEN i.field = 'mobile' THEN i.platform_value
+            ELSE erp_sync.mask_text(i.platform_value) END AS platform_value,
        CASE WHEN i.field = 'mobile' AND i.erp_value IS NOT NULL
                  AND NOT pg_catalog.pg_has_role(current_user, 'erp_sync_worker', 'MEMBER')
-            THEN erp_sync.mask_mobile(i.erp_value) ELSE i.erp_value END AS erp_value
+            THEN erp_sync.mask_mobile(i.erp_value)
+            WHEN i.field = 'mobile' THEN i.erp_value
+            ELSE erp_sync.mask_text(i.erp_value) END AS erp_value
 FROM erp_sync.reconcile_items i
 JOIN erp_sync.reconcile_runs r ON r.id = i.run_id
 WHERE i.run_id = (SELECT max(id) FROM erp_sync.reconcile_runs WHERE finished_at IS NOT NULL);
 
 -- ERP customers (as last pulled, still listed) that the platform does not know: no customer_link
 -- by ord or khid, and no platform contact with that khid. The platform imports them from here.
+-- mobile: in full for erp_sync_worker members (and superusers), masked for everyone else; the
+-- texts typed into the ERP (name, khid, weixin_acc, address, sales_person) have the mobiles
+-- inside them masked, for everyone.
 CREATE VIEW erp_sync.erp_only_customers AS
 SELECT e.erp_ord,
-       e.name,
-       e.khid,
+       erp_sync.mask_text(e.name) AS name,
+       erp_sync.mask_text(e.khid) AS khid,
        CASE WHEN e.mobile IS NULL OR pg_catalog.pg_has_role(current_user, 'erp_sync_worker', 'MEMBER')
             THEN e.mobile ELSE erp_sync.mask_mobile(e.mobile) END AS mobile,
-       e.weixin_acc,
-       e.address,
+       erp_sync.mask_text(e.weixin_acc) AS weixin_acc,
+       erp_sync.mask_text(e.address) AS address,
        e.ly,
        e.add_date,
-       e.sales_person,
+       erp_sync.mask_text(e.sales_person) AS sales_person,
        e.first_seen_at,
        e.pulled_at
 FROM erp_sync.erp_customers e
@@ -155,6 +163,19 @@ CREATE TABLE erp_sync.schedule_runs (
     CONSTRAINT schedule_runs_once UNIQUE (name, period_key)
 );
 CREATE INDEX schedule_runs_latest_idx ON erp_sync.schedule_runs (name, started_at DESC);
+-- The reader role reads schedule_runs directly: a summary (which may quote an ERP error) is
+-- stored with its mobiles masked, whoever writes it.
+CREATE FUNCTION erp_sync.schedule_runs_mask() RETURNS trigger
+    LANGUAGE plpgsql
+    SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    NEW.summary := erp_sync.mask_jsonb(NEW.summary);
+    RETURN NEW;
+END
+$$;
+CREATE TRIGGER erp_sync_mask BEFORE INSERT OR UPDATE OF summary ON erp_sync.schedule_runs
+    FOR EACH ROW EXECUTE FUNCTION erp_sync.schedule_runs_mask();
 COMMENT ON TABLE erp_sync.schedule_runs IS 'claims of scheduled jobs (pull, sweep, reconcile): one row per schedule and period';
 SELECT pg_catalog.pg_extension_config_dump('erp_sync.schedule_runs', '');
 

@@ -9,6 +9,8 @@
 --
 -- mobile: the normalised phone for members of erp_sync_worker (and superusers); everyone else,
 -- erp_sync_reader included, sees it masked (138****1234).
+-- admission_reasons and last_error are masked for everyone (erp_sync.mask_jsonb / mask_text:
+-- a mobile in any notation inside them shows as 138****1234).
 -- admission_passed / admission_reasons: the verdict of the last capture (rejections table).
 -- sync_state: rejected > in_doubt (a follow-up perhaps sent, waiting for a person:
 -- erp_sync.resolve_in_doubt) > pending (an unfinished outbox row) > failed (latest row dead) >
@@ -50,7 +52,7 @@ BEGIN
                         THEN coalesce(erp_sync.normalize_mobile(s.phone), s.phone)
                     ELSE erp_sync.mask_mobile(s.phone) END AS mobile,
                r.contact_id IS NULL AS admission_passed,
-               coalesce(r.reasons, '[]'::jsonb) AS admission_reasons,
+               erp_sync.mask_jsonb(coalesce(r.reasons, '[]'::jsonb)) AS admission_reasons,
                CASE WHEN r.contact_id IS NOT NULL THEN 'rejected'
                     WHEN doubt.error IS NOT NULL THEN 'in_doubt'
                     WHEN act.active THEN 'pending'
@@ -59,7 +61,7 @@ BEGIN
                     WHEN l.synced_at IS NOT NULL OR lo.status = 'done' THEN 'synced'
                     ELSE 'not_queued' END AS sync_state,
                l.erp_ord,
-               coalesce(doubt.error, login.error, lo.last_error) AS last_error,
+               erp_sync.mask_text(coalesce(doubt.error, login.error, lo.last_error)) AS last_error,
                l.synced_at AS last_synced_at
         FROM (%s) s
         LEFT JOIN erp_sync.rejections r ON r.contact_id = s.contact_id

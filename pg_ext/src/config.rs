@@ -8,9 +8,9 @@
 //! change commits (and the changing backend at once, and again if it rolls back). DDL on a
 //! tracked table (columns renamed, retyped, trigger re-created) invalidates it the same way.
 
-use crate::rules::admission::AdmissionSettings;
-use crate::rules::settings::default_for;
-use crate::rules::templates::Template;
+use erp_sync_rules::admission::AdmissionSettings;
+use erp_sync_rules::settings::default_for;
+use erp_sync_rules::templates::Template;
 use pgrx::prelude::*;
 use pgrx::spi::SpiResult;
 use std::cell::{Cell, RefCell};

@@ -5,7 +5,7 @@
 //!
 //! ```text
 //! 1. sql/bootstrap.sql  tables, indexes, seed rows (before everything else)
-//! 2. Rust functions     rules (rules::sql), capture trigger + track/untrack/request_sync
+//! 2. Rust functions     rules (rules::sql over erp_sync_rules), capture trigger + track/untrack/request_sync
 //!                       (capture), payload functions
 //! 3. sql/ops.sql        outbox row CHECK; pick_rep, retry_failed
 //! 4. sql/views.sql      contact_status (rebuilt by track), queue, settings_effective,
@@ -48,6 +48,8 @@ extension_sql_file!(
         "ops",
         rules::sql::khid,
         rules::sql::mask_mobile,
+        rules::sql::mask_text,
+        rules::sql::mask_jsonb,
         rules::sql::normalize_mobile,
         rules::sql::setting_defaults,
         capture::track::config_changed
@@ -56,12 +58,19 @@ extension_sql_file!(
 extension_sql_file!(
     "../sql/monitoring.sql",
     name = "monitoring",
-    requires = ["views", rules::sql::setting_defaults]
+    requires = ["views", rules::sql::setting_defaults, rules::sql::mask_text]
 );
 extension_sql_file!(
     "../sql/reconcile.sql",
     name = "reconcile",
-    requires = ["views", "ops", rules::sql::setting, rules::sql::mask_mobile]
+    requires = [
+        "views",
+        "ops",
+        rules::sql::setting,
+        rules::sql::mask_mobile,
+        rules::sql::mask_text,
+        rules::sql::mask_jsonb
+    ]
 );
 extension_sql_file!(
     "../sql/erp_session.sql",

@@ -101,6 +101,25 @@ mod tests {
         assert_eq!(int("SELECT erp_sync.score_to_value(60)::int8"), 176);
         assert_eq!(int("SELECT erp_sync.score_to_value(45)::int8"), 177);
         assert_eq!(int("SELECT erp_sync.score_to_value(10)::int8"), 290);
+        assert_eq!(
+            text("SELECT erp_sync.mask_mobile('+86 139-0000-0779')"),
+            "139****0779"
+        );
+        assert_eq!(
+            text("SELECT erp_sync.mask_text('ERP: 手机+86 139-0000-0779已存在, ord 123456789012')"),
+            "ERP: 手机+86 139****0779已存在, ord 123456789012"
+        );
+        assert_eq!(
+            text("SELECT erp_sync.mask_text('（+86）１３９０００００７７９')"),
+            "（+86）139****0779"
+        );
+        assert_eq!(one::<String>("SELECT erp_sync.mask_text(NULL)"), None);
+        assert_eq!(
+            jsonb(
+                r#"SELECT erp_sync.mask_jsonb('{"e": ["0086 13900000779"], "n": 13800001111, "ord": 5001}')"#
+            ),
+            json!({"e": ["0086 139****0779"], "n": "138****1111", "ord": 5001})
+        );
     }
 
     #[pg_test]
@@ -110,11 +129,12 @@ mod tests {
             "SELECT string_agg(proname || ':' || provolatile::text || proparallel::text || CASE WHEN proisstrict THEN 's' ELSE '' END,
                                ',' ORDER BY proname, provolatile)
              FROM pg_proc WHERE pronamespace = 'erp_sync'::regnamespace
-               AND proname IN ('normalize_mobile', 'admission_check', 'khid', 'track', 'select_template')",
+               AND proname IN ('normalize_mobile', 'admission_check', 'khid', 'track', 'select_template',
+                               'mask_mobile', 'mask_text', 'mask_jsonb')",
         );
         assert_eq!(
             v,
-            "admission_check:sss,khid:iss,normalize_mobile:iss,select_template:sss,track:vu"
+            "admission_check:sss,khid:iss,mask_jsonb:iss,mask_mobile:iss,mask_text:iss,normalize_mobile:iss,select_template:sss,track:vu"
         );
     }
 
@@ -1227,6 +1247,107 @@ mod tests {
         );
         assert!(sqlstate("SELECT * FROM mp.contacts").starts_with("42501"));
         assert!(sqlstate("SELECT erp_sync.track('mp.contacts', 'contact')").starts_with("42501"));
+        run("RESET ROLE");
+    }
+
+    /// Every free text of the views is masked for the reader, whatever the notation of the
+    /// mobile in it; the mobile column stays clear for the worker.
+    #[pg_test]
+    fn reader_views_mask_every_text() {
+        serial();
+        platform();
+        good_contact(1);
+        run(
+            "UPDATE erp_sync.outbox SET status = 'dead', finished_at = now(),
+                 last_error = 'ERP refused: 手机 +86 139-0000-0779 已存在' WHERE contact_id = 1",
+        );
+        run(
+            "INSERT INTO mp.contacts (id, type, name, phone, phone_verified, score, list_status)
+             VALUES (2, 'personal', '张三丰', '13700002222', true, 80, 'grey')",
+        );
+        // as a writer that did not mask (the admission rule masks its own reasons already)
+        run(
+            r#"UPDATE erp_sync.rejections SET reasons = '["type: 13800001111", {"k": "(+86)136.0000.3333"}]'
+               WHERE contact_id = 2"#,
+        );
+        run(
+            "INSERT INTO erp_sync.sync_log (contact_id, action, outcome, error)
+             VALUES (1, 'create', 'failed', '客户手机１３５００００４４４４重复')",
+        );
+        run("INSERT INTO erp_sync.reconcile_runs (id, trigger, finished_at) VALUES (1, 'manual', now())");
+        run("INSERT INTO erp_sync.reconcile_items (run_id, kind, contact_id, field, platform_value, erp_value)
+             VALUES (1, 'field_mismatch', 1, 'name', '王 13400005555', '王'),
+                    (1, 'field_mismatch', 1, 'mobile', '13300006666', '+86 133 0000 7777')");
+        run("INSERT INTO erp_sync.erp_customers (erp_ord, name, khid, mobile, weixin_acc, address, sales_person)
+             VALUES (900, '李 18900008888', 'KH18900008888', '18900008888', '18900008888', '上海 189-0000-8888', '销售18900008888')");
+        run("INSERT INTO erp_sync.alert_state (code, level, message) VALUES ('x', 'info', 'call 17700009999')");
+        run(
+            r#"INSERT INTO erp_sync.schedule_runs (name, period_key, summary)
+               VALUES ('pull', 'p1', '{"error": "ERP refused: 16600001234 exists"}')"#,
+        );
+        for role in ["erp_sync_reader", "erp_sync_worker"] {
+            run(&format!("SET LOCAL ROLE {role}"));
+            assert_eq!(
+                text("SELECT last_error FROM erp_sync.contact_status WHERE contact_id = 1"),
+                "ERP refused: 手机 +86 139****0779 已存在"
+            );
+            let reasons = text(
+                "SELECT admission_reasons::text FROM erp_sync.contact_status WHERE contact_id = 2",
+            );
+            assert!(
+                reasons.contains("138****1111") && reasons.contains("136****3333"),
+                "{reasons}"
+            );
+            assert!(
+                !reasons.contains("13800001111") && !reasons.contains("1360000"),
+                "{reasons}"
+            );
+            assert_eq!(
+                text("SELECT error FROM erp_sync.recent_failures WHERE contact_id = 1"),
+                "客户手机135****4444重复"
+            );
+            assert_eq!(
+                text("SELECT platform_value FROM erp_sync.reconcile_report WHERE field = 'name'"),
+                "王 134****5555"
+            );
+            assert_eq!(
+                text("SELECT concat_ws('|', name, khid, weixin_acc, address, sales_person) FROM erp_sync.erp_only_customers"),
+                "李 189****8888|KH189****8888|189****8888|上海 189****8888|销售189****8888"
+            );
+            assert_eq!(
+                text("SELECT message FROM erp_sync.alert_state"),
+                "call 177****9999"
+            );
+            assert_eq!(
+                text("SELECT summary->>'error' FROM erp_sync.schedule_runs"),
+                "ERP refused: 166****1234 exists"
+            );
+            run("RESET ROLE");
+        }
+        // the mobile columns: masked for the reader, clear for the worker
+        run("SET LOCAL ROLE erp_sync_reader");
+        assert_eq!(
+            text("SELECT mobile FROM erp_sync.contact_status WHERE contact_id = 2"),
+            "137****2222"
+        );
+        assert_eq!(
+            text("SELECT erp_value FROM erp_sync.reconcile_report WHERE field = 'mobile'"),
+            "133****7777"
+        );
+        assert_eq!(
+            text("SELECT mobile FROM erp_sync.erp_only_customers"),
+            "189****8888"
+        );
+        run("RESET ROLE");
+        run("SET LOCAL ROLE erp_sync_worker");
+        assert_eq!(
+            text("SELECT mobile FROM erp_sync.contact_status WHERE contact_id = 2"),
+            "13700002222"
+        );
+        assert_eq!(
+            text("SELECT erp_value FROM erp_sync.reconcile_report WHERE field = 'mobile'"),
+            "+86 133 0000 7777"
+        );
         run("RESET ROLE");
     }
 

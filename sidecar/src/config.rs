@@ -282,7 +282,7 @@ impl Default for ScheduleConfig {
             utc_offset_minutes: 480,
             catch_up: true,
             pull_page_size: 100,
-            pull_ly: "171".into(),
+            pull_ly: erp_sync_rules::LY_WECHAT.into(),
             pull_sort: "-date1".into(),
             pull_max_pages: 10_000,
             shutdown_deadline_ms: 5_000,

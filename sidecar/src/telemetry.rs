@@ -11,7 +11,7 @@ use tracing_subscriber::{fmt, EnvFilter};
 use crate::config::{LogConfig, LogFormat};
 use crate::error::{Error, Result};
 
-pub use crate::erp::mask_mobile;
+pub use erp_sync_rules::mask_mobile;
 
 /// Install the global subscriber. `RUST_LOG`, when set, wins over `log.level`. Logs go to stderr.
 pub fn init(cfg: &LogConfig) -> Result<()> {

@@ -4,7 +4,7 @@
 //! `capture('<entity>', '<column for field 1>', '<column for field 2>', ...)` in the order of
 //! [`fields`], `''` for a field the table does not have. So the hot path needs no lookup at all.
 
-use crate::rules::admission::{ContactView, Val};
+use erp_sync_rules::admission::{ContactView, Val};
 use pgrx::pg_sys;
 use std::ffi::{CStr, CString};
 

@@ -3,7 +3,7 @@
 
 use crate::config::{self, Tracked};
 use crate::db::{self, TEXT};
-use crate::rules::admission::{self, Admission, ContactView};
+use erp_sync_rules::admission::{self, Admission, ContactView};
 use pgrx::prelude::*;
 use pgrx::spi::SpiResult;
 use serde_json::{Map, Value};

@@ -5,7 +5,7 @@
 
 use super::direct;
 use crate::db::{self, INT4_ARRAY, INT8_ARRAY, TEXT_ARRAY};
-use crate::rules::admission::Admission;
+use erp_sync_rules::admission::Admission;
 use pgrx::prelude::*;
 use pgrx::spi::SpiResult;
 use std::collections::HashSet;

@@ -5,9 +5,9 @@
 use super::lookup::{self, Lookup};
 use crate::config;
 use crate::error::OrRaise;
-use crate::rules::admission::{self, ContactView};
-use crate::rules::khid;
-use crate::rules::mobile::normalize_mobile;
+use erp_sync_rules::admission::{self, ContactView};
+use erp_sync_rules::khid;
+use erp_sync_rules::mobile::normalize_mobile;
 use pgrx::prelude::*;
 use pgrx::JsonB;
 use serde_json::{json, Value};

@@ -1,15 +1,13 @@
-//! SQL surface of the rules. Volatility is honest: functions that read a settings or template
-//! table are STABLE; pure ones are IMMUTABLE.
+//! SQL surface of the rules (`erp_sync_rules`). Volatility is honest: functions that read a
+//! settings or template table are STABLE; pure ones are IMMUTABLE.
 
-use super::admission::{evaluate_json, AdmissionSettings};
-use super::assignment::tier_for;
-use super::mask;
-use super::mobile;
-use super::score;
-use super::settings::DEFAULTS;
-use super::templates::pick_template;
 use crate::config;
 use crate::error::OrRaise;
+use erp_sync_rules::admission::{evaluate_json, AdmissionSettings};
+use erp_sync_rules::assignment::tier_for;
+use erp_sync_rules::settings::DEFAULTS;
+use erp_sync_rules::templates::pick_template;
+use erp_sync_rules::{mask, mobile, score};
 use pgrx::prelude::*;
 use pgrx::JsonB;
 
@@ -42,6 +40,20 @@ fn mask_mobile(phone: &str) -> String {
     mask::mask_mobile(phone)
 }
 
+/// Every mobile inside a free text masked, whatever its notation (`+86 139-0000-0779` →
+/// `+86 139****0779`); the views apply it to every text a reader can see.
+#[pg_extern(immutable, strict, parallel_safe)]
+fn mask_text(value: &str) -> String {
+    mask::mask_text(value)
+}
+
+/// `mask_text` on every string (and object key) of a jsonb value; numbers that read as a
+/// mobile become their masked string.
+#[pg_extern(immutable, strict, parallel_safe)]
+fn mask_jsonb(value: JsonB) -> JsonB {
+    JsonB(mask::mask_json(&value.0))
+}
+
 #[pg_extern(immutable, strict, parallel_safe)]
 fn mask_account(account: &str) -> String {
     mask::mask_account(account)
@@ -49,7 +61,7 @@ fn mask_account(account: &str) -> String {
 
 #[pg_extern(immutable, strict, parallel_safe)]
 fn khid(contact_id: i64) -> String {
-    super::khid(contact_id)
+    erp_sync_rules::khid(contact_id)
 }
 
 #[pg_extern(immutable, strict, parallel_safe)]

@@ -18,10 +18,10 @@ INSERT INTO mp.signals (contact_id, content) VALUES (1, '客户说很好，发�
 UPDATE erp_sync.outbox SET status = 'done', finished_at = now() WHERE contact_id = 2;
 INSERT INTO erp_sync.customer_link (contact_id, khid, erp_ord, synced_at)
     VALUES (2, 'WX2', 5002, '2025-10-19 12:00:00+08');
-UPDATE erp_sync.outbox SET status = 'dead', last_error = 'ERP: 手机号已存在', finished_at = now()
+UPDATE erp_sync.outbox SET status = 'dead', last_error = 'ERP: 手机号 +86 136-0013-6005 已存在', finished_at = now()
     WHERE contact_id = 5;
 
--- as the owner (superuser): full mobiles
+-- as the owner (superuser): full mobiles; mobiles inside texts are masked for everyone
 SELECT contact_id, khid, mobile, admission_passed, sync_state, erp_ord, last_error, last_synced_at
 FROM erp_sync.contact_status ORDER BY contact_id;
 SELECT contact_id, jsonb_pretty(admission_reasons) AS reasons
@@ -35,7 +35,7 @@ FROM erp_sync.outbox ORDER BY id;
 
 -- the monitoring role: masked mobiles; the views but not the tables behind them
 SET ROLE erp_sync_reader;
-SELECT contact_id, mobile, sync_state FROM erp_sync.contact_status ORDER BY contact_id;
+SELECT contact_id, mobile, sync_state, last_error FROM erp_sync.contact_status ORDER BY contact_id;
 SELECT has_table_privilege('erp_sync.outbox', 'SELECT') AS reads_outbox,
        has_schema_privilege('mp', 'USAGE') AS sees_platform_schema,
        has_table_privilege('erp_sync.queue', 'SELECT') AS reads_queue;

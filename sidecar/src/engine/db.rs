@@ -179,7 +179,8 @@ impl Link {
     }
 }
 
-/// One `erp_sync.sync_log` row to write.
+/// One `erp_sync.sync_log` row to write. `error` is stored with its mobiles masked
+/// ([`LogEntry::stored_error`]); `request`/`response` come masked from the ERP client.
 #[derive(Debug, Clone, Default)]
 pub struct LogEntry {
     pub action: &'static str,
@@ -193,11 +194,16 @@ pub struct LogEntry {
 }
 
 impl LogEntry {
+    /// `error` as stored: every mobile in it masked (an ERP refusal quotes what it refused).
+    pub fn stored_error(&self) -> Option<String> {
+        self.error.as_deref().map(erp_sync_rules::mask_text)
+    }
+
     /// One element of the `$15` array of `write_back.sql`.
     pub fn to_json(&self) -> Value {
         serde_json::json!({
             "action": self.action, "erp_ord": self.erp_ord, "request": self.request,
-            "response": self.response, "outcome": self.outcome, "error": self.error,
+            "response": self.response, "outcome": self.outcome, "error": self.stored_error(),
             "duration_ms": self.duration_ms, "old_data": self.old_data,
         })
     }
@@ -649,11 +655,12 @@ pub async fn dry_run_plan(pool: &Pool, after_id: i64, limit: i64) -> Result<Vec<
     rows.iter().map(OutboxRow::from_row).collect()
 }
 
-/// Parameters of `sync_log_insert.sql` for one entry.
+/// Parameters of `sync_log_insert.sql` for one entry; `error` is its [`LogEntry::stored_error`].
 pub fn log_params<'a>(
     row: &'a OutboxRow,
     worker: &'a &'a str,
     l: &'a LogEntry,
+    error: &'a Option<String>,
 ) -> [&'a (dyn tokio_postgres::types::ToSql + Sync); 11] {
     [
         &row.id,
@@ -663,7 +670,7 @@ pub fn log_params<'a>(
         &l.request,
         &l.response,
         &l.outcome,
-        &l.error,
+        error,
         &l.duration_ms,
         &l.old_data,
         worker,
@@ -681,7 +688,8 @@ pub async fn insert_logs(
     }
     let st = c.prepare_cached(q::SYNC_LOG_INSERT).await?;
     for l in logs {
-        c.execute(&st, &log_params(row, &worker, l)).await?;
+        let error = l.stored_error();
+        c.execute(&st, &log_params(row, &worker, l, &error)).await?;
     }
     Ok(())
 }

@@ -455,7 +455,10 @@ async fn followup(ctx: &Ctx, row: &OutboxRow, rc: RowContext, fx: &mut Effects) 
         .unwrap_or("")
         .to_string();
     let date = signal_date(signal.get("ts"));
-    let template_id = i64::from(row.template_id.unwrap_or(120));
+    let template_id = i64::from(
+        row.template_id
+            .unwrap_or(erp_sync_rules::DEFAULT_TEMPLATE_ID),
+    );
     let t = ctx.erp.traced();
     let f = Followup {
         template_id,
@@ -563,7 +566,7 @@ async fn assign(ctx: &Ctx, row: &OutboxRow, rc: RowContext, fx: &mut Effects) ->
     if link.assigned_tier.as_deref() == Some(tier.as_str()) {
         return Ok(Verdict::Skipped(format!("assignment unchanged ({tier})")));
     }
-    let note = (to.is_none() && tier != "public")
+    let note = (to.is_none() && tier != erp_sync_rules::assignment::PUBLIC)
         .then(|| format!("no active {tier} rep: put in the public pool"));
     let target = match &to {
         Some(rep) => Assignment::To(rep.clone()),
@@ -584,7 +587,7 @@ async fn assign(ctx: &Ctx, row: &OutboxRow, rc: RowContext, fx: &mut Effects) ->
         l.error = Some(n.clone());
     }
     tracing::info!(outbox_id = row.id, contact_id = row.contact_id, erp_ord = ord, %tier,
-        assigned_to = to.as_deref().unwrap_or("public"), "customer assigned");
+        assigned_to = to.as_deref().unwrap_or(erp_sync_rules::assignment::PUBLIC), "customer assigned");
     fx.link = Some(LinkChange::Assign(tier, to));
     Ok(Verdict::Done)
 }

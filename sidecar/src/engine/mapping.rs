@@ -19,12 +19,11 @@
 //! Empty platform values are not sent (`None`): on an update they leave the ERP's value alone
 //! instead of clearing it.
 
+use erp_sync_rules::numbers::format_number;
+use erp_sync_rules::{khid, score_to_value, LY_WECHAT};
 use serde_json::Value;
 
 use crate::erp::{CustomerFields, CustomerKind, Person};
-
-/// Customer source id for WeChat (`ly`, 171 = 网站注册).
-pub const LY_WECHAT: &str = "171";
 
 /// Admission verdict carried by the payload.
 #[derive(Debug, Clone, PartialEq)]
@@ -46,30 +45,6 @@ pub struct ContactView {
     pub score: f64,
     pub wechat_id: Option<String>,
     pub admission: Admission,
-}
-
-/// Spec `map_score_to_value`: 175 很高 (≥90), 289 较高 (≥75), 176 一般 (≥60), 177 较低 (≥45), 290 很低.
-pub fn score_to_value(score: f64) -> i32 {
-    if score >= 90.0 {
-        175
-    } else if score >= 75.0 {
-        289
-    } else if score >= 60.0 {
-        176
-    } else if score >= 45.0 {
-        177
-    } else {
-        290
-    }
-}
-
-/// `85` for 85.0, `85.5` for 85.5.
-pub fn format_score(score: f64) -> String {
-    if score.fract() == 0.0 && score.abs() < 1e15 {
-        format!("{}", score as i64)
-    } else {
-        format!("{score}")
-    }
 }
 
 fn text(v: &Value, key: &str) -> Option<String> {
@@ -123,7 +98,7 @@ pub fn contact_view(payload: &Value) -> Result<ContactView, String> {
                 .or_else(|| v.as_str().and_then(|s| s.parse().ok()))
         })
         .ok_or("payload has no contact id")?;
-    let khid = text(payload, "khid").unwrap_or_else(|| format!("WX{contact_id}"));
+    let khid = text(payload, "khid").unwrap_or_else(|| khid(contact_id));
     let kind = match text(payload, "type").as_deref() {
         Some("company") => CustomerKind::Company,
         _ => CustomerKind::Personal,
@@ -147,7 +122,7 @@ pub fn contact_view(payload: &Value) -> Result<ContactView, String> {
         weixin_acc: wechat_id.clone(),
         address: text(payload, "address"),
         jz: Some(score_to_value(score).to_string()),
-        intro: Some(format!("来自微信中台，评分: {}", format_score(score))),
+        intro: Some(format!("来自微信中台，评分: {}", format_number(score))),
         product: text(thread, "summary"),
         // The vendor requires 联系人姓名 for personal customers too: the contact's own name.
         person_name: person_name.clone(),
@@ -238,15 +213,31 @@ mod tests {
     }
 
     #[test]
-    fn score_values() {
-        assert_eq!(score_to_value(95.0), 175);
-        assert_eq!(score_to_value(90.0), 175);
-        assert_eq!(score_to_value(89.9), 289);
-        assert_eq!(score_to_value(75.0), 289);
-        assert_eq!(score_to_value(60.0), 176);
-        assert_eq!(score_to_value(45.0), 177);
-        assert_eq!(score_to_value(44.0), 290);
-        assert_eq!(score_to_value(0.0), 290);
+    fn jz_follows_the_shared_score_rule() {
+        for (score, jz) in [
+            (95, "175"),
+            (89, "289"),
+            (75, "289"),
+            (60, "176"),
+            (45, "177"),
+            (0, "290"),
+        ] {
+            let mut p = company();
+            p["thread"]["score"] = json!(score);
+            assert_eq!(
+                contact_view(&p).expect("view").fields.jz.as_deref(),
+                Some(jz)
+            );
+        }
+    }
+
+    #[test]
+    fn khid_defaults_to_the_shared_rule() {
+        let mut p = company();
+        if let Some(o) = p.as_object_mut() {
+            o.remove("khid");
+        }
+        assert_eq!(contact_view(&p).expect("view").khid, "WX42");
     }
 
     #[test]
@@ -318,8 +309,10 @@ mod tests {
 
     #[test]
     fn fractional_score() {
-        assert_eq!(format_score(85.5), "85.5");
-        assert_eq!(format_score(85.0), "85");
+        let mut p = company();
+        p["thread"]["score"] = json!(85.5);
+        let v = contact_view(&p).expect("view");
+        assert_eq!(v.fields.intro.as_deref(), Some("来自微信中台，评分: 85.5"));
     }
 
     /// The hash is what lets an update that changes nothing the ERP sees skip the ERP: it changes

@@ -44,8 +44,21 @@ fn database_unavailable(e: &Error) -> bool {
 }
 
 /// Map a handler result to the outbox acknowledgement; `attempts` counts the current one (the
-/// claim counted it).
+/// claim counted it). Reasons and errors carry their mobiles masked: they are stored in
+/// `outbox.last_error` and logged (an ERP refusal quotes what it refused).
 pub fn ack_for(result: &Result<Verdict>, attempts: i32, backoff: &crate::backoff::Backoff) -> Ack {
+    let mut ack = ack_unmasked(result, attempts, backoff);
+    match &mut ack {
+        Ack::Finish {
+            reason: Some(text), ..
+        }
+        | Ack::Retry { error: text, .. } => *text = erp_sync_rules::mask_text(text),
+        Ack::Finish { reason: None, .. } => {}
+    }
+    ack
+}
+
+fn ack_unmasked(result: &Result<Verdict>, attempts: i32, backoff: &crate::backoff::Backoff) -> Ack {
     match result {
         Ok(Verdict::Done) => Ack::Finish {
             status: "done",
@@ -418,7 +431,7 @@ pub async fn plan_row(ctx: &Ctx, row: &OutboxRow) -> Result<()> {
                 None => None,
             };
             let req = sig.map(|s| {
-                crate::erp::mask::redact(&json!({"template_id": row.template_id.unwrap_or(120),
+                crate::erp::mask::redact(&json!({"template_id": row.template_id.unwrap_or(erp_sync_rules::DEFAULT_TEMPLATE_ID),
                     "content": s.get("content"), "date": handlers::signal_date(s.get("ts"))}))
             });
             ("followup", req, "would add a follow-up".to_string())
@@ -430,7 +443,7 @@ pub async fn plan_row(ctx: &Ctx, row: &OutboxRow) -> Result<()> {
             };
             let tier = db::assignment_for(&c, score)
                 .await?
-                .unwrap_or_else(|| "public".into());
+                .unwrap_or_else(|| erp_sync_rules::assignment::PUBLIC.into());
             (
                 "assign",
                 Some(json!({"tier": tier, "score": score})),
@@ -533,5 +546,49 @@ mod tests {
             ),
             other => panic!("unexpected {other:?}"),
         }
+    }
+
+    /// What becomes `outbox.last_error` carries no clear mobile, whatever the ERP quoted.
+    #[test]
+    fn stored_texts_are_masked() {
+        let b = Backoff::new(1_000, 10_000);
+        assert_eq!(
+            ack_for(
+                &Err(Error::Business("手机号 +86 139-0000-0779 已存在".into())),
+                0,
+                &b
+            ),
+            Ack::Finish {
+                status: "dead",
+                reason: Some("ERP refused: 手机号 +86 139****0779 已存在".into())
+            }
+        );
+        match ack_for(
+            &Err(Error::ServerException("13900000779 锁定".into())),
+            1,
+            &b,
+        ) {
+            Ack::Retry { error, .. } => assert_eq!(error, "ERP server exception: 139****0779 锁定"),
+            other => panic!("unexpected {other:?}"),
+        }
+        assert_eq!(
+            ack_for(
+                &Ok(Verdict::Skipped("mobile (+86)139.0000.0779 taken".into())),
+                0,
+                &b
+            ),
+            Ack::Finish {
+                status: "skipped",
+                reason: Some("mobile (+86)139****0779 taken".into())
+            }
+        );
+        let entry = LogEntry {
+            error: Some("ERP refused: 手机１３９０００００７７９已存在".into()),
+            ..LogEntry::default()
+        };
+        assert_eq!(
+            entry.to_json()["error"],
+            "ERP refused: 手机139****0779已存在"
+        );
     }
 }

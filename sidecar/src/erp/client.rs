@@ -10,10 +10,11 @@ use tracing::{debug, info, warn};
 use crate::error::{Error, Result};
 
 use super::config::ErpConfig;
-use super::mask::{mask_mobiles_in_text, redact};
+use super::mask::redact;
 use super::protocol::{self, Envelope};
 use super::session::{Current, LoginState, Secret, SessionCell, SessionStore};
 use super::types::Exchange;
+use erp_sync_rules::mask_text;
 
 /// Zhibang ERP client. Cheap to clone; clones share the session and the HTTP connection pool.
 #[derive(Clone)]
@@ -144,10 +145,7 @@ impl ErpClient {
     /// The ERP's text refusing the last login (mobiles masked), while no login has worked since:
     /// what the engine reports in `erp_sync.workers` (alert `erp_login_failed`).
     pub fn login_refused(&self) -> Option<String> {
-        self.inner
-            .session
-            .refused()
-            .map(|m| mask_mobiles_in_text(&m))
+        self.inner.session.refused().map(|m| mask_text(&m))
     }
 
     /// Generation of the current session (0 before the first login).
@@ -216,7 +214,7 @@ impl ErpClient {
             Ok((c, own)) => {
                 *st = LoginState::default();
                 if let Some(Some(was)) = self.inner.session.set_refused(None) {
-                    info!(previous = %mask_mobiles_in_text(&was), "ERP login works again: syncing resumes");
+                    info!(previous = %mask_text(&was), "ERP login works again: syncing resumes");
                 }
                 if own {
                     info!(generation = c.generation, stored = c.stored, "erp login ok");
@@ -241,7 +239,7 @@ impl ErpClient {
                 self.inner.session.clear();
                 // Told once per state change (first refusal, or a different text); the repeats
                 // of the same refusal are debug.
-                let shown = mask_mobiles_in_text(&msg);
+                let shown = mask_text(&msg);
                 if self.inner.session.set_refused(Some(msg.clone())).is_some() {
                     warn!(failures = st.consecutive_failures, backoff_ms = wait.as_millis() as u64, erp_message = %shown,
                         "ERP login refused: syncing waits until a login works (check erp.username / erp.password)");
@@ -429,7 +427,7 @@ impl ErpClient {
 
 fn unparsed(bytes: &[u8]) -> Value {
     let s = String::from_utf8_lossy(&bytes[..bytes.len().min(300)]);
-    serde_json::json!({ "unparsed": super::mask::mask_mobiles_in_text(&s) })
+    serde_json::json!({ "unparsed": erp_sync_rules::mask_text(&s) })
 }
 
 #[cfg(test)]

@@ -1,65 +1,17 @@
-//! Masking of personal data and removal of secrets from what is logged or stored in `sync_log`.
+//! Removal of secrets from what is logged or stored in `sync_log`, and masking of personal data
+//! in it with the shared masking rule (`erp_sync_rules::mask`, the same as the extension's).
 
+use erp_sync_rules::mask::{mask_mobile, mask_text};
 use serde_json::Value;
-
-/// `13812345678` → `138****5678`. Strings shorter than 8 characters become `****`.
-pub fn mask_mobile(mobile: &str) -> String {
-    let chars: Vec<char> = mobile.trim().chars().collect();
-    if chars.len() < 8 {
-        return "****".to_string();
-    }
-    let head: String = chars[..3].iter().collect();
-    let tail: String = chars[chars.len() - 4..].iter().collect();
-    format!("{head}****{tail}")
-}
 
 /// Keys whose values are secrets: removed wherever they appear.
 const SECRET_KEYS: [&str; 4] = ["session", "password", "zbapi-token", "token"];
 /// Field ids (in `datas`) or object keys holding phone numbers.
 const PHONE_KEYS: [&str; 5] = ["mobile", "phone", "tel", "mobile2", "contact_phone"];
 
-/// Mask every run of 11 digits starting with `1` (a mainland mobile) inside free text.
-pub fn mask_mobiles_in_text(s: &str) -> String {
-    let b = s.as_bytes();
-    if b.len() < 11 || !b.iter().any(|c| c.is_ascii_digit()) {
-        return s.to_string();
-    }
-    let mut out = String::with_capacity(s.len());
-    let mut i = 0;
-    while i < b.len() {
-        if b[i].is_ascii_digit() {
-            let start = i;
-            while i < b.len() && b[i].is_ascii_digit() {
-                i += 1;
-            }
-            let run = &s[start..i];
-            if run.len() == 11 && run.starts_with('1') {
-                out.push_str(&mask_mobile(run));
-            } else {
-                out.push_str(run);
-            }
-        } else {
-            // copy one UTF-8 char
-            let ch_len = utf8_len(b[i]);
-            let end = (i + ch_len).min(b.len());
-            out.push_str(&s[i..end]);
-            i = end;
-        }
-    }
-    out
-}
-
-fn utf8_len(first: u8) -> usize {
-    match first {
-        0x00..=0x7f => 1,
-        0xc0..=0xdf => 2,
-        0xe0..=0xef => 3,
-        _ => 4,
-    }
-}
-
 /// Redact a request/response for logging: secrets removed (`"<redacted>"`), phone fields masked
-/// (`{"id":"mobile","val":…}` items and `mobile` keys), and any mobile-looking number in any string masked.
+/// (`{"id":"mobile","val":…}` items and `mobile` keys), and every mobile inside any string, in any
+/// notation, masked (`erp_sync_rules::mask::mask_text`).
 pub fn redact(v: &Value) -> Value {
     match v {
         Value::Object(m) => {
@@ -90,7 +42,7 @@ pub fn redact(v: &Value) -> Value {
             Value::Object(out)
         }
         Value::Array(a) => Value::Array(a.iter().map(redact).collect()),
-        Value::String(s) => Value::String(mask_mobiles_in_text(s)),
+        Value::String(s) => Value::String(mask_text(s)),
         other => other.clone(),
     }
 }
@@ -101,21 +53,25 @@ mod tests {
     use serde_json::json;
 
     #[test]
-    fn masks_mobile() {
-        assert_eq!(mask_mobile("13812345678"), "138****5678");
-        assert_eq!(mask_mobile("123"), "****");
-        assert_eq!(mask_mobile(""), "****");
-        assert_eq!(mask_mobile("+8613812345678"), "+86****5678");
+    fn phone_fields_use_the_shared_rule() {
+        let r = redact(&json!({"mobile": "+8613812345678", "phone": 13900001111u64,
+                              "datas": [{"id": "tel", "val": "+86 137-0000-2222"}]}));
+        assert_eq!(r["mobile"], "138****5678");
+        assert_eq!(r["phone"], "139****1111");
+        assert_eq!(r["datas"][0]["val"], "137****2222");
     }
 
     #[test]
-    fn masks_in_text() {
-        assert_eq!(
-            mask_mobiles_in_text("手机13812345678已存在"),
-            "手机138****5678已存在"
+    fn masks_mobiles_in_any_notation_inside_texts() {
+        let r = redact(
+            &json!({"body": {"message": {"text": "保存失败：手机 +86 139-0000-0779 已存在"}},
+                              "note": "ord 123456789012"}),
         );
-        assert_eq!(mask_mobiles_in_text("ord 123456789012"), "ord 123456789012");
-        assert_eq!(mask_mobiles_in_text("短"), "短");
+        assert_eq!(
+            r["body"]["message"]["text"],
+            "保存失败：手机 +86 139****0779 已存在"
+        );
+        assert_eq!(r["note"], "ord 123456789012");
     }
 
     #[test]

@@ -9,7 +9,7 @@
 //! ## Recording exchanges for `sync_log`
 //! `client.traced()` returns a clone of the client with its own, empty exchange buffer: every HTTP
 //! exchange made through that clone (including failed ones and the re-login retry) is appended as an
-//! [`Exchange`] (session/token/password removed, mobiles masked with [`mask::mask_mobile`]).
+//! [`Exchange`] (session/token/password removed, mobiles masked with `erp_sync_rules::mask`).
 //! `take_exchanges()` drains the buffer. Clones made with `clone()` share the buffer; the untraced
 //! client records nothing.
 //!
@@ -46,5 +46,4 @@ pub mod types;
 
 pub use client::ErpClient;
 pub use config::{ErpConfig, FollowupConfig, UpdateMode};
-pub use mask::mask_mobile;
 pub use types::*;

@@ -96,7 +96,7 @@ pub fn parse_json(bytes: &[u8]) -> Result<Value> {
         let snippet: String = text.chars().take(120).collect();
         Error::Protocol(format!(
             "unparseable reply ({first}): {}",
-            super::mask::mask_mobiles_in_text(&snippet)
+            erp_sync_rules::mask_text(&snippet)
         ))
     })
 }

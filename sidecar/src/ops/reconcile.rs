@@ -127,14 +127,9 @@ fn clean(s: Option<&str>) -> Option<String> {
         .map(str::to_string)
 }
 
-/// Mobiles compare by their digits, without a +86 / 86 prefix.
+/// Mobiles compare by the shared rule's key: the normalised mobile, else the digits.
 pub fn mobile_key(m: &str) -> Option<String> {
-    let digits: String = m.chars().filter(char::is_ascii_digit).collect();
-    let d = match digits.strip_prefix("86") {
-        Some(rest) if rest.len() == 11 => rest.to_string(),
-        _ => digits,
-    };
-    Some(d).filter(|d| !d.is_empty())
+    erp_sync_rules::mobile::comparison_key(m)
 }
 
 /// The comparison. `platform_khids`: khids of platform contacts (linked or not) among the khids

@@ -201,9 +201,12 @@ async fn claim(pool: &Pool, name: &str, key: &str, worker: &str) -> Result<bool>
         .is_some())
 }
 
+/// Record the end of a job. The summary is stored with its mobiles masked (an error may quote the
+/// ERP; the reader role reads `schedule_runs`).
 async fn finish(pool: &Pool, name: &str, key: &str, ok: bool, summary: &Value) -> Result<()> {
     let c = pool.get().await.map_err(pool_err)?;
-    c.execute(q::FINISH, &[&name, &key, &ok, summary]).await?;
+    let summary = erp_sync_rules::mask_json(summary);
+    c.execute(q::FINISH, &[&name, &key, &ok, &summary]).await?;
     Ok(())
 }
 

@@ -10,9 +10,12 @@
 //!   (a contact on the grey list is captured but not admitted; the grey→white upgrade admits it)
 //!
 //! Missing keys, NULLs and wrong types fail the check with a short reason; nothing here panics.
+//! Platform values quoted in a reason are masked (a phone with [`mask_mobile`], other texts with
+//! [`mask_text`]) before they are shortened.
 
-use super::mask::mask_mobile;
-use super::mobile::normalize_mobile;
+use crate::mask::{mask_mobile, mask_text};
+use crate::mobile::normalize_mobile;
+use crate::numbers::format_number;
 use serde_json::{json, Map, Value};
 
 /// A field value as the rules see it, independent of where it came from (jsonb or a heap tuple).
@@ -145,14 +148,6 @@ fn wrong(field: &str, expected: &str, v: &Val) -> String {
     }
 }
 
-fn fmt_num(n: f64) -> String {
-    if n.fract() == 0.0 && n.abs() < 1e15 {
-        format!("{}", n as i64)
-    } else {
-        format!("{n}")
-    }
-}
-
 pub fn evaluate(c: &ContactView, s: &AdmissionSettings) -> Admission {
     let mut checks = Vec::with_capacity(6);
     let mut reasons = Vec::new();
@@ -211,8 +206,8 @@ pub fn evaluate(c: &ContactView, s: &AdmissionSettings) -> Admission {
             Val::Number(n) if *n >= s.min_score => Ok(()),
             Val::Number(n) => Err(format!(
                 "score: {} is below the minimum {}",
-                fmt_num(*n),
-                fmt_num(s.min_score)
+                format_number(*n),
+                format_number(s.min_score)
             )),
             v => Err(wrong("score", "number", v)),
         },
@@ -228,7 +223,7 @@ pub fn evaluate(c: &ContactView, s: &AdmissionSettings) -> Admission {
             }
             (Val::Text(t), _) => Err(format!(
                 "type: must be 'company' or 'personal', got '{}'",
-                clip(t, 20)
+                clip(&mask_text(t), 20)
             )),
             (v, _) => Err(wrong("type", "text 'company' or 'personal'", v)),
         },
@@ -239,7 +234,10 @@ pub fn evaluate(c: &ContactView, s: &AdmissionSettings) -> Admission {
         match &c.list_status {
             Val::Missing => Ok(()),
             Val::Text(t) if t == "white" => Ok(()),
-            Val::Text(t) => Err(format!("list_status: '{}' is not 'white'", clip(t, 20))),
+            Val::Text(t) => Err(format!(
+                "list_status: '{}' is not 'white'",
+                clip(&mask_text(t), 20)
+            )),
             Val::Null => Err("list_status: is null (must be 'white')".into()),
             v => Err(wrong("list_status", "text", v)),
         },
@@ -401,6 +399,23 @@ mod tests {
             a.reasons.iter().all(|r| r.chars().count() < 120),
             "{:?}",
             a.reasons
+        );
+    }
+
+    #[test]
+    fn quoted_values_are_masked() {
+        let mut c = good();
+        c["type"] = json!("客户+86 139-0000-0779");
+        c["list_status"] = json!("13900000779 grey");
+        c["phone"] = json!("+86 139-0000-0779-1");
+        let a = run(c);
+        assert_eq!(
+            a.reasons,
+            vec![
+                "phone: not a valid mainland mobile: +86****79-1".to_string(),
+                "type: must be 'company' or 'personal', got '客户+86 139****0779'".to_string(),
+                "list_status: '139****0779 grey' is not 'white'".to_string(),
+            ]
         );
     }
 

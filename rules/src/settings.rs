@@ -1,5 +1,5 @@
 //! Documented defaults for `erp_sync.setting(key)`. Rows in `erp_sync.settings` override them;
-//! `erp_sync.settings_effective` shows both. Keep this list and docs/architecture.md in step.
+//! `erp_sync.settings_effective` shows both. Keep this list and pg_ext/sql/README.md in step.
 
 pub struct SettingDefault {
     pub key: &'static str,
@@ -12,7 +12,7 @@ pub const DEFAULTS: &[SettingDefault] = &[
     SettingDefault { key: "admission.min_score", default: "60", description: "score_pass passes when score >= this (spec: 白名单评分 >= 60)" },
     SettingDefault { key: "assign.top_min", default: "80", description: "thread score >= this: assign to a top rep" },
     SettingDefault { key: "assign.regular_min", default: "60", description: "thread score >= this (and < assign.top_min): assign to a regular rep; below: public pool" },
-    SettingDefault { key: "template.default", default: "120", description: "follow-up template when no keyword matches" },
+    SettingDefault { key: "template.default", default: crate::templates::DEFAULT_TEMPLATE_SETTING, description: "follow-up template when no keyword matches" },
     SettingDefault { key: "notify.channel", default: "erp_sync", description: "NOTIFY channel the capture trigger wakes idle sidecars on" },
     SettingDefault { key: "notify.idle_fresh", default: "30 seconds", description: "a worker counts as alive when its heartbeat is younger than this (wake-ups of idle workers, alert erp_login_failed, contact_status of rows waiting for a login)" },
     SettingDefault { key: "retention.done_days", default: "30", description: "finished outbox rows (done/skipped) older than this may be deleted by the sidecar" },

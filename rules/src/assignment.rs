@@ -2,13 +2,17 @@
 //! goes to a gold sales rep, `regular` (≥ assign.regular_min, default 60) to an ordinary rep,
 //! anything else to the public pool (`public`, member1 = 1 in the ERP).
 
-pub const TIERS: [&str; 3] = ["top", "regular", "public"];
+pub const TOP: &str = "top";
+pub const REGULAR: &str = "regular";
+/// The public pool: no rep (member1 = 1 in the ERP).
+pub const PUBLIC: &str = "public";
+pub const TIERS: [&str; 3] = [TOP, REGULAR, PUBLIC];
 
 pub fn tier_for(score: Option<i64>, top_min: i64, regular_min: i64) -> &'static str {
     match score {
-        Some(s) if s >= top_min => "top",
-        Some(s) if s >= regular_min => "regular",
-        _ => "public",
+        Some(s) if s >= top_min => TOP,
+        Some(s) if s >= regular_min => REGULAR,
+        _ => PUBLIC,
     }
 }
 

@@ -1,6 +1,12 @@
 //! Follow-up template selection (spec scenario 2, `select_template`): the first template, in
 //! priority order, with a keyword contained in the message wins; otherwise the default (120).
 
+/// The default follow-up template (setting `template.default`, and what a follow-up row without
+/// a template id is sent with).
+pub const DEFAULT_TEMPLATE_ID: i32 = 120;
+/// [`DEFAULT_TEMPLATE_ID`] as the documented default of the setting `template.default`.
+pub const DEFAULT_TEMPLATE_SETTING: &str = "120";
+
 /// One row of `erp_sync.followup_templates`, already sorted by (priority, template_id).
 #[derive(Debug, Clone)]
 pub struct Template {
@@ -50,6 +56,18 @@ mod tests {
         assert_eq!(pick_template("", &t, 999), 999);
         // priority: 106 beats 109 when both match
         assert_eq!(pick_template("见面后说很好", &t, 120), 106);
+    }
+
+    #[test]
+    fn default_template_constants_agree() {
+        assert_eq!(
+            DEFAULT_TEMPLATE_SETTING.parse::<i32>(),
+            Ok(DEFAULT_TEMPLATE_ID)
+        );
+        assert_eq!(
+            crate::settings::default_for("template.default"),
+            Some(DEFAULT_TEMPLATE_SETTING)
+        );
     }
 
     #[test]

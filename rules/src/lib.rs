@@ -1,0 +1,33 @@
+//! The business rules of erp_sync, in one place (spec: 准入检查, 数据脱敏, `map_score_to_value`,
+//! `select_template`, khid `WX{id}`, 客户来源 171, assignment tiers). Pure functions, unit-tested
+//! here; the extension (`pg_ext`, as thin `#[pg_extern]` wrappers in `pg_ext/src/rules/sql.rs`)
+//! and the sidecar call them. Nothing here is copied elsewhere: change a rule here and both
+//! sides change. The ERP simulator (`sidecar/src/sim`) deliberately does not use this crate.
+//!
+//! | module | rule |
+//! |---|---|
+//! | [`mobile`] | mainland mobile normalisation (`+86 138-0013-8000` → `13800138000`), comparison key |
+//! | [`mask`] | masking: a mobile in any notation → `138****1234`, mobiles inside free text and JSON, accounts |
+//! | [`admission`] | may a contact be created in the ERP (the six checks, with reasons) |
+//! | [`score`] | thread score → ERP value assessment `jz` |
+//! | [`customer`] | khid `WX{id}`, customer source `ly` = 171 |
+//! | [`templates`] | follow-up template by keyword, default 120 |
+//! | [`assignment`] | assignment tier from the thread score |
+//! | [`settings`] | documented defaults of `erp_sync.setting(key)` |
+//! | [`numbers`] | how a score is written in texts (`85`, `85.5`) |
+
+pub mod admission;
+pub mod assignment;
+pub mod customer;
+pub mod mask;
+pub mod mobile;
+pub mod numbers;
+pub mod score;
+pub mod settings;
+pub mod templates;
+
+pub use customer::{khid, LY_WECHAT};
+pub use mask::{mask_account, mask_json, mask_mobile, mask_text};
+pub use mobile::normalize_mobile;
+pub use score::score_to_value;
+pub use templates::DEFAULT_TEMPLATE_ID;
