@@ -9,7 +9,6 @@ use serde_json::Value;
 use tokio_postgres::types::Type;
 use tokio_postgres::NoTls;
 
-use super::handlers::Effects;
 use crate::config::DatabaseConfig;
 use crate::error::{Error, Result};
 
@@ -177,6 +176,15 @@ impl Link {
             last_payload_hash: r.try_get(at + 6)?,
         })
     }
+}
+
+/// What a handler changed, written back with the row's final status (`write_back.sql`).
+#[derive(Debug, Default)]
+pub struct Effects {
+    pub logs: Vec<LogEntry>,
+    pub link: Option<LinkChange>,
+    /// A `sync_log` id now rolled back.
+    pub rolled_back: Option<i64>,
 }
 
 /// One `erp_sync.sync_log` row to write. `error` is stored with its mobiles masked

@@ -7,7 +7,7 @@ use std::time::Instant;
 
 use serde_json::{json, Value};
 
-use super::db::{self, LinkChange, LinkWrite, LogEntry, OutboxRow, RowContext};
+use super::db::{self, Effects, LinkChange, LinkWrite, LogEntry, OutboxRow, RowContext};
 use super::mapping::{self, ContactView};
 use super::Ctx;
 use crate::config::InDoubtFollowups;
@@ -25,15 +25,6 @@ pub enum Verdict {
     Dead(String),
     /// A follow-up that was perhaps sent (its reply was lost): waits for a person, with the reason.
     InDoubt(String),
-}
-
-/// What a handler changed, written back with the row's final status.
-#[derive(Debug, Default)]
-pub struct Effects {
-    pub logs: Vec<LogEntry>,
-    pub link: Option<LinkChange>,
-    /// A `sync_log` id now rolled back.
-    pub rolled_back: Option<i64>,
 }
 
 /// Process one row; `rc` is what [`db::row_context`] read for it.

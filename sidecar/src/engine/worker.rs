@@ -7,8 +7,8 @@ use std::time::{Duration, Instant};
 
 use serde_json::json;
 
-use super::db::{self, LogEntry, OutboxRow};
-use super::handlers::{self, Effects, Verdict};
+use super::db::{self, Effects, LogEntry, OutboxRow};
+use super::handlers::{self, Verdict};
 use super::{mapping, Ctx, RunSummary};
 use crate::error::{Error, Result, RetryClass};
 

@@ -33,7 +33,8 @@ use tokio::task::JoinSet;
 
 use super::pull::{self, PullOptions};
 use super::reconcile;
-use crate::config::{Config, ScheduleConfig};
+use crate::config::schedule::{offset, schedules, Job};
+use crate::config::Config;
 use crate::engine::db::pool_err;
 use crate::erp::ErpClient;
 use crate::error::{Error, Result};
@@ -44,85 +45,6 @@ pub mod q {
     pub const HISTORY: &str = include_str!("../../queries/schedule_history.sql");
     pub const SWEEP: &str = include_str!("../../queries/schedule_sweep.sql");
     pub const NOTIFY: &str = include_str!("../../queries/schedule_notify.sql");
-}
-
-/// The scheduled jobs.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Job {
-    Pull,
-    Sweep,
-    Reconcile,
-}
-
-impl Job {
-    pub fn name(self) -> &'static str {
-        match self {
-            Job::Pull => "pull",
-            Job::Sweep => "sweep",
-            Job::Reconcile => "reconcile",
-        }
-    }
-}
-
-/// A parsed schedule.
-#[derive(Debug, Clone)]
-pub struct Schedule {
-    pub job: Job,
-    pub expr: String,
-    pub cron: Cron,
-}
-
-/// Parse a cron expression (5 or 6 fields; 6 = with seconds first).
-pub fn parse_cron(what: &str, expr: &str) -> Result<Cron> {
-    expr.trim().parse::<Cron>().map_err(|e| {
-        Error::Config(format!(
-            "schedule.{what}: invalid cron expression {expr:?}: {e}"
-        ))
-    })
-}
-
-pub fn offset(cfg: &ScheduleConfig) -> Result<FixedOffset> {
-    cfg.utc_offset_minutes
-        .checked_mul(60)
-        .and_then(FixedOffset::east_opt)
-        .ok_or_else(|| {
-            Error::Config(format!(
-                "schedule.utc_offset_minutes {} is out of range",
-                cfg.utc_offset_minutes
-            ))
-        })
-}
-
-/// The configured schedules (empty expressions are disabled).
-pub fn schedules(cfg: &ScheduleConfig) -> Result<Vec<Schedule>> {
-    let mut out = Vec::new();
-    for (job, key, expr) in [
-        (Job::Pull, "pull_cron", &cfg.pull_cron),
-        (Job::Sweep, "sweep_cron", &cfg.sweep_cron),
-        (Job::Reconcile, "reconcile_cron", &cfg.reconcile_cron),
-    ] {
-        if expr.trim().is_empty() {
-            continue;
-        }
-        out.push(Schedule {
-            job,
-            expr: expr.clone(),
-            cron: parse_cron(key, expr)?,
-        });
-    }
-    Ok(out)
-}
-
-/// Config validation (called by `Config::validate`).
-pub fn validate(cfg: &ScheduleConfig) -> Result<()> {
-    offset(cfg)?;
-    schedules(cfg)?;
-    if cfg.pull_page_size == 0 || cfg.pull_max_pages == 0 {
-        return Err(Error::Config(
-            "schedule.pull_page_size and schedule.pull_max_pages must be > 0".into(),
-        ));
-    }
-    Ok(())
 }
 
 /// The first tick strictly after `t`.
@@ -471,6 +393,8 @@ impl SchedulerHandle {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::schedule::{parse_cron, validate};
+    use crate::config::ScheduleConfig;
 
     fn at(s: &str) -> DateTime<FixedOffset> {
         DateTime::parse_from_rfc3339(s).expect("test time")
@@ -528,25 +452,6 @@ mod tests {
             current_tick(&c, &t).expect("cur").to_rfc3339(),
             "2026-11-29T02:00:00+00:00"
         );
-    }
-
-    #[test]
-    fn bad_expressions_and_offsets_are_config_errors() {
-        let cfg = ScheduleConfig {
-            pull_cron: "every day".into(),
-            ..ScheduleConfig::default()
-        };
-        assert!(matches!(validate(&cfg), Err(Error::Config(m)) if m.contains("pull_cron")));
-        let cfg = ScheduleConfig {
-            utc_offset_minutes: 100_000,
-            ..ScheduleConfig::default()
-        };
-        assert!(matches!(validate(&cfg), Err(Error::Config(_))));
-        let cfg = ScheduleConfig {
-            sweep_cron: String::new(),
-            ..ScheduleConfig::default()
-        };
-        assert_eq!(schedules(&cfg).expect("ok").len(), 2);
     }
 
     #[test]

@@ -11,13 +11,20 @@
 //! (`ERP_SYNC_ERP_PASSWORD_FILE`), and `database.password_file` likewise fills in the database
 //! password. [`Config::redacted_toml`] prints the effective configuration with secrets masked.
 
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+mod layers;
+pub mod schedule;
+mod secrets;
+
 use crate::erp::ErpConfig;
 use crate::error::{Error, Result};
+use layers::{apply_override, env_overrides, merge, take_erp_password_file};
+pub use schedule::ScheduleConfig;
+use secrets::redact_tree;
+pub use secrets::{is_secret_key, read_secret, redact_url};
 
 /// Prefix of every environment override.
 pub const ENV_PREFIX: &str = "ERP_SYNC_";
@@ -242,54 +249,6 @@ impl Default for RetentionConfig {
     }
 }
 
-/// Schedules (`ops::schedule`) and the ERP pull (`ops::pull`). Cron expressions have six fields
-/// (`sec min hour day-of-month month day-of-week`) and are read in the fixed offset
-/// `utc_offset_minutes` (default +08:00, the ERP's time); an empty expression disables that job.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct ScheduleConfig {
-    /// Run the schedules inside `erp-sync run` (off: only the `pull`/`reconcile` commands).
-    pub enabled: bool,
-    /// Pull of ERP customers into `erp_sync.erp_customers` (spec: daily at 02:00).
-    pub pull_cron: String,
-    /// Cheap sweep of due/expired outbox rows that wakes idle workers (spec: hourly).
-    pub sweep_cron: String,
-    /// Pull + full reconciliation (spec: weekly on Sunday).
-    pub reconcile_cron: String,
-    /// Offset of the wall clock the cron expressions are read in, minutes east of UTC.
-    pub utc_offset_minutes: i32,
-    /// After downtime, run a missed period once at start-up (only for a schedule that has run before).
-    pub catch_up: bool,
-    /// `list.asp` page size of a pull.
-    pub pull_page_size: u32,
-    /// Customer source (`ly`) filter of a pull; empty = every source.
-    pub pull_ly: String,
-    /// `_rpt_sort` of a pull.
-    pub pull_sort: String,
-    /// Safety cap on the pages of one pull.
-    pub pull_max_pages: u32,
-    /// On shutdown: time given to a running job before it is abandoned.
-    pub shutdown_deadline_ms: u64,
-}
-
-impl Default for ScheduleConfig {
-    fn default() -> Self {
-        ScheduleConfig {
-            enabled: true,
-            pull_cron: "0 0 2 * * *".into(),
-            sweep_cron: "0 0 * * * *".into(),
-            reconcile_cron: "0 0 3 * * Sun".into(),
-            utc_offset_minutes: 480,
-            catch_up: true,
-            pull_page_size: 100,
-            pull_ly: erp_sync_rules::LY_WECHAT.into(),
-            pull_sort: "-date1".into(),
-            pull_max_pages: 10_000,
-            shutdown_deadline_ms: 5_000,
-        }
-    }
-}
-
 impl Config {
     /// Defaults, then the file (explicit path must exist; the default path is optional), then the
     /// process environment.
@@ -442,7 +401,7 @@ impl Config {
         if self.retention.batch_size <= 0 {
             return bad("retention.batch_size must be > 0");
         }
-        crate::ops::schedule::validate(&self.schedule)?;
+        schedule::validate(&self.schedule)?;
         tracing_subscriber::EnvFilter::try_new(&self.log.level)
             .map_err(|err| Error::Config(format!("log.level: {err}")))?;
         Ok(())
@@ -479,262 +438,6 @@ impl Config {
             rand::random::<u16>()
         )
     }
-}
-
-/// One `ERP_SYNC_<SECTION>_<KEY>` variable, split.
-#[derive(Debug)]
-struct Override {
-    var: String,
-    section: String,
-    key: String,
-    value: String,
-}
-
-const SECTIONS: [&str; 8] = [
-    "database",
-    "erp",
-    "engine",
-    "log",
-    "http",
-    "alerts",
-    "retention",
-    "schedule",
-];
-/// `ERP_SYNC_*` variables that are not configuration keys: the `--config` path, the test
-/// harness's binary path, and the simulator's own settings.
-const NOT_KEYS: [&str; 2] = ["CONFIG", "BIN"];
-const NOT_KEY_PREFIXES: [&str; 1] = ["SIM_"];
-
-fn env_overrides(env: &[(String, String)]) -> Result<Vec<Override>> {
-    let mut out = Vec::new();
-    let mut sorted: BTreeMap<&str, &str> = BTreeMap::new();
-    for (k, v) in env {
-        sorted.insert(k.as_str(), v.as_str());
-    }
-    for (var, value) in sorted {
-        let Some(rest) = var.strip_prefix(ENV_PREFIX) else {
-            continue;
-        };
-        if NOT_KEYS.contains(&rest) || NOT_KEY_PREFIXES.iter().any(|p| rest.starts_with(p)) {
-            continue;
-        }
-        let lower = rest.to_ascii_lowercase();
-        let Some((section, key)) = SECTIONS.iter().find_map(|s| {
-            lower
-                .strip_prefix(&format!("{s}_"))
-                .map(|k| (s.to_string(), k.to_string()))
-        }) else {
-            return Err(Error::Config(format!(
-                "unknown environment variable {var}: expected {ENV_PREFIX}<DATABASE|ERP|ENGINE|LOG|HTTP|ALERTS|RETENTION|SCHEDULE>_<KEY>"
-            )));
-        };
-        if key.is_empty() {
-            return Err(Error::Config(format!(
-                "environment variable {var} names no key"
-            )));
-        }
-        out.push(Override {
-            var: var.to_string(),
-            section,
-            key,
-            value: value.to_string(),
-        });
-    }
-    Ok(out)
-}
-
-/// Put one override into the tree. Returns whether the key existed. Keys that do not exist are
-/// added (as a string, or as a typed scalar when `typed_absent`) and rejected later by
-/// `deny_unknown_fields` if the struct has no such field.
-fn apply_override(tree: &mut toml::Value, ov: &Override, typed_absent: bool) -> Result<bool> {
-    let section = tree
-        .get_mut(&ov.section)
-        .and_then(toml::Value::as_table_mut)
-        .ok_or_else(|| Error::Config(format!("{}: no section {}", ov.var, ov.section)))?;
-    let (path, key) = locate(section, &ov.key);
-    let mut table = section;
-    for p in &path {
-        table = table
-            .get_mut(p)
-            .and_then(toml::Value::as_table_mut)
-            .ok_or_else(|| Error::Config(format!("{}: no table {p}", ov.var)))?;
-    }
-    let existing = table.get(&key).cloned();
-    let existed = existing.is_some();
-    let value = match existing {
-        Some(old) => {
-            typed_like(&old, &ov.value).map_err(|m| Error::Config(format!("{}: {m}", ov.var)))?
-        }
-        None if typed_absent => scalar_guess(&ov.value),
-        None => toml::Value::String(ov.value.clone()),
-    };
-    table.insert(key, value);
-    Ok(existed)
-}
-
-/// Find where `key` (underscore-joined path) lives: an existing key here, else inside a sub-table
-/// whose name is a prefix (`followup_template_field` → `[followup] template_field`), else here.
-/// Returns the sub-table path and the final key.
-fn locate(table: &toml::Table, key: &str) -> (Vec<String>, String) {
-    if table.contains_key(key) {
-        return (Vec::new(), key.to_string());
-    }
-    let sub = table
-        .iter()
-        .filter(|(k, v)| v.is_table() && key.starts_with(&format!("{k}_")))
-        .max_by_key(|(k, _)| k.len());
-    match sub {
-        Some((k, toml::Value::Table(t))) => {
-            let (mut path, last) = locate(t, &key[k.len() + 1..]);
-            path.insert(0, k.clone());
-            (path, last)
-        }
-        _ => (Vec::new(), key.to_string()),
-    }
-}
-
-/// Remove `erp.password_file` from a tree (see [`Config::erp_password_file`]).
-fn take_erp_password_file(mut tree: toml::Value) -> Result<(toml::Value, String)> {
-    let Some(erp) = tree.get_mut("erp").and_then(toml::Value::as_table_mut) else {
-        return Ok((tree, String::new()));
-    };
-    match erp.remove("password_file") {
-        None => Ok((tree, String::new())),
-        Some(toml::Value::String(s)) => Ok((tree, s)),
-        Some(_) => Err(Error::Config("erp.password_file must be a string".into())),
-    }
-}
-
-fn typed_like(old: &toml::Value, raw: &str) -> std::result::Result<toml::Value, String> {
-    use toml::Value as V;
-    Ok(match old {
-        V::String(_) => V::String(raw.to_string()),
-        V::Integer(_) => V::Integer(
-            raw.trim()
-                .parse()
-                .map_err(|_| format!("expected an integer, got {raw:?}"))?,
-        ),
-        V::Float(_) => V::Float(
-            raw.trim()
-                .parse()
-                .map_err(|_| format!("expected a number, got {raw:?}"))?,
-        ),
-        V::Boolean(_) => {
-            V::Boolean(parse_bool(raw).ok_or_else(|| format!("expected true/false, got {raw:?}"))?)
-        }
-        V::Array(_) | V::Table(_) | V::Datetime(_) => {
-            // Parse as a TOML value: `[1, 2]`, `{ a = 1 }`, ...
-            let doc: toml::Value =
-                toml::from_str(&format!("v = {raw}")).map_err(|e| e.to_string())?;
-            doc.get("v")
-                .cloned()
-                .ok_or_else(|| "empty value".to_string())?
-        }
-    })
-}
-
-fn scalar_guess(raw: &str) -> toml::Value {
-    if let Ok(i) = raw.trim().parse::<i64>() {
-        return toml::Value::Integer(i);
-    }
-    if let Ok(f) = raw.trim().parse::<f64>() {
-        return toml::Value::Float(f);
-    }
-    if let Some(b) = parse_bool(raw) {
-        return toml::Value::Boolean(b);
-    }
-    toml::Value::String(raw.to_string())
-}
-
-fn parse_bool(raw: &str) -> Option<bool> {
-    match raw.trim().to_ascii_lowercase().as_str() {
-        "1" | "true" | "yes" | "on" => Some(true),
-        "0" | "false" | "no" | "off" => Some(false),
-        _ => None,
-    }
-}
-
-/// Deep merge: tables merge key by key, anything else replaces.
-fn merge(base: &mut toml::Value, over: toml::Value) {
-    match (base, over) {
-        (toml::Value::Table(b), toml::Value::Table(o)) => {
-            for (k, v) in o {
-                match b.get_mut(&k) {
-                    Some(slot) => merge(slot, v),
-                    None => {
-                        b.insert(k, v);
-                    }
-                }
-            }
-        }
-        (slot, v) => *slot = v,
-    }
-}
-
-/// Whether a key names a secret (its value is masked in output).
-pub fn is_secret_key(key: &str) -> bool {
-    let k = key.to_ascii_lowercase();
-    (k.contains("password") && !k.ends_with("_file"))
-        || k.contains("secret")
-        || k.contains("token")
-        || k == "session"
-}
-
-fn redact_tree(v: &mut toml::Value, key: Option<&str>) {
-    match v {
-        toml::Value::Table(t) => {
-            for (k, child) in t.iter_mut() {
-                redact_tree(child, Some(k));
-            }
-        }
-        toml::Value::String(s) => {
-            if let Some(k) = key {
-                if is_secret_key(k) {
-                    if !s.is_empty() {
-                        *s = "***".into();
-                    }
-                } else if k == "url" || k.ends_with("_url") {
-                    *s = redact_url(s);
-                }
-            }
-        }
-        _ => {}
-    }
-}
-
-/// Mask the password of a `scheme://user:password@host/...` URL and of a `password=...` key/value
-/// connection string.
-pub fn redact_url(url: &str) -> String {
-    if let Some(scheme_end) = url.find("://") {
-        let rest = &url[scheme_end + 3..];
-        let auth_end = rest.find(['/', '?']).unwrap_or(rest.len());
-        if let Some(at) = rest[..auth_end].rfind('@') {
-            let userinfo = &rest[..at];
-            if let Some(colon) = userinfo.find(':') {
-                return format!(
-                    "{}{}:***{}",
-                    &url[..scheme_end + 3],
-                    &userinfo[..colon],
-                    &rest[at..]
-                );
-            }
-        }
-        return url.to_string();
-    }
-    url.split_whitespace()
-        .map(|part| match part.split_once('=') {
-            Some((k, _)) if k.eq_ignore_ascii_case("password") => format!("{k}=***"),
-            _ => part.to_string(),
-        })
-        .collect::<Vec<_>>()
-        .join(" ")
-}
-
-/// Read a secret file; trailing newline(s) are removed.
-pub fn read_secret(path: &str) -> Result<String> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| Error::Config(format!("cannot read secret file {path}: {e}")))?;
-    Ok(text.trim_end_matches(['\r', '\n']).to_string())
 }
 
 #[cfg(test)]
