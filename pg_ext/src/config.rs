@@ -53,7 +53,7 @@ fn lookup_sql(t: &TrackedTable, key_field: &str) -> Option<String> {
     let (key_col, key_type) = live(key_field)?;
     let (id_col, _) = live("id")?;
     let q = pgrx::spi::quote_identifier;
-    let object = crate::capture::columns::fields(&t.entity)
+    let object = crate::entities::fields(&t.entity)
         .iter()
         .filter(|f| t.columns.contains_key(**f))
         .map(|f| match live(f) {

@@ -118,7 +118,7 @@ impl ErpSyncError {
         Some(match self {
             UnknownEntity(_) => "entity must be one of: contact, thread, signal".into(),
             BadColumnMap(_) => "pass a JSON object mapping spec field names to column names, e.g. '{\"phone\": \"mobile_no\"}'".into(),
-            UnknownField { entity, .. } => format!("fields of {entity}: {}", crate::capture::columns::fields(entity).join(", ")),
+            UnknownField { entity, .. } => format!("fields of {entity}: {}", crate::entities::fields(entity).join(", ")),
             UnknownColumn { .. } => "map the field to an existing column, or leave it out of the map".into(),
             MissingRequiredColumn { field, .. } => format!("map it explicitly, e.g. '{{\"{field}\": \"your_column\"}}'"),
             UnsupportedKeyType { table, field, .. } if field == "id" => format!(

@@ -25,6 +25,7 @@ use pgrx::prelude::*;
 pub mod capture;
 pub mod config;
 pub mod db;
+pub mod entities;
 pub mod error;
 pub mod rules;
 

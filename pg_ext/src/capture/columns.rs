@@ -8,45 +8,6 @@ use erp_sync_rules::admission::{ContactView, Val};
 use pgrx::pg_sys;
 use std::ffi::{CStr, CString};
 
-pub const CONTACT_FIELDS: &[&str] = &[
-    "id",
-    "type",
-    "name",
-    "company",
-    "phone",
-    "phone_verified",
-    "score",
-    "list_status",
-    "wechat_id",
-    "address",
-    "contact_person",
-    "contact_phone",
-    "email",
-    "notes",
-];
-pub const THREAD_FIELDS: &[&str] = &["id", "contact_id", "score", "summary"];
-pub const SIGNAL_FIELDS: &[&str] = &["id", "contact_id", "content", "ts"];
-pub const ENTITIES: &[&str] = &["contact", "thread", "signal"];
-
-/// Spec field names of an entity (empty for an unknown entity).
-pub fn fields(entity: &str) -> &'static [&'static str] {
-    match entity {
-        "contact" => CONTACT_FIELDS,
-        "thread" => THREAD_FIELDS,
-        "signal" => SIGNAL_FIELDS,
-        _ => &[],
-    }
-}
-
-/// Fields that must map to a column.
-pub fn required(entity: &str) -> &'static [&'static str] {
-    match entity {
-        "contact" => &["id"],
-        "thread" | "signal" => &["id", "contact_id"],
-        _ => &[],
-    }
-}
-
 /// One field read from a tuple: its text form (for change detection) and typed value (for rules).
 #[derive(Debug, Clone)]
 pub struct Field {
@@ -239,38 +200,6 @@ pub unsafe fn read_slot(layout: &mut Layout, slot: *mut pg_sys::TupleTableSlot) 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn fields_and_required() {
-        // The spec's fields in trigger-argument order: the triggers of tables tracked before pass
-        // their columns in this order, so it may only grow at the end.
-        assert_eq!(
-            fields("contact"),
-            &[
-                "id",
-                "type",
-                "name",
-                "company",
-                "phone",
-                "phone_verified",
-                "score",
-                "list_status",
-                "wechat_id",
-                "address",
-                "contact_person",
-                "contact_phone",
-                "email",
-                "notes"
-            ]
-        );
-        assert_eq!(fields("thread"), &["id", "contact_id", "score", "summary"]);
-        assert_eq!(fields("signal"), &["id", "contact_id", "content", "ts"]);
-        assert!(fields("nope").is_empty());
-        assert_eq!(required("contact"), &["id"]);
-        assert_eq!(required("thread"), &["id", "contact_id"]);
-        assert_eq!(required("signal"), &["id", "contact_id"]);
-        assert!(required("nope").is_empty());
-    }
 
     #[test]
     fn ints_from_any_type() {

@@ -20,7 +20,7 @@ pub fn contact_payload_impl(contact_id: i64) -> pgrx::spi::SpiResult<Option<Valu
         &ContactView::from_json(&row),
         &config::admission_settings()?,
     );
-    for f in crate::capture::columns::CONTACT_FIELDS {
+    for f in crate::entities::CONTACT_FIELDS {
         row.entry(f.to_string()).or_insert(Value::Null);
     }
     if let Some(Value::String(p)) = row.get("phone") {

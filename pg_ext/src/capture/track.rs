@@ -1,11 +1,11 @@
 //! `erp_sync.track()` / `erp_sync.untrack()`: attach the capture triggers to a platform table
 //! with a column map, and `erp_sync.request_sync()`, the manual "sync now" button.
 
-use super::columns::{fields, required, ENTITIES};
 use super::lookup::{self, Lookup};
 use super::outbox::{Batch, Coalesce};
 use super::wake;
 use crate::config;
+use crate::entities::{fields, required, ENTITIES};
 use crate::error::{ErpResult, ErpSyncError, OrRaise};
 use erp_sync_rules::admission::{self, ContactView};
 use erp_sync_rules::khid;

@@ -90,7 +90,7 @@ fn handle(trigger: &PgTrigger<'_>, seen: &Seen, coalesce: Coalesce) -> SpiResult
         pgrx::warning!("erp_sync: capture trigger without arguments; re-run erp_sync.track()");
         return Ok(());
     };
-    let fields = columns::fields(entity);
+    let fields = crate::entities::fields(entity);
     if fields.is_empty() {
         pgrx::warning!(
             "erp_sync: capture trigger for unknown entity {entity:?}; re-run erp_sync.track()"
