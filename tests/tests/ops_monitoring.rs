@@ -13,7 +13,7 @@ use std::net::TcpListener;
 use std::process::Command;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use sync_util::{mobile, NewContact, World};
+use sync_util::{metric, mobile, scrape, NewContact, World};
 
 const SETTLE: Duration = Duration::from_secs(60);
 
@@ -88,14 +88,6 @@ fn http_get(url: &str) -> Result<(u16, String)> {
         .send()?;
     let status = resp.status().as_u16();
     Ok((status, resp.text()?))
-}
-
-/// The value of one exposition line `name{labels} value` (labels exactly as written).
-fn metric(text: &str, series: &str) -> Option<f64> {
-    text.lines()
-        .find(|l| l.starts_with(series) && l[series.len()..].starts_with(' '))
-        .and_then(|l| l.rsplit(' ').next())
-        .and_then(|v| v.parse().ok())
 }
 
 fn chromium() -> Result<String> {
@@ -281,9 +273,8 @@ fn stats_alert_webhook_metrics_and_status_page() -> Result<()> {
         1
     );
 
-    // ---- /metrics ----
-    let (code, text) = http_get(&format!("{base}/metrics"))?;
-    assert_eq!(code, 200);
+    // ---- /metrics (OpenMetrics, checked by scrape: Content-Type and one final # EOF) ----
+    let text = scrape(&listen)?;
     let done_rows = w.count("SELECT coalesce(sum(rows), 0)::bigint FROM erp_sync.queue WHERE kind = 'customer' AND status = 'done'")?;
     assert_eq!(
         metric(
@@ -302,8 +293,7 @@ fn stats_alert_webhook_metrics_and_status_page() -> Result<()> {
         "{text}"
     );
     // Counters are per process: the two sidecars' shares add up to what happened.
-    let (code2, text2) = http_get(&format!("http://{listen2}/metrics"))?;
-    assert_eq!(code2, 200);
+    let text2 = scrape(&listen2)?;
     let both =
         |series: &str| metric(&text, series).unwrap_or(0.0) + metric(&text2, series).unwrap_or(0.0);
     assert_eq!(
@@ -350,8 +340,18 @@ fn stats_alert_webhook_metrics_and_status_page() -> Result<()> {
     );
     assert!(both("erp_sync_erp_logins_total") >= 1.0, "{text}\n{text2}");
     assert_eq!(metric(&text, "erp_sync_listener_up"), Some(1.0));
+    assert_eq!(
+        metric(&text, "erp_sync_listener_connects_total"),
+        Some(1.0),
+        "one LISTEN, never lost: {text}"
+    );
+    assert!(
+        metric(&text, "erp_sync_notifications_total").is_some(),
+        "{text}"
+    );
     assert_eq!(metric(&text, "erp_sync_db_up"), Some(1.0));
     assert!(text.contains("# TYPE erp_sync_erp_call_duration_seconds histogram"));
+    assert!(text.contains("# TYPE erp_sync_rows counter"));
 
     // ---- status page in headless Chromium: same numbers as the SQL views ----
     let profile = tempfile::tempdir()?;

@@ -1,14 +1,43 @@
 //! Wake-up path: with the fallback poll made very long, only LISTEN/NOTIFY can wake an idle sidecar
 //! quickly — before and after PostgreSQL restarts under it (the listener reconnects and re-LISTENs).
+//! What the listener did is read from the sidecar's own `/metrics` (each sidecar on its own port):
+//! `erp_sync_listener_connects_total` (successful LISTENs), `erp_sync_listener_up`, and
+//! `erp_sync_notifications_total` (NOTIFYs received).
 
 mod sync_util;
 
 use anyhow::Result;
-use e2e::wait_until;
+use e2e::{wait_until, Sidecar};
 use std::time::{Duration, Instant};
-use sync_util::{mobile, NewContact, World};
+use sync_util::{http_addr, metric_of, mobile, NewContact, World};
 
-const SLOW_POLL: &[(&str, &str)] = &[("ERP_SYNC_ENGINE_POLL_INTERVAL_MS", "600000")];
+const POLL: (&str, &str) = ("ERP_SYNC_ENGINE_POLL_INTERVAL_MS", "600000");
+
+/// A sidecar polling only every 10 minutes, with its ops HTTP server on `addr`.
+fn slow_poll_sidecar(w: &World, addr: &str) -> Result<Sidecar> {
+    w.sidecar("w1", &[POLL, ("ERP_SYNC_HTTP_LISTEN_ADDR", addr)])
+}
+
+/// `erp_sync_listener_connects_total` (0 while it cannot be scraped).
+fn connects(addr: &str) -> f64 {
+    metric_of(addr, "erp_sync_listener_connects_total").unwrap_or(0.0)
+}
+
+fn listener_up(addr: &str) -> bool {
+    metric_of(addr, "erp_sync_listener_up") == Some(1.0)
+}
+
+fn notifications(addr: &str) -> Result<f64> {
+    sync_util::scrape(addr).and_then(|t| {
+        sync_util::metric(&t, "erp_sync_notifications_total")
+            .ok_or_else(|| anyhow::anyhow!("no erp_sync_notifications_total in\n{t}"))
+    })
+}
+
+/// Waits until the sidecar has LISTENed `n` times in all and the LISTEN is in place now.
+fn listening(addr: &str, n: f64, t: Duration) -> bool {
+    wait_until(t, || connects(addr) >= n && listener_up(addr))
+}
 
 fn idle(w: &World) -> bool {
     w.count("SELECT count(*) FROM erp_sync.workers WHERE idle")
@@ -22,12 +51,20 @@ fn synced_within(w: &World, id: i64, t: Duration) -> bool {
 #[test]
 fn notify_wakes_an_idle_sidecar_even_after_a_postgres_restart() -> Result<()> {
     let w = World::start()?;
-    let s = w.sidecar("w1", SLOW_POLL)?;
+    let addr = http_addr();
+    let s = slow_poll_sidecar(&w, &addr)?;
     assert!(
         wait_until(Duration::from_secs(10), || idle(&w)),
         "worker never went idle: {}",
         s.proc.output()
     );
+    assert!(
+        listening(&addr, 1.0, Duration::from_secs(5)),
+        "no LISTEN: {}",
+        s.proc.output()
+    );
+    assert_eq!(connects(&addr), 1.0);
+    let before = notifications(&addr)?;
 
     let t = Instant::now();
     let a = w.contact(&NewContact::personal("通知一", &mobile(71)))?;
@@ -37,31 +74,47 @@ fn notify_wakes_an_idle_sidecar_even_after_a_postgres_restart() -> Result<()> {
         s.proc.output()
     );
     eprintln!("woken and synced in {:?}", t.elapsed());
+    assert!(notifications(&addr)? > before, "synced without a NOTIFY?");
 
     w.pg.restart("fast")?;
-    // The listener notices, reconnects with backoff, re-LISTENs and polls once.
-    assert!(wait_until(Duration::from_secs(15), || s
-        .proc
-        .output()
-        .matches("listening")
-        .count()
-        >= 2));
+    // The listener notices, reconnects with backoff, re-LISTENs (a second successful LISTEN) and
+    // polls once.
+    assert!(
+        listening(&addr, 2.0, Duration::from_secs(15)),
+        "no re-LISTEN after the restart (connects {}): {}",
+        connects(&addr),
+        s.proc.output()
+    );
     assert!(wait_until(Duration::from_secs(10), || idle(&w)));
+    let before = notifications(&addr)?;
     let b = w.contact(&NewContact::personal("通知二", &mobile(72)))?;
     assert!(
         synced_within(&w, b, Duration::from_secs(5)),
         "not woken after restart: {}",
         s.proc.output()
     );
+    assert!(notifications(&addr)? > before, "synced without a NOTIFY?");
     Ok(())
 }
 
+/// The capture trigger NOTIFYs only when a fresh worker is idle, once per idle period
+/// (pg_ext/src/capture/wake.rs): a sidecar kept busy (30 ms per ERP call) while 15 contacts are
+/// written, each in its own transaction and connection, is told about the first and perhaps one
+/// written before it marked itself busy, not about each write; and it still drains them all
+/// without its (10-minute) poll.
 #[test]
 fn busy_sidecar_gets_no_notifications_but_drains() -> Result<()> {
     let w = World::start()?;
     w.faults(serde_json::json!({"latency_ms": 30}))?;
-    let s = w.sidecar("w1", SLOW_POLL)?;
+    let addr = http_addr();
+    let s = slow_poll_sidecar(&w, &addr)?;
     assert!(wait_until(Duration::from_secs(10), || idle(&w)));
+    assert!(
+        listening(&addr, 1.0, Duration::from_secs(5)),
+        "{}",
+        s.proc.output()
+    );
+    let before = notifications(&addr)?;
     let mut ids = Vec::new();
     for i in 0..15 {
         ids.push(w.contact(&NewContact::personal(
@@ -70,28 +123,45 @@ fn busy_sidecar_gets_no_notifications_but_drains() -> Result<()> {
         ))?);
     }
     w.settle(Duration::from_secs(30), &[&s])?;
-    for id in ids {
-        assert!(w.erp_ord(id)?.is_some());
+    for id in &ids {
+        assert!(w.erp_ord(*id)?.is_some(), "contact {id} not synced");
     }
+    let received = notifications(&addr)? - before;
+    eprintln!("15 writes, {received} notifications");
+    assert!(
+        (1.0..=2.0).contains(&received),
+        "a busy sidecar received {received} notifications for 15 writes (expected 1..=2): {}",
+        s.proc.output()
+    );
     Ok(())
 }
 
 #[test]
 fn killed_listener_backend_is_replaced() -> Result<()> {
     let w = World::start()?;
-    let s = w.sidecar("w1", SLOW_POLL)?;
+    let addr = http_addr();
+    let s = slow_poll_sidecar(&w, &addr)?;
     assert!(wait_until(Duration::from_secs(10), || idle(&w)));
+    assert!(
+        listening(&addr, 1.0, Duration::from_secs(5)),
+        "{}",
+        s.proc.output()
+    );
+    assert_eq!(connects(&addr), 1.0);
+    let listeners =
+        "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'erp-sync-listener'";
     let killed = w.count(
         "SELECT count(*) FROM (SELECT pg_terminate_backend(pid) FROM pg_stat_activity
          WHERE application_name = 'erp-sync-listener') t",
     )?;
     assert_eq!(killed, 1, "one listener connection");
-    assert!(wait_until(Duration::from_secs(10), || s
-        .proc
-        .output()
-        .matches("listening")
-        .count()
-        >= 2));
+    assert!(
+        listening(&addr, 2.0, Duration::from_secs(10)),
+        "no re-LISTEN after the backend was killed (connects {}): {}",
+        connects(&addr),
+        s.proc.output()
+    );
+    assert_eq!(w.count(listeners)?, 1, "one listener connection again");
     let a = w.contact(&NewContact::personal("监听重连", &mobile(91)))?;
     assert!(
         synced_within(&w, a, Duration::from_secs(5)),
@@ -110,7 +180,7 @@ fn the_notify_channel_is_the_extensions_setting() -> Result<()> {
     w.exec(
         "INSERT INTO erp_sync.settings (key, value) VALUES ('notify.channel', 'Erp Sync Wake')",
     )?;
-    let s = w.sidecar("w1", SLOW_POLL)?;
+    let s = slow_poll_sidecar(&w, &http_addr())?;
     assert!(wait_until(Duration::from_secs(10), || idle(&w)));
     assert!(
         s.proc.output().contains("channel=Erp Sync Wake"),

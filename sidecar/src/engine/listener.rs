@@ -88,7 +88,10 @@ async fn listen_once(
         let mut messages = futures::stream::poll_fn(move |cx| connection.poll_message(cx));
         while let Some(msg) = messages.next().await {
             match msg {
-                Ok(AsyncMessage::Notification(_)) => driver_wake.notify_one(),
+                Ok(AsyncMessage::Notification(_)) => {
+                    crate::ops::metrics::notification_received();
+                    driver_wake.notify_one();
+                }
                 Ok(AsyncMessage::Notice(n)) => {
                     tracing::debug!(notice = %n.message(), "listener notice")
                 }
@@ -105,6 +108,7 @@ async fn listen_once(
             .batch_execute(&format!("LISTEN \"{}\"", channel.replace('"', "\"\"")))
             .await?;
         healthy.store(true, Ordering::Relaxed);
+        crate::ops::metrics::listener_connected();
         tracing::info!(%channel, "listening");
         // Poll at once: anything enqueued while we were not listening.
         wake.notify_one();

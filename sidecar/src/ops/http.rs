@@ -4,7 +4,7 @@
 //! | path | content |
 //! |---|---|
 //! | `/healthz` | 200 `{"status":"ok",...}` when the database answers and the LISTEN connection is up; 503 otherwise |
-//! | `/metrics` | Prometheus text ([`crate::ops::metrics`]) + queue depth read at scrape time |
+//! | `/metrics` | OpenMetrics text ([`crate::ops::metrics`]) + queue depth read at scrape time |
 //! | `/api/status` | JSON for the status page: queue, 1 h / 24 h stats, hourly success rate, recent failures, alerts |
 //! | `/` | the status page (static HTML + JS, no external resources) |
 //!
@@ -209,14 +209,13 @@ async fn metrics_text(State(st): State<Arc<AppState>>) -> Response {
             None
         }
     };
-    (
-        [(
-            header::CONTENT_TYPE,
-            "text/plain; version=0.0.4; charset=utf-8",
-        )],
-        metrics::render(queue.as_deref()),
-    )
-        .into_response()
+    match metrics::render(queue.as_deref()) {
+        Ok(text) => ([(header::CONTENT_TYPE, metrics::CONTENT_TYPE)], text).into_response(),
+        Err(e) => {
+            tracing::error!(error = %e, "metrics: encoding failed");
+            StatusCode::INTERNAL_SERVER_ERROR.into_response()
+        }
+    }
 }
 
 fn stats_json(r: &tokio_postgres::Row) -> Result<Value> {

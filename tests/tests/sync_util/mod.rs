@@ -402,3 +402,55 @@ pub fn field(rec: &Value, key: &str) -> Option<String> {
         other => Some(other.to_string()),
     }
 }
+
+// ---- the sidecar's /metrics ----
+
+/// The Content-Type the sidecar serves `/metrics` with (OpenMetrics 1.0.0).
+pub const OPENMETRICS: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+
+/// A loopback address on a free port for a sidecar's ops HTTP server
+/// (`ERP_SYNC_HTTP_LISTEN_ADDR`): the default 9187 collides between tests running in parallel.
+pub fn http_addr() -> String {
+    format!("127.0.0.1:{}", e2e::free_port())
+}
+
+/// `GET http://{addr}/metrics`: the exposition, checked to be served as OpenMetrics and complete
+/// (it ends in the one `# EOF`).
+pub fn scrape(addr: &str) -> Result<String> {
+    let resp = reqwest::blocking::Client::builder()
+        .timeout(Duration::from_secs(5))
+        .build()?
+        .get(format!("http://{addr}/metrics"))
+        .send()?;
+    let status = resp.status();
+    let content_type = resp
+        .headers()
+        .get(reqwest::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_string();
+    let text = resp.text()?;
+    if !status.is_success() {
+        bail!("/metrics answered {status}: {text}");
+    }
+    if content_type != OPENMETRICS {
+        bail!("/metrics served as {content_type:?}, not {OPENMETRICS:?}");
+    }
+    if !text.ends_with("# EOF\n") || text.matches("# EOF").count() != 1 {
+        bail!("/metrics does not end in exactly one # EOF:\n{text}");
+    }
+    Ok(text)
+}
+
+/// The value of one exposition line `name{labels} value` (labels exactly as written).
+pub fn metric(text: &str, series: &str) -> Option<f64> {
+    text.lines()
+        .find(|l| l.starts_with(series) && l[series.len()..].starts_with(' '))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse().ok())
+}
+
+/// One series of the sidecar at `addr` now; `None` while it cannot be scraped or lacks it.
+pub fn metric_of(addr: &str, series: &str) -> Option<f64> {
+    scrape(addr).ok().and_then(|t| metric(&t, series))
+}
