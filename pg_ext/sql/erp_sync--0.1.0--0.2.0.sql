@@ -11,7 +11,7 @@
 -- A Zhibang server keeps one online session per user (its UniqueLogin table): a second login ends
 -- the first. Sidecars with one ERP account therefore share one session: each takes the session
 -- stored here, and logs in only under a transaction-scoped advisory lock of the account, after
--- reading this table again (sidecar/src/engine/erp_session.rs). The token is a credential: only
+-- reading this table again (sidecar/src/db/erp_session.rs). The token is a credential: only
 -- erp_sync_worker (and superusers) may read it; it is not dumped as configuration (a restored
 -- session would be stale anyway).
 CREATE TABLE erp_sync.erp_session (

@@ -31,7 +31,7 @@ use tokio::sync::watch;
 )]
 struct Cli {
     /// Config file (TOML). Default: ./erp-sync.toml when it exists. Every key can also be set as
-    /// ERP_SYNC_<SECTION>_<KEY> in the environment.
+    /// `ERP_SYNC_<SECTION>_<KEY>` in the environment.
     #[arg(long, global = true, env = "ERP_SYNC_CONFIG")]
     config: Option<PathBuf>,
     #[command(subcommand)]
@@ -329,13 +329,13 @@ async fn ops_command(cfg: &Config, reconcile: bool, pull: bool) -> ExitCode {
             return exit_for(&e);
         }
     };
-    if let Err(e) = sidecar::engine::db::check_extension(&pool).await {
+    if let Err(e) = sidecar::db::check_extension(&pool).await {
         eprintln!("erp-sync: {e}");
         return exit_for(&e);
     }
     // The running sidecars' session: a login of our own would end theirs on a single-session ERP.
     erp.share_session(std::sync::Arc::new(
-        sidecar::engine::erp_session::PgSessionStore::new(pool.clone()),
+        sidecar::db::erp_session::PgSessionStore::new(pool.clone()),
     ));
     let shutdown = spawn_signal_handler();
     if pull {

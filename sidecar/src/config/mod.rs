@@ -60,7 +60,7 @@ pub struct DatabaseConfig {
     /// File holding the database password (overrides any password in `url`). Empty = none.
     pub password_file: String,
     /// The password read from `password_file` by [`Config::load`] (never serialized or printed);
-    /// given to the connection by `engine::db::pg_config`.
+    /// given to the connection by `db::pg_config`.
     #[serde(skip)]
     pub password: Option<String>,
     /// Connections in the pool used by the workers (the listener has one more of its own).

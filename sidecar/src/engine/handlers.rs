@@ -7,12 +7,12 @@ use std::time::Instant;
 
 use serde_json::{json, Value};
 
-use super::db::{self, Effects, LinkChange, LinkWrite, LogEntry, OutboxRow, RowContext};
-use super::mapping::{self, ContactView};
 use super::Ctx;
 use crate::config::InDoubtFollowups;
+use crate::db::{self, Effects, LinkChange, LinkWrite, LogEntry, OutboxRow, RowContext};
 use crate::erp::{Assignment, CustomerKind, ErpClient, Exchange, Followup};
 use crate::error::{Error, Result};
+use crate::mapping::{self, ContactView};
 use crate::telemetry::masked;
 
 /// How a row ends when the handler returns normally.

@@ -20,7 +20,7 @@ use tokio_postgres::{AsyncMessage, NoTls};
 
 use crate::backoff::Backoff;
 use crate::config::DatabaseConfig;
-use crate::engine::db;
+use crate::db;
 
 #[derive(Clone)]
 pub struct ListenerOptions {
@@ -89,7 +89,7 @@ async fn listen_once(
         while let Some(msg) = messages.next().await {
             match msg {
                 Ok(AsyncMessage::Notification(_)) => {
-                    crate::ops::metrics::notification_received();
+                    crate::metrics::notification_received();
                     driver_wake.notify_one();
                 }
                 Ok(AsyncMessage::Notice(n)) => {
@@ -108,7 +108,7 @@ async fn listen_once(
             .batch_execute(&format!("LISTEN \"{}\"", channel.replace('"', "\"\"")))
             .await?;
         healthy.store(true, Ordering::Relaxed);
-        crate::ops::metrics::listener_connected();
+        crate::metrics::listener_connected();
         tracing::info!(%channel, "listening");
         // Poll at once: anything enqueued while we were not listening.
         wake.notify_one();

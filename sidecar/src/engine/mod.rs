@@ -2,11 +2,11 @@
 //! write-back + acknowledgement in one transaction.
 //!
 //! - [`listener`]: LISTEN connection, reconnect, health check.
-//! - [`db`]: pool and the queries of `sidecar/queries/`.
-//! - [`handlers`]: `customer`, `followup`, `assign` (and `rollback`, not yet).
+//! - [`handlers`]: `customer`, `followup`, `assign`, `rollback`.
 //! - [`worker`]: runs one contact's claimed chain in order and writes each result back.
-//! - [`mapping`]: payload → ERP fields (pure).
-//! - [`backoff`]: retry delays (pure).
+//!
+//! It uses [`crate::db`] (queries), [`crate::erp`] (the ERP), [`crate::mapping`] (payload → ERP
+//! fields), [`crate::backoff`] and [`crate::metrics`]; never `crate::ops`.
 //!
 //! ## Idle / NOTIFY protocol
 //! The worker row in `erp_sync.workers` says `idle = true` only when this sidecar has nothing in
@@ -22,11 +22,8 @@
 //! `dry_run`. Each row is planned once per process. A later real run then does the real work:
 //! marking rows done would lose them, and leaving them claimable would re-plan them forever.
 
-pub mod db;
-pub mod erp_session;
 pub mod handlers;
 pub mod listener;
-pub mod mapping;
 pub mod worker;
 
 use std::collections::BTreeMap;
@@ -42,9 +39,9 @@ use tokio::task::JoinSet;
 
 use crate::backoff::Backoff;
 use crate::config::{Config, EngineConfig};
+use crate::db::{self, erp_session, OutboxRow};
 use crate::erp::ErpClient;
 use crate::error::{Error, Result};
-use db::OutboxRow;
 
 /// Options of `erp-sync run` beyond the config file.
 #[derive(Debug, Clone, Copy, Default)]
@@ -155,7 +152,7 @@ impl Ctx {
         }
         let started = std::time::Instant::now();
         let res = fut.await;
-        crate::ops::metrics::erp_call(started.elapsed(), res.is_ok());
+        crate::metrics::erp_call(started.elapsed(), res.is_ok());
         res
     }
 
@@ -317,7 +314,7 @@ pub async fn run(
         listener_ok.clone(),
         stop_rx.clone(),
     );
-    crate::ops::metrics::register_engine(ctx.erp.clone(), listener_ok.clone());
+    crate::metrics::register_engine(ctx.erp.clone(), listener_ok.clone());
     let idle = Arc::new(AtomicBool::new(false));
     let heart = spawn_heartbeat(ctx.clone(), idle.clone(), stop_rx.clone());
 

@@ -7,10 +7,11 @@ use std::time::{Duration, Instant};
 
 use serde_json::json;
 
-use super::db::{self, Effects, LogEntry, OutboxRow};
 use super::handlers::{self, Verdict};
-use super::{mapping, Ctx, RunSummary};
+use super::{Ctx, RunSummary};
+use crate::db::{self, Effects, LogEntry, OutboxRow};
 use crate::error::{Error, Result, RetryClass};
+use crate::mapping;
 
 /// What the outbox row becomes.
 #[derive(Debug, Clone, PartialEq)]
@@ -205,7 +206,7 @@ pub async fn run_chain(ctx: &Ctx, mut chain: Vec<OutboxRow>) -> RunSummary {
         let next =
             match write_back(ctx, row, &fx, &ack).await {
                 Ok(WriteBack::Acked(status)) => {
-                    crate::ops::metrics::row_acked(&row.kind, status.as_str());
+                    crate::metrics::row_acked(&row.kind, status.as_str());
                     match status.as_str() {
                         "done" => s.done += 1,
                         "skipped" => s.skipped += 1,

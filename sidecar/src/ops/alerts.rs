@@ -17,7 +17,7 @@ use serde_json::{json, Value};
 use tokio::sync::watch;
 
 use crate::config::AlertsConfig;
-use crate::engine::db::pool_err;
+use crate::db::pool_err;
 use crate::error::{Error, Result};
 
 mod q {

@@ -4,7 +4,7 @@
 //! | path | content |
 //! |---|---|
 //! | `/healthz` | 200 `{"status":"ok",...}` when the database answers and the LISTEN connection is up; 503 otherwise |
-//! | `/metrics` | OpenMetrics text ([`crate::ops::metrics`]) + queue depth read at scrape time |
+//! | `/metrics` | OpenMetrics text ([`crate::metrics`]) + queue depth read at scrape time |
 //! | `/api/status` | JSON for the status page: queue, 1 h / 24 h stats, hourly success rate, recent failures, alerts |
 //! | `/` | the status page (static HTML + JS, no external resources) |
 //!
@@ -24,9 +24,9 @@ use serde_json::{json, Value};
 use tokio::sync::watch;
 
 use crate::config::Config;
-use crate::engine::db::{make_pool, pool_err};
+use crate::db::{make_pool, pool_err};
 use crate::error::{Error, Result};
-use crate::ops::metrics::{self, QueueDepth};
+use crate::metrics::{self, QueueDepth};
 
 mod q {
     pub const PING: &str = include_str!("../../queries/monitor_ping.sql");

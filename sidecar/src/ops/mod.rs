@@ -1,8 +1,7 @@
-//! Operations around the sync engine.
+//! Operations around the sync engine (they use `crate::db`, `crate::erp`, `crate::metrics`; never `crate::engine`).
 //!
 //! - [`http`]: `/healthz`, `/metrics`, the status page and `/api/status` (+ starting the
 //!   monitoring tasks next to `erp-sync run`)
-//! - [`metrics`]: process-wide counters and the ERP latency histogram (Prometheus text)
 //! - [`alerts`]: `erp_sync.alerts` → webhook, once per state change across all sidecars
 //! - [`retention`]: periodic `erp_sync.cleanup()` in batches
 //! - [`pull`]: ERP customers (`list.asp`, all pages) → `erp_sync.erp_customers`
@@ -11,7 +10,6 @@
 
 pub mod alerts;
 pub mod http;
-pub mod metrics;
 pub mod pull;
 pub mod reconcile;
 pub mod retention;

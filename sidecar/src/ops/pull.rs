@@ -32,7 +32,7 @@ use serde_json::{json, Value};
 use tokio::sync::watch;
 
 use crate::config::ScheduleConfig;
-use crate::engine::db::pool_err;
+use crate::db::pool_err;
 use crate::erp::{ErpClient, ErpCustomer, ListFilter};
 use crate::error::{Error, Result};
 
@@ -277,7 +277,7 @@ pub async fn pull(
 pub fn ops_pool(cfg: &crate::config::DatabaseConfig) -> Result<Pool> {
     let mut db = cfg.clone();
     db.pool_size = 2;
-    crate::engine::db::make_pool(&db)
+    crate::db::make_pool(&db)
 }
 
 /// `Error` for a summary that cannot be serialised (never expected).

@@ -20,9 +20,9 @@ use deadpool_postgres::Pool;
 use serde::Serialize;
 use serde_json::{json, Value};
 
-use crate::engine::db::pool_err;
-use crate::engine::mapping;
+use crate::db::pool_err;
 use crate::error::Result;
+use crate::mapping;
 
 pub mod q {
     pub const PLATFORM: &str = include_str!("../../queries/reconcile_platform.sql");

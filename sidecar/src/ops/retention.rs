@@ -12,7 +12,7 @@ use serde_json::Value;
 use tokio::sync::watch;
 
 use crate::config::RetentionConfig;
-use crate::engine::db::pool_err;
+use crate::db::pool_err;
 use crate::error::{Error, Result};
 
 const CLEANUP: &str = include_str!("../../queries/monitor_cleanup.sql");

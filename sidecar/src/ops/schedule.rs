@@ -35,7 +35,7 @@ use super::pull::{self, PullOptions};
 use super::reconcile;
 use crate::config::schedule::{offset, schedules, Job};
 use crate::config::Config;
-use crate::engine::db::pool_err;
+use crate::db::pool_err;
 use crate::erp::ErpClient;
 use crate::error::{Error, Result};
 
@@ -109,7 +109,7 @@ pub async fn sweep(pool: &Pool) -> Result<Value> {
     let expired: i64 = row.try_get("expired")?;
     let notified = due + expired > 0;
     if notified {
-        let channel = crate::engine::db::notify_channel(&c).await?;
+        let channel = crate::db::notify_channel(&c).await?;
         c.query_one(q::NOTIFY, &[&channel]).await?;
     }
     tracing::info!(due, expired, notified, "sweep finished");
@@ -180,7 +180,7 @@ pub async fn run(cfg: Config, worker: String, mut shutdown: watch::Receiver<bool
     }
     let pool = pull::ops_pool(&cfg.database)?;
     let erp = ErpClient::new(cfg.erp.clone())?;
-    erp.share_session(Arc::new(crate::engine::erp_session::PgSessionStore::new(
+    erp.share_session(Arc::new(crate::db::erp_session::PgSessionStore::new(
         pool.clone(),
     )));
     let ctx = Arc::new(JobCtx {

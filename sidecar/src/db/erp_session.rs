@@ -9,7 +9,7 @@ use deadpool_postgres::Pool;
 use futures::future::BoxFuture;
 use futures::FutureExt;
 
-use super::db::{pool_err, q};
+use super::{pool_err, q};
 use crate::erp::session::{Secret, SessionStore, StoredSession};
 use crate::error::Result;
 

@@ -12,6 +12,8 @@ use tokio_postgres::NoTls;
 use crate::config::DatabaseConfig;
 use crate::error::{Error, Result};
 
+pub mod erp_session;
+
 pub mod q {
     pub const CLAIM: &str = include_str!("../../queries/claim.sql");
     pub const EXTEND_LEASES: &str = include_str!("../../queries/extend_leases.sql");
@@ -460,13 +462,13 @@ pub async fn claim(pool: &Pool, req: &ClaimRequest<'_>) -> Result<Vec<OutboxRow>
             "dead" => {
                 tracing::warn!(outbox_id = row.id, contact_id = row.contact_id, kind = %row.kind,
                     attempts = row.attempts, "row dead: no attempts left (its lease expired every time)");
-                crate::ops::metrics::row_acked(&row.kind, "dead");
+                crate::metrics::row_acked(&row.kind, "dead");
                 continue;
             }
             "in_doubt" => {
                 tracing::warn!(outbox_id = row.id, contact_id = row.contact_id,
                     "follow-up in doubt: its send began and no result was recorded; waiting for erp_sync.resolve_in_doubt");
-                crate::ops::metrics::row_acked(&row.kind, "in_doubt");
+                crate::metrics::row_acked(&row.kind, "in_doubt");
                 continue;
             }
             _ => {}

@@ -15,9 +15,9 @@
 //! - `erp_sync_listener_up` gauge: 1 while the LISTEN connection is in place;
 //! - `erp_sync_db_up` gauge, `erp_sync_queue_rows{kind,status}` and
 //!   `erp_sync_queue_oldest_pending_seconds{kind}` gauges: read from the database at scrape time
-//!   (see [`crate::ops::http`]).
+//!   (served by `ops::http`).
 //!
-//! The counters and the histogram live in one process-wide [`Metrics`]; every scrape builds a fresh
+//! The counters and the histogram live in one process-wide `Metrics`; every scrape builds a fresh
 //! [`Registry`] holding clones of those handles (they share their values) plus the values of that
 //! moment (logins from the ERP client, the listener flag, the queue), and encodes it. A labelled
 //! family without any series yet (no row acknowledged, no pending row) is left out, as OpenMetrics
