@@ -389,6 +389,10 @@ fn stats_alert_webhook_metrics_and_status_page() -> Result<()> {
         dom.contains("保存失败：客户名称不允许"),
         "failure error missing"
     );
+    assert!(
+        dom.contains("失败 failed"),
+        "the failure's outcome (failed, not retry) missing"
+    );
     assert!(dom.contains("<rect"), "chart has no bar");
     assert!(
         !dom.contains(&mobile(610)),

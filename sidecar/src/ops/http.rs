@@ -267,6 +267,7 @@ async fn status_json(pool: &Pool) -> Result<Value> {
                 "contact_id": r.try_get::<_, Option<i64>>("contact_id")?,
                 "action": r.try_get::<_, String>("action")?,
                 "error": r.try_get::<_, Option<String>>("error")?,
+                "outcome": r.try_get::<_, String>("outcome")?,
             }))).collect::<Result<Vec<_>>>()?,
             "alerts": alerts.iter().map(|r| Ok(json!({
                 "code": r.try_get::<_, String>("code")?,
