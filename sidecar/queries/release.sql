@@ -1,5 +1,7 @@
 -- Give rows back without counting an attempt (shutdown, or the rest of a chain whose earlier row
--- must wait). $2 NULL = every row this worker holds.
+-- must wait). $2 NULL = every row this worker holds. $3: rows whose attempt the claim counted
+-- (heads) and that were never processed: the attempt is given back. (Rows released at start-up or
+-- abandoned at the shutdown deadline keep theirs: they may have been mid-processing.)
 --
 -- The capture trigger keeps at most one PENDING customer/assign row per contact (unique index
 -- outbox_coalesce_key). While ours ran, a newer one may have been enqueued, or we may hold two of
@@ -28,6 +30,7 @@ SET status = CASE WHEN t.into_id = o.id THEN 'pending' ELSE 'skipped' END,
     last_error = CASE WHEN t.into_id = o.id THEN o.last_error
                       ELSE 'coalesced into outbox row #' || t.into_id END,
     finished_at = CASE WHEN t.into_id = o.id THEN NULL ELSE now() END,
+    attempts = CASE WHEN o.id = ANY($3::bigint[]) THEN greatest(o.attempts - 1, 0) ELSE o.attempts END,
     lease_owner = NULL,
     lease_expires_at = NULL,
     updated_at = now()

@@ -265,8 +265,11 @@ fn refused_login_is_signalled_and_keeps_rows_until_fixed() -> Result<()> {
         w.count("SELECT count(*) FROM erp_sync.outbox WHERE status IN ('dead', 'done')")?,
         0
     );
+    // (rows being claimed and given back right now carry their claim's attempt for a moment)
     assert_eq!(
-        w.count("SELECT coalesce(sum(attempts), 0) FROM erp_sync.outbox")?,
+        w.count(
+            "SELECT coalesce(sum(attempts), 0) FROM erp_sync.outbox WHERE status <> 'running'"
+        )?,
         0,
         "not spent"
     );
@@ -298,6 +301,12 @@ fn refused_login_is_signalled_and_keeps_rows_until_fixed() -> Result<()> {
         "the password is never logged"
     );
     assert_eq!(bad.proc.terminate(Duration::from_secs(10))?, Some(0));
+    // stopped, it has given every row back unspent
+    assert_eq!(
+        w.count("SELECT count(*) FROM erp_sync.outbox WHERE status <> 'pending' OR attempts <> 0")?,
+        0,
+        "every row pending with no attempt spent after the refused sidecar stopped"
+    );
 
     let good = w.sidecar("w2", &[])?;
     w.settle(SETTLE, &[&good])?;

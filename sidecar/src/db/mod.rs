@@ -556,12 +556,20 @@ pub async fn worker_delete(pool: &Pool, worker: &str) -> Result<()> {
     Ok(())
 }
 
-/// Release rows held by `worker` (`ids` None = all of them). Returns how many.
-pub async fn release(pool: &Pool, worker: &str, ids: Option<&[i64]>) -> Result<u64> {
+/// Release rows held by `worker` (`ids` None = all of them); `unprocessed_counted`: rows among
+/// them whose attempt the claim counted and that were not processed (they get it back). Returns
+/// how many.
+pub async fn release(
+    pool: &Pool,
+    worker: &str,
+    ids: Option<&[i64]>,
+    unprocessed_counted: &[i64],
+) -> Result<u64> {
     let c = pool.get().await.map_err(pool_err)?;
     let st = c.prepare_cached(q::RELEASE).await?;
     let ids: Option<Vec<i64>> = ids.map(<[i64]>::to_vec);
-    Ok(c.execute(&st, &[&worker, &ids]).await?)
+    Ok(c.execute(&st, &[&worker, &ids, &unprocessed_counted])
+        .await?)
 }
 
 /// Record, durably (autocommit), that the follow-up of row `id` is being sent now; false when the

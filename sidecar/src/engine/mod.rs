@@ -291,7 +291,7 @@ pub async fn run(
 
     // Rows held under this worker id by a previous incarnation (killed without a clean shutdown)
     // are ours to give back at once instead of waiting for their leases. Worker ids must be unique.
-    match db::release(&ctx.pool, &worker, None).await {
+    match db::release(&ctx.pool, &worker, None, &[]).await {
         Ok(0) => {}
         Ok(n) => tracing::info!(
             released = n,
@@ -478,7 +478,7 @@ pub async fn run(
             }
         }
     }
-    match db::release(&ctx.pool, &worker, None).await {
+    match db::release(&ctx.pool, &worker, None, &[]).await {
         Ok(n) => {
             summary.released += n;
             if n > 0 {

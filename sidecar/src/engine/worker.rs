@@ -259,7 +259,9 @@ async fn release_rest(ctx: &Ctx, rest: &[OutboxRow], s: &mut RunSummary) {
         return;
     }
     let ids: Vec<i64> = rest.iter().map(|r| r.id).collect();
-    match db::release(&ctx.pool, &ctx.worker, Some(&ids)).await {
+    // none of them was processed: a head among them gives back the attempt its claim counted
+    let counted: Vec<i64> = rest.iter().filter(|r| r.counted).map(|r| r.id).collect();
+    match db::release(&ctx.pool, &ctx.worker, Some(&ids), &counted).await {
         Ok(n) => s.released += n,
         Err(e) => {
             tracing::warn!(error = %e, rows = ?ids, "cannot release rows (their leases will expire)")
