@@ -1,5 +1,5 @@
--- erp_sync ERP -> platform: pulled ERP customers, reconciliation runs, schedule claims and the
--- rollback entry point. The sidecar fills these (sidecar/src/ops/{pull,reconcile,schedule}.rs).
+-- erp_sync ERP -> platform: pulled ERP customers and reconciliation runs. The sidecar fills
+-- these (sidecar/src/ops/{pull,reconcile}.rs). Schedules: schedules.sql; rollback: rollback.sql.
 
 -- ---- pulled ERP customers: change detection columns ----
 -- The ERP's list has no "modified since" filter, so every pull is a full pass over the list and a
@@ -149,114 +149,16 @@ BEGIN
 END
 $$;
 
--- ---- schedules ----
--- One row per (schedule, period): a sidecar claims a period with INSERT ... ON CONFLICT DO
--- NOTHING, so a schedule fires once per period however many sidecars run.
-CREATE TABLE erp_sync.schedule_runs (
-    name        text NOT NULL,
-    period_key  text NOT NULL,
-    started_at  timestamptz NOT NULL DEFAULT now(),
-    finished_at timestamptz,
-    worker      text,
-    ok          bool,
-    summary     jsonb,
-    CONSTRAINT schedule_runs_once UNIQUE (name, period_key)
-);
-CREATE INDEX schedule_runs_latest_idx ON erp_sync.schedule_runs (name, started_at DESC);
--- The reader role reads schedule_runs directly: a summary (which may quote an ERP error) is
--- stored with its mobiles masked, whoever writes it.
-CREATE FUNCTION erp_sync.schedule_runs_mask() RETURNS trigger
-    LANGUAGE plpgsql
-    SET search_path = pg_catalog, pg_temp
-AS $$
-BEGIN
-    NEW.summary := erp_sync.mask_jsonb(NEW.summary);
-    RETURN NEW;
-END
-$$;
-CREATE TRIGGER erp_sync_mask BEFORE INSERT OR UPDATE OF summary ON erp_sync.schedule_runs
-    FOR EACH ROW EXECUTE FUNCTION erp_sync.schedule_runs_mask();
-COMMENT ON TABLE erp_sync.schedule_runs IS 'claims of scheduled jobs (pull, sweep, reconcile): one row per schedule and period';
-SELECT pg_catalog.pg_extension_config_dump('erp_sync.schedule_runs', '');
-
--- ---- rollback ----
--- Undo one successful create/update/supplement of sync_log: enqueues an outbox 'rollback' row
--- (ref_id = the sync_log id) that the sidecar executes (a create deletes the ERP customer, an
--- update restores old_data) before marking the entry rolled_back. Returns the outbox id.
-CREATE FUNCTION erp_sync.rollback(sync_log_id bigint) RETURNS bigint
-    LANGUAGE plpgsql VOLATILE STRICT PARALLEL UNSAFE
-    SET search_path = pg_catalog, pg_temp
-AS $$
-DECLARE
-    e record;
-    pending bigint;
-    new_id bigint;
-BEGIN
-    SELECT l.id, l.action, l.outcome, l.erp_ord, l.contact_id, l.old_data, l.rolled_back_at
-    INTO e
-    FROM erp_sync.sync_log l
-    WHERE l.id = rollback.sync_log_id
-    FOR UPDATE;  -- serialises concurrent rollback() calls of one entry
-    IF NOT FOUND THEN
-        RAISE EXCEPTION 'erp_sync: sync_log entry % does not exist', rollback.sync_log_id
-            USING ERRCODE = 'no_data_found',
-                  HINT = 'see erp_sync.sync_log for ids';
-    END IF;
-    IF e.rolled_back_at IS NOT NULL OR e.outcome = 'rolled_back' THEN
-        RAISE EXCEPTION 'erp_sync: sync_log entry % is already rolled back', rollback.sync_log_id
-            USING ERRCODE = 'object_not_in_prerequisite_state',
-                  DETAIL = format('rolled back at %s', coalesce(e.rolled_back_at::text, 'unknown')),
-                  HINT = 'nothing to do: the ERP change was already undone';
-    END IF;
-    IF e.action NOT IN ('create', 'update', 'supplement') THEN
-        RAISE EXCEPTION 'erp_sync: sync_log entry % is a % entry: nothing to undo', rollback.sync_log_id, e.action
-            USING ERRCODE = 'object_not_in_prerequisite_state',
-                  HINT = 'only create, update and supplement entries can be rolled back';
-    END IF;
-    IF e.outcome <> 'success' THEN
-        RAISE EXCEPTION 'erp_sync: sync_log entry % has outcome %: nothing to undo', rollback.sync_log_id, e.outcome
-            USING ERRCODE = 'object_not_in_prerequisite_state',
-                  HINT = 'only successful entries changed the ERP';
-    END IF;
-    IF e.erp_ord IS NULL OR e.contact_id IS NULL THEN
-        RAISE EXCEPTION 'erp_sync: sync_log entry % has no ERP ord or contact', rollback.sync_log_id
-            USING ERRCODE = 'object_not_in_prerequisite_state',
-                  HINT = 'the entry does not say which ERP customer to undo';
-    END IF;
-    IF e.action <> 'create' AND e.old_data IS NULL THEN
-        RAISE EXCEPTION 'erp_sync: sync_log entry % has no old data to restore', rollback.sync_log_id
-            USING ERRCODE = 'object_not_in_prerequisite_state',
-                  HINT = 'the ERP customer''s previous fields were not recorded';
-    END IF;
-    SELECT o.id INTO pending
-    FROM erp_sync.outbox o
-    WHERE o.kind = 'rollback' AND o.ref_id = rollback.sync_log_id
-      AND o.status IN ('pending', 'running')
-    LIMIT 1;
-    IF pending IS NOT NULL THEN
-        RAISE EXCEPTION 'erp_sync: a rollback of sync_log entry % is already pending (outbox %)', rollback.sync_log_id, pending
-            USING ERRCODE = 'object_in_use',
-                  HINT = 'wait for that outbox row to finish (erp_sync.queue)';
-    END IF;
-    INSERT INTO erp_sync.outbox (contact_id, kind, ref_id)
-    VALUES (e.contact_id, 'rollback', rollback.sync_log_id)
-    RETURNING id INTO new_id;
-    PERFORM pg_notify(erp_sync.setting('notify.channel'), '');
-    RETURN new_id;
-END
-$$;
-
 -- ---- privileges ----
--- Operators (the extension owner, or roles it grants) run rollback() and reconcile_fix().
-REVOKE EXECUTE ON FUNCTION erp_sync.rollback(bigint) FROM PUBLIC;
+-- Operators (the extension owner, or roles it grants) run reconcile_fix().
 REVOKE EXECUTE ON FUNCTION erp_sync.reconcile_fix(bigint) FROM PUBLIC;
 
--- erp_sync_worker (the sidecar): writes pulls, runs and schedule claims; never deletes.
-GRANT SELECT, INSERT, UPDATE ON erp_sync.reconcile_runs, erp_sync.schedule_runs TO erp_sync_worker;
+-- erp_sync_worker (the sidecar): writes pulls and runs; never deletes.
+GRANT SELECT, INSERT, UPDATE ON erp_sync.reconcile_runs TO erp_sync_worker;
 GRANT SELECT, INSERT ON erp_sync.reconcile_items TO erp_sync_worker;
 GRANT USAGE ON SEQUENCE erp_sync.reconcile_runs_id_seq, erp_sync.reconcile_items_id_seq TO erp_sync_worker;
 GRANT SELECT ON erp_sync.reconcile_report, erp_sync.erp_only_customers TO erp_sync_worker;
 
 -- erp_sync_reader (monitoring): the views (mobiles masked) and the run summaries.
 GRANT SELECT ON erp_sync.reconcile_report, erp_sync.erp_only_customers TO erp_sync_reader;
-GRANT SELECT ON erp_sync.reconcile_runs, erp_sync.schedule_runs TO erp_sync_reader;
+GRANT SELECT ON erp_sync.reconcile_runs TO erp_sync_reader;

@@ -11,9 +11,13 @@
 //! 4. sql/views.sql      contact_status (rebuilt by track), queue, settings_effective,
 //!                       config-change triggers
 //! 5. sql/monitoring.sql stats, alerts, recent_failures, alert_state, cleanup (+ their grants)
-//! 6. sql/erp_session.sql the ERP session shared by the sidecars (worker only)
-//! 7. sql/dump.sql       what pg_dump keeps: default templates, contact_status after a restore
-//! 8. sql/roles.sql      roles, grants, SECURITY DEFINER for the trigger (last)
+//! 6. sql/reconcile.sql  pulled ERP customers, reconciliation runs/items, reconcile_report,
+//!                       erp_only_customers, reconcile_fix
+//! 7. sql/schedules.sql  schedule_runs: one run per schedule and period across sidecars
+//! 8. sql/rollback.sql   rollback(sync_log_id): the operator's undo of one ERP write
+//! 9. sql/erp_session.sql the ERP session shared by the sidecars (worker only)
+//! 10. sql/dump.sql      what pg_dump keeps: default templates, contact_status after a restore
+//! 11. sql/roles.sql     roles, grants, SECURITY DEFINER for the trigger (last)
 //!
 //! Upgrades from a released version: sql/erp_sync--A--B.sql (hand-written, see sql/README.md).
 //! ```
@@ -74,6 +78,16 @@ extension_sql_file!(
     ]
 );
 extension_sql_file!(
+    "../sql/schedules.sql",
+    name = "schedules",
+    requires = ["bootstrap", rules::sql::mask_jsonb]
+);
+extension_sql_file!(
+    "../sql/rollback.sql",
+    name = "rollback",
+    requires = ["ops"]
+);
+extension_sql_file!(
     "../sql/erp_session.sql",
     name = "erp_session",
     requires = ["bootstrap"]
@@ -81,7 +95,7 @@ extension_sql_file!(
 extension_sql_file!(
     "../sql/dump.sql",
     name = "dump",
-    requires = ["views", "monitoring", "reconcile", "erp_session"]
+    requires = ["views", "monitoring", "reconcile", "schedules", "rollback", "erp_session"]
 );
 extension_sql_file!("../sql/roles.sql", name = "roles", finalize);
 
