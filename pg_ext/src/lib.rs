@@ -7,7 +7,9 @@
 //! 1. sql/bootstrap.sql  tables, indexes, seed rows (before everything else)
 //! 2. Rust functions     rules (rules::sql over erp_sync_rules), capture trigger + track/untrack/request_sync
 //!                       (capture), payload functions
-//! 3. sql/ops.sql        outbox row CHECK; pick_rep, retry_failed
+//! 3. sql/ops.sql        outbox row CHECK; pick_rep, retry_failed, resolve_in_doubt
+//!    sql/outbox.sql     the outbox protocol the sidecar calls: claim, ack, retry, release,
+//!                       extend_leases, mark_send_started
 //! 4. sql/views.sql      contact_status (rebuilt by track), queue, settings_effective,
 //!                       config-change triggers
 //! 5. sql/monitoring.sql stats, alerts, recent_failures, alert_state, cleanup (+ their grants)
@@ -78,15 +80,20 @@ extension_sql_file!(
     ]
 );
 extension_sql_file!(
+    "../sql/outbox.sql",
+    name = "outbox",
+    requires = [
+        "ops",
+        capture::payload::contact_payload,
+        capture::payload::signal_payload
+    ]
+);
+extension_sql_file!(
     "../sql/schedules.sql",
     name = "schedules",
     requires = ["bootstrap", rules::sql::mask_jsonb]
 );
-extension_sql_file!(
-    "../sql/rollback.sql",
-    name = "rollback",
-    requires = ["ops"]
-);
+extension_sql_file!("../sql/rollback.sql", name = "rollback", requires = ["ops"]);
 extension_sql_file!(
     "../sql/erp_session.sql",
     name = "erp_session",
@@ -95,7 +102,14 @@ extension_sql_file!(
 extension_sql_file!(
     "../sql/dump.sql",
     name = "dump",
-    requires = ["views", "monitoring", "reconcile", "schedules", "rollback", "erp_session"]
+    requires = [
+        "views",
+        "monitoring",
+        "reconcile",
+        "schedules",
+        "rollback",
+        "erp_session"
+    ]
 );
 extension_sql_file!("../sql/roles.sql", name = "roles", finalize);
 

@@ -888,6 +888,84 @@ mod tests {
         assert_eq!(since(), Some(true));
     }
 
+    /// `erp_sync.retry`, the one owner of "is this failure an attempt, and is it the last": a
+    /// failure that counts uses an attempt (the claim counted a head's already) and dies at
+    /// max_attempts; one that does not count gives the claim's attempt back; this attempt's failed
+    /// sync_log entries become `retry` unless the row died; a pending twin takes over.
+    #[pg_test]
+    fn retry_counts_attempts_gives_them_back_and_relabels_the_log() {
+        serial();
+        let row = |attempts: i32| -> i64 {
+            int(&format!(
+                "INSERT INTO erp_sync.outbox (contact_id, kind, ref_id, status, attempts, lease_owner, lease_expires_at)
+                 VALUES ({attempts} + 100, 'followup', 1, 'running', {attempts}, 'w', now() + interval '1 minute')
+                 RETURNING id"
+            ))
+        };
+        let log = |id: i64| {
+            run(&format!(
+                "INSERT INTO erp_sync.sync_log (outbox_id, contact_id, action, outcome, error)
+                 VALUES ({id}, 1, 'followup', 'failed', 'HTTP 503')"
+            ))
+        };
+        let retry = |id: i64, counts: bool, counted: bool| -> Option<String> {
+            one::<String>(&format!(
+                "SELECT erp_sync.retry({id}, 'w', 1000, 'HTTP 503', 3, {counts}, {counted})"
+            ))
+        };
+        let state = |id: i64| -> String {
+            text(&format!(
+                "SELECT o.status || ' ' || o.attempts || ' ' || coalesce(string_agg(l.outcome, ','), '')
+                 FROM erp_sync.outbox o LEFT JOIN erp_sync.sync_log l ON l.outbox_id = o.id
+                 WHERE o.id = {id} GROUP BY o.status, o.attempts"
+            ))
+        };
+        // a head (counted at claim) on its 2nd of 3 attempts: pending, the log entry is a retry
+        let a = row(2);
+        log(a);
+        assert_eq!(retry(a, true, true).as_deref(), Some("pending"));
+        assert_eq!(state(a), "pending 2 retry");
+        // on its 3rd of 3: dead, the entry stays failed (the sync failed)
+        let b = row(3);
+        log(b);
+        assert_eq!(retry(b, true, true).as_deref(), Some("dead"));
+        assert_eq!(state(b), "dead 3 failed");
+        // not the row's fault (a refused login): the claim's attempt is given back
+        let c = row(3);
+        assert_eq!(retry(c, false, true).as_deref(), Some("pending"));
+        assert_eq!(state(c), "pending 2 ");
+        // a chain row (not counted at claim) is counted when it fails
+        let d = row(1);
+        assert_eq!(retry(d, true, false).as_deref(), Some("pending"));
+        assert_eq!(state(d), "pending 2 ");
+        // not leased to this worker any more: nothing changes
+        assert_eq!(
+            one::<String>(&format!(
+                "SELECT erp_sync.retry({d}, 'w', 1000, 'x', 3, true, false)"
+            )),
+            None
+        );
+        // a pending twin of a customer row takes over: attempts and backoff move to it
+        let e = int(
+            "INSERT INTO erp_sync.outbox (contact_id, kind, status, attempts, lease_owner, lease_expires_at)
+             VALUES (900, 'customer', 'running', 1, 'w', now() + interval '1 minute') RETURNING id",
+        );
+        let twin = int(
+            "INSERT INTO erp_sync.outbox (contact_id, kind) VALUES (900, 'customer') RETURNING id",
+        );
+        assert_eq!(retry(e, true, true).as_deref(), Some("pending"));
+        assert_eq!(
+            text(&format!(
+                "SELECT status || ' ' || last_error FROM erp_sync.outbox WHERE id = {e}"
+            )),
+            format!("skipped coalesced into outbox row #{twin} after: HTTP 503")
+        );
+        assert_eq!(
+            text(&format!("SELECT status || ' ' || attempts || ' ' || (next_attempt_at > now()) FROM erp_sync.outbox WHERE id = {twin}")),
+            "pending 1 true"
+        );
+    }
+
     /// The heartbeat carries the ERP login state: a refusal keeps its start across heartbeats,
     /// fires `erp_login_failed` while the worker is alive, and a working login clears both.
     #[pg_test]

@@ -5,7 +5,7 @@
 --   signal:  the follow-up's signal (followup rows);
 --   the contact's customer_link (NULLs and linked = false when none).
 -- $1 contact id, $2 outbox id, $3 kind, $4 ref_id.
--- (`lower(status)`: a lookup by contact id whatever the statistics say; see claim.sql.)
+-- (`lower(status)`: a lookup by contact id whatever the statistics say; see erp_sync.claim in pg_ext/sql/outbox.sql.)
 SELECT EXISTS (SELECT 1 FROM erp_sync.outbox p
                WHERE p.contact_id = $1 AND p.id < $2
                  AND pg_catalog.lower(p.status) IN ('pending', 'running', 'in_doubt')) AS blocked,

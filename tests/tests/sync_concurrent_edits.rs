@@ -118,8 +118,8 @@ fn chaos_concurrent_edits_while_three_sidecars_drain() -> Result<()> {
     Ok(())
 }
 
-/// The sidecar's claim statement, run by hand in a session of its own.
-const CLAIM: &str = include_str!("../../sidecar/queries/claim.sql");
+/// The sidecar's claim (the extension's `erp_sync.claim`), run by hand in a session of its own.
+const CLAIM: &str = "SELECT * FROM erp_sync.claim($1, $2, $3, $4, $5, $6, $7)";
 
 /// `(id, status)` of the contact's customer rows, by id.
 fn customer_rows(db: &mut postgres::Client, id: i64) -> Result<Vec<(i64, String)>> {

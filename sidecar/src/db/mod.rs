@@ -6,7 +6,6 @@ use std::time::Duration;
 
 use deadpool_postgres::{GenericClient, Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
 use serde_json::Value;
-use tokio_postgres::types::Type;
 use tokio_postgres::NoTls;
 
 use crate::config::DatabaseConfig;
@@ -15,30 +14,29 @@ use crate::error::{Error, Result};
 pub mod erp_session;
 
 pub mod q {
-    pub const CLAIM: &str = include_str!("../../queries/claim.sql");
-    pub const EXTEND_LEASES: &str = include_str!("../../queries/extend_leases.sql");
+    // The outbox protocol is the extension's SQL API (pg_ext/sql/outbox.sql): these only call it.
+    pub const CLAIM: &str = "SELECT * FROM erp_sync.claim($1, $2, $3, $4, $5, $6, $7)";
+    pub const ACK: &str =
+        "SELECT erp_sync.ack($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)";
+    pub const RETRY: &str = "SELECT erp_sync.retry($1, $2, $3, $4, $5, $6, $7)";
+    pub const RELEASE: &str = "SELECT erp_sync.release($1, $2, $3)";
+    pub const EXTEND_LEASES: &str = "SELECT erp_sync.extend_leases($1, $2, $3)";
+    pub const MARK_SEND_STARTED: &str = "SELECT erp_sync.mark_send_started($1, $2)";
     pub const WORKER_UPSERT: &str = include_str!("../../queries/worker_upsert.sql");
     pub const WORKER_DELETE: &str = include_str!("../../queries/worker_delete.sql");
-    pub const RELEASE: &str = include_str!("../../queries/release.sql");
-    pub const FINISH: &str = include_str!("../../queries/finish.sql");
-    pub const RETRY: &str = include_str!("../../queries/retry.sql");
     pub const CONTACT_PAYLOAD: &str = include_str!("../../queries/contact_payload.sql");
     pub const SIGNAL_PAYLOAD: &str = include_str!("../../queries/signal_payload.sql");
     pub const ASSIGN_TARGET: &str = include_str!("../../queries/assign_target.sql");
     pub const ASSIGNMENT_FOR: &str = include_str!("../../queries/assignment_for.sql");
     pub const LINK_GET: &str = include_str!("../../queries/link_get.sql");
     pub const ROW_CONTEXT: &str = include_str!("../../queries/row_context.sql");
-    pub const WRITE_BACK: &str = include_str!("../../queries/write_back.sql");
     pub const SYNC_LOG_INSERT: &str = include_str!("../../queries/sync_log_insert.sql");
     pub const REJECTION_GET: &str = include_str!("../../queries/rejection_get.sql");
     pub const PRIOR_CUSTOMER_ROW: &str = include_str!("../../queries/prior_customer_row.sql");
-    pub const PENDING_TWIN: &str = include_str!("../../queries/pending_twin.sql");
-    pub const CARRY_RETRY: &str = include_str!("../../queries/carry_retry.sql");
     pub const SYNC_LOG_GET: &str = include_str!("../../queries/sync_log_get.sql");
     pub const UNFINISHED: &str = include_str!("../../queries/unfinished.sql");
     pub const NEXT_DUE: &str = include_str!("../../queries/next_due.sql");
     pub const DRY_RUN_PLAN: &str = include_str!("../../queries/dry_run_plan.sql");
-    pub const MARK_SEND_STARTED: &str = include_str!("../../queries/mark_send_started.sql");
     pub const ERP_SESSION_GET: &str = include_str!("../../queries/erp_session_get.sql");
     pub const ERP_SESSION_LOCK: &str = include_str!("../../queries/erp_session_lock.sql");
     pub const ERP_SESSION_PUT: &str = include_str!("../../queries/erp_session_put.sql");
@@ -142,7 +140,7 @@ impl OutboxRow {
         })
     }
 
-    /// A row of `claim.sql`: the 6 columns, then `head` and, for a head, its row context.
+    /// A row of `erp_sync.claim`: the 6 columns, then `head` and, for a head, its row context.
     fn from_claim_row(r: &tokio_postgres::Row) -> Result<OutboxRow> {
         let mut row = OutboxRow::from_row(r)?;
         row.counted = r.try_get::<_, bool>(6)?;
@@ -180,7 +178,7 @@ impl Link {
     }
 }
 
-/// What a handler changed, written back with the row's final status (`write_back.sql`).
+/// What a handler changed, written back with the row's final status (`erp_sync.ack`).
 #[derive(Debug, Default)]
 pub struct Effects {
     pub logs: Vec<LogEntry>,
@@ -209,7 +207,7 @@ impl LogEntry {
         self.error.as_deref().map(erp_sync_rules::mask_text)
     }
 
-    /// One element of the `$15` array of `write_back.sql`.
+    /// One element of the `logs` array of `erp_sync.ack`.
     pub fn to_json(&self) -> Value {
         serde_json::json!({
             "action": self.action, "erp_ord": self.erp_ord, "request": self.request,
@@ -290,48 +288,7 @@ pub async fn assign_target(
     Ok((r.try_get(0)?, r.try_get(1)?))
 }
 
-/// `write_back.sql` with only the parts a call needs (see the file's header).
-pub fn write_back_sql(link: Option<&LinkChange>, rolled_back: bool, logs: bool) -> String {
-    let wanted = |part: &str| match part {
-        "ours" | "result" => true,
-        "upsert" | "assign_new" => matches!(link, Some(LinkChange::Upsert(_))),
-        "assigned" => matches!(link, Some(LinkChange::Assign(..))),
-        "unlinked" => matches!(link, Some(LinkChange::Unlink(..))),
-        "rolled" => rolled_back,
-        "logged" => logs,
-        _ => false,
-    };
-    let mut ctes: Vec<&str> = Vec::new();
-    let mut result = "";
-    for part in q::WRITE_BACK.split("\n-- part: ").skip(1) {
-        let (name, text) = part.split_once('\n').unwrap_or((part, ""));
-        if !wanted(name.trim()) {
-            continue;
-        }
-        if name.trim() == "result" {
-            result = text;
-        } else {
-            // The first part starts with WITH; the others are `name AS (...)`.
-            let text = text.trim_start_matches("WITH ").trim_end();
-            ctes.push(text.trim_end_matches(','));
-        }
-    }
-    format!("WITH {}\n{}", ctes.join(",\n"), result)
-}
-
-/// Parameter types of `write_back.sql` (declared: a call leaves some of them unused).
-#[rustfmt::skip]
-const WRITE_BACK_TYPES: [Type; 15] = [
-    Type::INT8, Type::TEXT,                                         // $1 id, $2 worker
-    Type::TEXT, Type::TEXT,                                         // $3 status, $4 reason
-    Type::TEXT,                                                     // $5 link change
-    Type::TEXT, Type::INT8, Type::TEXT, Type::BOOL, Type::TEXT,     // $6-$10 upsert
-    Type::TEXT, Type::TEXT,                                         // $11-$12 assign
-    Type::INT8,                                                     // $13 unlink contact
-    Type::INT8, Type::JSONB,                                        // $14 rolled back, $15 logs
-];
-
-/// Run `write_back.sql` for `row` with the handler's effects. `finish` = `(status, reason)`;
+/// Acknowledge `row` with the handler's effects (`erp_sync.ack`). `finish` = `(status, reason)`;
 /// None keeps the row running (a retry follows in the same transaction). Returns the row's
 /// status, or None when the lease was lost (nothing written).
 pub async fn write_back(
@@ -341,12 +298,7 @@ pub async fn write_back(
     finish: Option<(&str, Option<&str>)>,
     fx: &Effects,
 ) -> Result<Option<String>> {
-    let sql = write_back_sql(
-        fx.link.as_ref(),
-        fx.rolled_back.is_some(),
-        !fx.logs.is_empty(),
-    );
-    let st = c.prepare_typed_cached(&sql, &WRITE_BACK_TYPES).await?;
+    let st = c.prepare_cached(q::ACK).await?;
     let (status, reason) = finish.unzip();
     let reason = reason.flatten();
     let (mut change, mut khid, mut ord, mut ctype, mut person, mut hash) =
@@ -375,7 +327,7 @@ pub async fn write_back(
     }
     let logs = Value::Array(fx.logs.iter().map(LogEntry::to_json).collect());
     let r = c
-        .query_opt(
+        .query_one(
             &st,
             &[
                 &row.id,
@@ -396,20 +348,44 @@ pub async fn write_back(
             ],
         )
         .await?;
-    match r {
-        Some(r) => Ok(Some(r.try_get(0)?)),
-        None => Ok(None),
-    }
+    Ok(r.try_get::<_, Option<String>>(0)?)
 }
 
-/// Start of the claim transaction, with its planner settings (see [`claim`]).
-/// Column of `claim.sql`'s RETURNING holding the row's new status (`running`, or `dead`).
+/// A retryable failure of `row` (`erp_sync.retry`, after [`write_back`] with no final status in
+/// the same transaction): `counts` = whether it is an attempt. Returns the row's new status
+/// (`pending` or `dead`), None when the lease was lost.
+pub async fn retry(
+    c: &impl GenericClient,
+    row: &OutboxRow,
+    worker: &str,
+    delay_ms: i64,
+    error: &str,
+    max_attempts: i32,
+    counts: bool,
+) -> Result<Option<String>> {
+    let st = c.prepare_cached(q::RETRY).await?;
+    let r = c
+        .query_one(
+            &st,
+            &[
+                &row.id,
+                &worker,
+                &delay_ms,
+                &error,
+                &max_attempts,
+                &counts,
+                &row.counted,
+            ],
+        )
+        .await?;
+    Ok(r.try_get::<_, Option<String>>(0)?)
+}
+
+/// Column of `erp_sync.claim`'s result holding the row's new status (`running`, `dead` or
+/// `in_doubt`).
 const CLAIM_STATUS_COLUMN: usize = 17;
 
-pub const CLAIM_BEGIN: &str =
-    "BEGIN; SET LOCAL enable_bitmapscan = off; SET LOCAL enable_seqscan = off";
-
-/// What one claim asks for (`claim.sql`'s parameters).
+/// What one claim asks for (`erp_sync.claim`'s parameters).
 pub struct ClaimRequest<'a> {
     pub worker: &'a str,
     pub lease_ms: u64,
@@ -430,13 +406,7 @@ pub struct ClaimRequest<'a> {
 pub async fn claim(pool: &Pool, req: &ClaimRequest<'_>) -> Result<Vec<OutboxRow>> {
     let c = pool.get().await.map_err(pool_err)?;
     let st = c.prepare_cached(q::CLAIM).await?;
-    // The claim must walk `outbox_claim_idx` in id order and stop after `heads` rows. Statistics
-    // of a queue table are nearly always stale (a burst of inserts, then a drain), and with stale
-    // ones the planner reads ALL unfinished rows through a bitmap scan and sorts them: 45 ms per
-    // claim at 16,000 pending rows instead of 1-4 ms (EXPLAIN ANALYZE, 64 heads). The settings
-    // rule that plan out for this transaction only. BEGIN + settings, the claim and COMMIT go
-    // out as one pipeline (one round trip); if the claim fails, the server turns the COMMIT of
-    // the aborted transaction into a ROLLBACK.
+    // One statement in autocommit: the function carries its planner settings.
     let lease_ms = i64::try_from(req.lease_ms).unwrap_or(i64::MAX);
     let params: [&(dyn tokio_postgres::types::ToSql + Sync); 7] = [
         &req.worker,
@@ -447,14 +417,7 @@ pub async fn claim(pool: &Pool, req: &ClaimRequest<'_>) -> Result<Vec<OutboxRow>
         &req.max_attempts,
         &req.hold_in_doubt,
     ];
-    let (begun, rows, ended) = futures::join!(
-        c.batch_execute(CLAIM_BEGIN),
-        c.query(&st, &params),
-        c.batch_execute("COMMIT")
-    );
-    begun?;
-    let rows = rows?;
-    ended?;
+    let rows = c.query(&st, &params).await?;
     let mut out = Vec::with_capacity(rows.len());
     for r in &rows {
         let row = OutboxRow::from_claim_row(r)?;
@@ -491,8 +454,11 @@ pub async fn extend_leases(
     }
     let c = pool.get().await.map_err(pool_err)?;
     let st = c.prepare_cached(q::EXTEND_LEASES).await?;
-    Ok(c.execute(&st, &[&worker, &(lease_ms as i64), &in_hand])
-        .await?)
+    let n: i64 = c
+        .query_one(&st, &[&worker, &(lease_ms as i64), &in_hand])
+        .await?
+        .try_get(0)?;
+    Ok(u64::try_from(n).unwrap_or(0))
 }
 
 /// The version of the extension this sidecar speaks: the workspace version (both crates are
@@ -568,15 +534,18 @@ pub async fn release(
     let c = pool.get().await.map_err(pool_err)?;
     let st = c.prepare_cached(q::RELEASE).await?;
     let ids: Option<Vec<i64>> = ids.map(<[i64]>::to_vec);
-    Ok(c.execute(&st, &[&worker, &ids, &unprocessed_counted])
-        .await?)
+    let n: i64 = c
+        .query_one(&st, &[&worker, &ids, &unprocessed_counted])
+        .await?
+        .try_get(0)?;
+    Ok(u64::try_from(n).unwrap_or(0))
 }
 
 /// Record, durably (autocommit), that the follow-up of row `id` is being sent now; false when the
 /// row is no longer leased to `worker`.
 pub async fn mark_send_started(c: &impl GenericClient, id: i64, worker: &str) -> Result<bool> {
     let st = c.prepare_cached(q::MARK_SEND_STARTED).await?;
-    Ok(c.execute(&st, &[&id, &worker]).await? == 1)
+    Ok(c.query_one(&st, &[&id, &worker]).await?.try_get(0)?)
 }
 
 pub async fn contact_payload(c: &impl GenericClient, contact_id: i64) -> Result<Option<Value>> {
@@ -710,50 +679,4 @@ pub async fn insert_logs(
         c.execute(&st, &log_params(row, &worker, l, &error)).await?;
     }
     Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn upsert() -> LinkChange {
-        LinkChange::Upsert(LinkWrite {
-            khid: "WX1".into(),
-            erp_ord: 1,
-            customer_type: "personal",
-            person_synced: true,
-            payload_hash: None,
-        })
-    }
-
-    #[test]
-    fn write_back_takes_only_the_parts_it_needs() {
-        let plain = write_back_sql(None, false, false);
-        assert!(plain.starts_with("WITH ours AS (\n"), "{plain}");
-        assert!(
-            plain.trim_end().ends_with("SELECT o.status FROM ours o"),
-            "{plain}"
-        );
-        for absent in [
-            "upsert AS",
-            "assign_new AS",
-            "assigned AS",
-            "unlinked AS",
-            "rolled AS",
-            "logged AS",
-        ] {
-            assert!(!plain.contains(absent), "{absent} in {plain}");
-        }
-        let customer = write_back_sql(Some(&upsert()), false, true);
-        for present in ["upsert AS", "assign_new AS", "logged AS"] {
-            assert!(customer.contains(present), "{present} missing: {customer}");
-        }
-        assert!(!customer.contains("assigned AS") && !customer.contains("rolled AS"));
-        let assign = write_back_sql(Some(&LinkChange::Assign("top".into(), None)), false, true);
-        assert!(assign.contains("assigned AS") && !assign.contains("upsert AS"));
-        let rollback = write_back_sql(Some(&LinkChange::Unlink(1, 2)), true, true);
-        assert!(rollback.contains("unlinked AS") && rollback.contains("rolled AS"));
-        // (That each assembled variant is valid SQL doing its job is what the end-to-end tests of
-        // each kind show: tests/tests/sync_customers.rs runs all four.)
-    }
 }

@@ -1,7 +1,7 @@
 //! Runs one contact's claimed rows in id order and writes each result back. Per row: one read
-//! (`row_context.sql`; the claim already read the head's), the ERP calls, one write-back
-//! statement (`write_back.sql`: lease check, `customer_link`, `sync_log`, outbox status in one
-//! transaction).
+//! (`row_context.sql`; the claim already read the head's), the ERP calls, one acknowledgement
+//! (`erp_sync.ack`: lease check, `customer_link`, `sync_log`, outbox status in one transaction;
+//! `erp_sync.retry` after it for a retryable failure).
 
 use std::time::{Duration, Instant};
 
@@ -157,15 +157,6 @@ pub async fn run_chain(ctx: &Ctx, mut chain: Vec<OutboxRow>) -> RunSummary {
                 ..LogEntry::default()
             });
         }
-        // A failure that is retried is not a failed sync (the success-rate alerts count a sync
-        // once, when its row ends): its ERP steps are logged as `retry`.
-        if let Ack::Retry { counts, .. } = &ack {
-            if !retry_dies(row, *counts, ctx.cfg.max_attempts) {
-                for l in fx.logs.iter_mut().filter(|l| l.outcome == "failed") {
-                    l.outcome = "retry";
-                }
-            }
-        }
         // A refused login is not the row's: the client tells operators once per state change
         // (and the heartbeat puts it in SQL); here it only pauses claiming.
         let login_refused = matches!(result, Err(Error::LoginFailed(_)));
@@ -269,21 +260,6 @@ async fn release_rest(ctx: &Ctx, rest: &[OutboxRow], s: &mut RunSummary) {
     }
 }
 
-/// What retry.sql makes of the row's attempt count: the claim counted a head's attempt already,
-/// and a failure that does not count gives it back.
-fn attempts_after_retry(row: &OutboxRow, counts: bool) -> i32 {
-    match (counts, row.counted) {
-        (true, true) | (false, false) => row.attempts,
-        (true, false) => row.attempts + 1,
-        (false, true) => (row.attempts - 1).max(0),
-    }
-}
-
-/// Whether a retryable failure ends the row dead instead (no attempts left).
-fn retry_dies(row: &OutboxRow, counts: bool, max_attempts: i32) -> bool {
-    counts && attempts_after_retry(row, counts) >= max_attempts
-}
-
 enum WriteBack {
     /// The row's new status.
     Acked(String),
@@ -331,8 +307,9 @@ async fn write_back_once(ctx: &Ctx, row: &OutboxRow, fx: &Effects, ack: &Ack) ->
             counts,
         } => (delay, error, counts),
     };
-    // A retry: the effects, then back to pending (or coalesced into a newer twin), in one
-    // transaction.
+    // A retry: the effects, then `erp_sync.retry` (back to pending, coalesced into a newer twin,
+    // or dead at max_attempts; this attempt's failed sync_log entries become `retry` unless it
+    // died), in one transaction.
     let tx = c.transaction().await?;
     if db::write_back(&tx, row, &ctx.worker, None, fx)
         .await?
@@ -341,54 +318,19 @@ async fn write_back_once(ctx: &Ctx, row: &OutboxRow, fx: &Effects, ack: &Ack) ->
         tx.rollback().await?;
         return Ok(WriteBack::LeaseLost);
     }
-    let delay_ms = delay.as_millis() as i64;
-    let attempts = attempts_after_retry(row, *counts);
-    let dies = retry_dies(row, *counts, ctx.cfg.max_attempts);
-    let st = tx.prepare_cached(db::q::PENDING_TWIN).await?;
-    let twin: Option<i64> = match tx
-        .query_opt(&st, &[&row.contact_id, &row.kind, &row.id])
-        .await?
-    {
-        Some(r) => Some(r.try_get(0)?),
-        None => None,
-    };
-    let status = match twin {
-        Some(twin) if !dies => {
-            // A newer pending row of the same kind will do this work with fresh data: hand it our
-            // attempt count and backoff, and end this one as coalesced.
-            let st = tx.prepare_cached(db::q::CARRY_RETRY).await?;
-            tx.execute(&st, &[&twin, &attempts, &delay_ms, error])
-                .await?;
-            let st = tx.prepare_cached(db::q::FINISH).await?;
-            let reason = format!("coalesced into outbox row #{twin} after: {error}");
-            let n = tx
-                .execute(&st, &[&row.id, &ctx.worker, &"skipped", &reason])
-                .await?;
-            if n != 1 {
-                tx.rollback().await?;
-                return Ok(WriteBack::LeaseLost);
-            }
-            "pending".to_string()
-        }
-        _ => {
-            let st = tx.prepare_cached(db::q::RETRY).await?;
-            let params: [&(dyn tokio_postgres::types::ToSql + Sync); 7] = [
-                &row.id,
-                &ctx.worker,
-                &delay_ms,
-                error,
-                &ctx.cfg.max_attempts,
-                counts,
-                &row.counted,
-            ];
-            match tx.query_opt(&st, &params).await? {
-                Some(r) => r.try_get::<_, String>(0)?,
-                None => {
-                    tx.rollback().await?;
-                    return Ok(WriteBack::LeaseLost);
-                }
-            }
-        }
+    let retried = db::retry(
+        &tx,
+        row,
+        &ctx.worker,
+        delay.as_millis() as i64,
+        error,
+        ctx.cfg.max_attempts,
+        *counts,
+    )
+    .await?;
+    let Some(status) = retried else {
+        tx.rollback().await?;
+        return Ok(WriteBack::LeaseLost);
     };
     tx.commit().await?;
     Ok(WriteBack::Acked(status))
@@ -475,34 +417,6 @@ pub async fn plan_row(ctx: &Ctx, row: &OutboxRow) -> Result<()> {
 mod tests {
     use super::*;
     use crate::backoff::Backoff;
-
-    fn row(attempts: i32, counted: bool) -> OutboxRow {
-        OutboxRow {
-            id: 1,
-            contact_id: 1,
-            kind: "customer".into(),
-            ref_id: None,
-            template_id: None,
-            attempts,
-            counted,
-            context: None,
-        }
-    }
-
-    #[test]
-    fn a_retry_dies_only_when_it_counts_and_uses_the_last_attempt() {
-        // a head: the claim counted attempt 3 already
-        assert_eq!(attempts_after_retry(&row(3, true), true), 3);
-        assert!(retry_dies(&row(3, true), true, 3));
-        assert!(!retry_dies(&row(2, true), true, 3));
-        // one that does not count gives the claim's attempt back, and never dies
-        assert_eq!(attempts_after_retry(&row(3, true), false), 2);
-        assert!(!retry_dies(&row(3, true), false, 3));
-        // a chain row is counted when it fails
-        assert_eq!(attempts_after_retry(&row(2, false), true), 3);
-        assert!(retry_dies(&row(2, false), true, 3));
-        assert_eq!(attempts_after_retry(&row(0, true), false), 0);
-    }
 
     #[test]
     fn acks() {
