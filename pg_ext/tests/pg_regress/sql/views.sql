@@ -1,10 +1,8 @@
--- SQL-file test of the user-visible views (erp_sync.contact_status, erp_sync.queue) and the
--- manual sync button, over a small fixed data set. Run by pg_ext/tests/sql/run.sh, which
--- diffs the psql echo output against views.expected in a fresh database.
+-- pg_regress test of the user-visible views (erp_sync.contact_status, erp_sync.queue) and the
+-- manual sync button, over a small fixed data set (pg_ext/tests/pg_regress/run.sh, `make test-sql`;
+-- setup.sql created the extension and the reference schema).
 SET client_min_messages = warning;
 SET timezone = 'UTC';
-CREATE EXTENSION erp_sync;
-\ir ../../../sql/middle_platform.sql
 
 INSERT INTO mp.contacts (id, type, name, company, phone, phone_verified, score, list_status, wechat_id) VALUES
     (1, 'company',  '王小明', '上海某某有限公司', '+86 138-0013-8001', true,  80, 'white', 'wx_1'),
