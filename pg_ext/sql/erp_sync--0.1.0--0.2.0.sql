@@ -38,76 +38,8 @@ ALTER TABLE erp_sync.sync_log DROP CONSTRAINT sync_log_outcome_check;
 ALTER TABLE erp_sync.sync_log ADD CONSTRAINT sync_log_outcome_check
     CHECK (outcome IN ('success', 'failed', 'skipped', 'dry_run', 'rolled_back', 'retry'));
 
-CREATE OR REPLACE FUNCTION erp_sync.rebuild_contact_status() RETURNS text
-    LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE
-    SET search_path = pg_catalog, pg_temp
-AS $$
-DECLARE
-    t record;
-    src text;
-BEGIN
-    SELECT format('%I.%I', n.nspname, c.relname) AS qual, tt.columns INTO t
-    FROM erp_sync.tracked_tables tt
-    JOIN pg_class c ON c.oid = tt.relid
-    JOIN pg_namespace n ON n.oid = c.relnamespace
-    WHERE tt.entity = 'contact';
-    IF FOUND THEN
-        src := format('SELECT (c.%I)::bigint AS contact_id, %s AS phone FROM %s c',
-                      t.columns->>'id',
-                      CASE WHEN t.columns ? 'phone' THEN format('(c.%I)::text', t.columns->>'phone')
-                           ELSE 'NULL::text' END,
-                      t.qual);
-    ELSE
-        src := 'SELECT u.contact_id, NULL::text AS phone FROM ('
-            || 'SELECT contact_id FROM erp_sync.outbox UNION SELECT contact_id FROM erp_sync.rejections '
-            || 'UNION SELECT contact_id FROM erp_sync.customer_link) u';
-    END IF;
-    EXECUTE format($view$
-        CREATE OR REPLACE VIEW erp_sync.contact_status AS
-        SELECT s.contact_id,
-               erp_sync.khid(s.contact_id) AS khid,
-               CASE WHEN s.phone IS NULL THEN NULL
-                    WHEN pg_catalog.pg_has_role(current_user, 'erp_sync_worker', 'MEMBER')
-                        THEN coalesce(erp_sync.normalize_mobile(s.phone), s.phone)
-                    ELSE erp_sync.mask_mobile(s.phone) END AS mobile,
-               r.contact_id IS NULL AS admission_passed,
-               coalesce(r.reasons, '[]'::jsonb) AS admission_reasons,
-               CASE WHEN r.contact_id IS NOT NULL THEN 'rejected'
-                    WHEN doubt.error IS NOT NULL THEN 'in_doubt'
-                    WHEN act.active THEN 'pending'
-                    WHEN lo.status = 'dead' THEN 'failed'
-                    WHEN lo.status = 'skipped' THEN 'skipped'
-                    WHEN l.synced_at IS NOT NULL OR lo.status = 'done' THEN 'synced'
-                    ELSE 'not_queued' END AS sync_state,
-               l.erp_ord,
-               coalesce(doubt.error, login.error, lo.last_error) AS last_error,
-               l.synced_at AS last_synced_at
-        FROM (%s) s
-        LEFT JOIN erp_sync.rejections r ON r.contact_id = s.contact_id
-        LEFT JOIN erp_sync.customer_link l ON l.contact_id = s.contact_id
-        LEFT JOIN LATERAL (
-            SELECT o.status, o.last_error FROM erp_sync.outbox o
-            WHERE o.contact_id = s.contact_id ORDER BY o.id DESC LIMIT 1) lo ON true
-        LEFT JOIN LATERAL (
-            SELECT true AS active FROM erp_sync.outbox o
-            WHERE o.contact_id = s.contact_id AND o.status IN ('pending', 'running') LIMIT 1) act ON true
-        LEFT JOIN LATERAL (
-            SELECT o.last_error AS error FROM erp_sync.outbox o
-            WHERE o.contact_id = s.contact_id AND o.status = 'in_doubt' ORDER BY o.id LIMIT 1) doubt ON true
-        LEFT JOIN (
-            SELECT 'waiting for a working ERP login: the ERP refuses it since '
-                   || to_char(min(w.erp_login_failed_since), 'YYYY-MM-DD HH24:MI:SS TZ') || ': '
-                   || (array_agg(w.erp_login_error ORDER BY w.erp_login_failed_since, w.worker_id))[1] AS error
-            FROM erp_sync.workers w
-            WHERE w.heartbeat_at >= now() - (SELECT e.effective::interval FROM erp_sync.settings_effective e
-                                             WHERE e.key = 'notify.idle_fresh')
-            HAVING count(*) > 0 AND bool_and(w.erp_login_error IS NOT NULL)) login ON act.active
-        $view$, src);
-    RETURN CASE WHEN t.qual IS NULL THEN 'erp_sync.contact_status: no contact table tracked'
-                ELSE 'erp_sync.contact_status: over ' || t.qual END;
-END
-$$;
-SELECT erp_sync.rebuild_contact_status();
+-- contact_status (sync_state in_doubt, the login wait, masked texts) is rebuilt once, in the
+-- masking section below, after erp_sync.mask_text exists.
 
 CREATE OR REPLACE VIEW erp_sync.alerts AS
 WITH cfg AS (
@@ -251,7 +183,7 @@ GRANT EXECUTE ON FUNCTION erp_sync.resolve_in_doubt(bigint, boolean) TO erp_sync
 
 -- ---------------------------------------------------------------------------------------------
 -- Signals for people (since 0.2.0): a refused ERP login shows in SQL (workers.erp_login_error,
--- alert erp_login_failed above, contact_status above), and a failed attempt that is retried is
+-- alert erp_login_failed above, contact_status in the masking section), and a failed attempt that is retried is
 -- logged as outcome retry: stats() and the success-rate alerts count a sync once, when it ends.
 -- (The new columns and the outcome are added at the top: contact_status and alerts use them.)
 CREATE OR REPLACE FUNCTION erp_sync.stats(since interval DEFAULT '1 hour')
@@ -291,14 +223,7 @@ AS $$
     GROUP BY h.hour
     ORDER BY h.hour
 $$;
-CREATE OR REPLACE VIEW erp_sync.recent_failures AS
-SELECT l.id, l.created_at, l.contact_id, l.action, l.erp_ord, l.outbox_id,
-       regexp_replace(coalesce(l.error, ''), '(1[3-9][0-9])[0-9]{4}([0-9]{4})', '\1****\2', 'g') AS error,
-       l.worker, l.outcome
-FROM erp_sync.sync_log l
-WHERE l.outcome IN ('failed', 'retry')
-ORDER BY l.id DESC
-LIMIT 50;
+-- recent_failures (with its outcome column) is replaced once, in the masking section below.
 
 -- ==== pg_dump / pg_restore keep the configuration (sql/dump.sql, the same DDL; the defaults
 -- are not seeded again: the table has them, or the operator's changes) ====
