@@ -191,13 +191,13 @@ async fn real_main(cli: Cli) -> ExitCode {
                 }
             }
             let shutdown = spawn_signal_handler();
-            // /healthz, /metrics, status page, alert webhook and retention (see sidecar::ops).
+            // /healthz, /metrics, status page; alerts, retention and schedules (see sidecar::ops).
             if cfg.engine.worker_id.is_empty() {
                 cfg.engine.worker_id = cfg.worker_id(); // one id for the engine and the ops tasks
             }
             let monitoring = sidecar::ops::http::spawn_monitoring(&cfg, &cfg.engine.worker_id);
-            // Scheduled pull / sweep / reconciliation (sidecar::ops::schedule).
-            let scheduler = sidecar::ops::schedule::spawn(
+            // Alert webhook, retention, scheduled pull / sweep / reconciliation: one loop.
+            let periodic = sidecar::ops::periodic::spawn(
                 &cfg,
                 &cfg.engine.worker_id,
                 shutdown.clone(),
@@ -205,7 +205,7 @@ async fn real_main(cli: Cli) -> ExitCode {
             );
             let result = engine::run(&cfg, RunOptions { once }, shutdown).await;
             monitoring.shutdown().await;
-            scheduler.stop().await;
+            periodic.stop().await;
             match result {
                 Ok(s) => {
                     if once || cfg.engine.dry_run {

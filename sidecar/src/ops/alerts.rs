@@ -10,12 +10,17 @@
 //! (at-least-once when the commit itself fails after a successful POST).
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 use std::time::Duration;
 
+use chrono::{DateTime, Utc};
 use deadpool_postgres::Pool;
+use futures::future::BoxFuture;
+use futures::FutureExt;
 use serde_json::{json, Value};
 use tokio::sync::watch;
 
+use super::periodic::{next_every, Service};
 use crate::config::AlertsConfig;
 use crate::db::pool_err;
 use crate::error::{Error, Result};
@@ -49,33 +54,62 @@ pub struct CheckOutcome {
     pub failed_posts: usize,
 }
 
-pub async fn run(pool: Pool, cfg: AlertsConfig, worker: String, mut stop: watch::Receiver<bool>) {
-    let http = match reqwest::Client::builder()
-        .timeout(Duration::from_millis(cfg.webhook_timeout_ms))
-        .build()
-    {
-        Ok(c) => c,
-        Err(e) => {
-            tracing::error!(error = %e, "alerts disabled: cannot build the webhook client");
-            return;
+/// The alert check as a periodic service (due at start-up, then every `check_interval_ms`).
+pub struct Alerts {
+    pool: Pool,
+    http: reqwest::Client,
+    cfg: AlertsConfig,
+    worker: String,
+}
+
+impl Alerts {
+    /// Fails only when the webhook client cannot be built.
+    pub fn new(pool: Pool, cfg: AlertsConfig, worker: String) -> Result<Self> {
+        let http = reqwest::Client::builder()
+            .timeout(Duration::from_millis(cfg.webhook_timeout_ms))
+            .build()
+            .map_err(|e| Error::Config(format!("cannot build the alert webhook client: {e}")))?;
+        tracing::info!(
+            check_interval_ms = cfg.check_interval_ms,
+            "alert notifications enabled"
+        );
+        Ok(Self {
+            pool,
+            http,
+            cfg,
+            worker,
+        })
+    }
+}
+
+impl Service for Alerts {
+    fn name(&self) -> &str {
+        "alerts"
+    }
+    fn first(self: Arc<Self>, now: DateTime<Utc>) -> BoxFuture<'static, Option<DateTime<Utc>>> {
+        futures::future::ready(Some(now)).boxed()
+    }
+    fn next(&self, at: DateTime<Utc>, now: DateTime<Utc>) -> Option<DateTime<Utc>> {
+        next_every(Duration::from_millis(self.cfg.check_interval_ms), at, now)
+    }
+    fn run(
+        self: Arc<Self>,
+        _at: DateTime<Utc>,
+        _stop: watch::Receiver<bool>,
+    ) -> BoxFuture<'static, ()> {
+        async move {
+            match check_once(&self.pool, &self.http, &self.cfg, &self.worker).await {
+                Ok(o) if o.fired + o.resolved + o.failed_posts > 0 => tracing::info!(
+                    fired = o.fired,
+                    resolved = o.resolved,
+                    failed_posts = o.failed_posts,
+                    "alerts checked"
+                ),
+                Ok(o) => tracing::trace!(locked = o.locked, "alerts checked: no change"),
+                Err(e) => tracing::warn!(error = %e, "alert check failed"),
+            }
         }
-    };
-    tracing::info!(
-        check_interval_ms = cfg.check_interval_ms,
-        "alert notifications enabled"
-    );
-    let mut tick = super::every(cfg.check_interval_ms);
-    while super::next_tick(&mut tick, &mut stop).await {
-        match check_once(&pool, &http, &cfg, &worker).await {
-            Ok(o) if o.fired + o.resolved + o.failed_posts > 0 => tracing::info!(
-                fired = o.fired,
-                resolved = o.resolved,
-                failed_posts = o.failed_posts,
-                "alerts checked"
-            ),
-            Ok(o) => tracing::trace!(locked = o.locked, "alerts checked: no change"),
-            Err(e) => tracing::warn!(error = %e, "alert check failed"),
-        }
+        .boxed()
     }
 }
 

@@ -47,14 +47,14 @@ struct AppState {
     worker: String,
 }
 
-/// The monitoring tasks started by [`spawn_monitoring`].
+/// The HTTP server started by [`spawn_monitoring`].
 pub struct Monitoring {
     stop: watch::Sender<bool>,
     tasks: Vec<(&'static str, tokio::task::JoinHandle<()>)>,
 }
 
 impl Monitoring {
-    /// Stop the server and the loops and wait for them.
+    /// Stop the server and wait for it.
     pub async fn shutdown(self) {
         if self.stop.send(true).is_err() {
             tracing::debug!("monitoring tasks already gone");
@@ -67,52 +67,36 @@ impl Monitoring {
     }
 }
 
-/// Start the HTTP server, the alert loop (when `alerts.webhook_url` is set) and the retention
-/// job (when `retention.interval_ms` > 0). Never fails the run: problems are logged.
+/// Start the HTTP server (unless `http.listen_addr = "off"`). Never fails the run: problems are
+/// logged. (Alerts, retention and schedules run in [`super::periodic`].)
 pub fn spawn_monitoring(cfg: &Config, worker: &str) -> Monitoring {
     let (stop, stop_rx) = watch::channel(false);
     let mut tasks = Vec::new();
+    if cfg.http.listen_addr == "off" {
+        return Monitoring { stop, tasks };
+    }
     let mut db = cfg.database.clone();
     db.pool_size = 2;
     let pool = match make_pool(&db) {
         Ok(p) => p,
         Err(e) => {
-            tracing::error!(error = %e, "monitoring disabled: cannot build its database pool");
+            tracing::error!(error = %e, "ops HTTP server disabled: cannot build its database pool");
             return Monitoring { stop, tasks };
         }
     };
-    if cfg.http.listen_addr != "off" {
-        let state = AppState {
-            pool: pool.clone(),
-            worker: worker.to_string(),
-        };
-        let addr = cfg.http.listen_addr.clone();
-        let rx = stop_rx.clone();
-        tasks.push((
-            "http",
-            tokio::spawn(async move {
-                if let Err(e) = serve(&addr, state, rx).await {
-                    tracing::error!(listen_addr = %addr, error = %e, "ops HTTP server not running");
-                }
-            }),
-        ));
-    }
-    if !cfg.alerts.webhook_url.is_empty() {
-        let (p, a, w, rx) = (
-            pool.clone(),
-            cfg.alerts.clone(),
-            worker.to_string(),
-            stop_rx.clone(),
-        );
-        tasks.push(("alerts", tokio::spawn(crate::ops::alerts::run(p, a, w, rx))));
-    }
-    if cfg.retention.interval_ms > 0 {
-        let (p, r, rx) = (pool, cfg.retention.clone(), stop_rx);
-        tasks.push((
-            "retention",
-            tokio::spawn(crate::ops::retention::run(p, r, rx)),
-        ));
-    }
+    let state = AppState {
+        pool,
+        worker: worker.to_string(),
+    };
+    let addr = cfg.http.listen_addr.clone();
+    tasks.push((
+        "http",
+        tokio::spawn(async move {
+            if let Err(e) = serve(&addr, state, stop_rx).await {
+                tracing::error!(listen_addr = %addr, error = %e, "ops HTTP server not running");
+            }
+        }),
+    ));
     Monitoring { stop, tasks }
 }
 

@@ -5,12 +5,17 @@
 //! `retention.pause_ms` between batches, so there is no long lock and no long-running
 //! transaction. Several sidecars may run it at once: the function skips rows locked by another.
 
+use std::sync::Arc;
 use std::time::Duration;
 
+use chrono::{DateTime, Utc};
 use deadpool_postgres::Pool;
+use futures::future::BoxFuture;
+use futures::FutureExt;
 use serde_json::Value;
 use tokio::sync::watch;
 
+use super::periodic::{next_every, Service};
 use crate::config::RetentionConfig;
 use crate::db::pool_err;
 use crate::error::{Error, Result};
@@ -25,19 +30,46 @@ pub struct Pruned {
     pub batches: u32,
 }
 
-pub async fn run(pool: Pool, cfg: RetentionConfig, mut stop: watch::Receiver<bool>) {
-    let mut tick = super::every(cfg.interval_ms);
-    while super::next_tick(&mut tick, &mut stop).await {
-        match run_once(&pool, &cfg, &stop).await {
-            Ok(p) if p.outbox + p.sync_log > 0 => tracing::info!(
-                outbox = p.outbox,
-                sync_log = p.sync_log,
-                batches = p.batches,
-                "retention: pruned"
-            ),
-            Ok(p) => tracing::debug!(batches = p.batches, "retention: nothing to prune"),
-            Err(e) => tracing::warn!(error = %e, "retention cleanup failed (next run retries)"),
+/// The retention job as a periodic service (due at start-up, then every `interval_ms`).
+pub struct Retention {
+    pool: Pool,
+    cfg: RetentionConfig,
+}
+
+impl Retention {
+    pub fn new(pool: Pool, cfg: RetentionConfig) -> Self {
+        Self { pool, cfg }
+    }
+}
+
+impl Service for Retention {
+    fn name(&self) -> &str {
+        "retention"
+    }
+    fn first(self: Arc<Self>, now: DateTime<Utc>) -> BoxFuture<'static, Option<DateTime<Utc>>> {
+        futures::future::ready(Some(now)).boxed()
+    }
+    fn next(&self, at: DateTime<Utc>, now: DateTime<Utc>) -> Option<DateTime<Utc>> {
+        next_every(Duration::from_millis(self.cfg.interval_ms), at, now)
+    }
+    fn run(
+        self: Arc<Self>,
+        _at: DateTime<Utc>,
+        stop: watch::Receiver<bool>,
+    ) -> BoxFuture<'static, ()> {
+        async move {
+            match run_once(&self.pool, &self.cfg, &stop).await {
+                Ok(p) if p.outbox + p.sync_log > 0 => tracing::info!(
+                    outbox = p.outbox,
+                    sync_log = p.sync_log,
+                    batches = p.batches,
+                    "retention: pruned"
+                ),
+                Ok(p) => tracing::debug!(batches = p.batches, "retention: nothing to prune"),
+                Err(e) => tracing::warn!(error = %e, "retention cleanup failed (next run retries)"),
+            }
         }
+        .boxed()
     }
 }
 

@@ -18,19 +18,20 @@
 //!
 //! **Shutdown.** Jobs see the shutdown signal (a pull stops between pages and does not mark
 //! rows gone); a job still running after `shutdown_deadline_ms` is abandoned (its claim stays
-//! unfinished). A job still running when its next tick comes is not started twice in one process.
+//! unfinished). A job still running when its next tick comes is not started twice in one process
+//! (each schedule is a service of the shared loop in [`super::periodic`]).
 
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
 
 use chrono::{DateTime, FixedOffset, Utc};
 use croner::Cron;
 use deadpool_postgres::Pool;
+use futures::future::BoxFuture;
+use futures::FutureExt;
 use serde_json::{json, Value};
 use tokio::sync::watch;
-use tokio::task::JoinSet;
 
+use super::periodic::Service;
 use super::pull::{self, PullOptions};
 use super::reconcile;
 use crate::config::schedule::{offset, schedules, Job};
@@ -132,30 +133,22 @@ async fn finish(pool: &Pool, name: &str, key: &str, ok: bool, summary: &Value) -
     Ok(())
 }
 
-/// Claim and run one period of a job (in a task).
-async fn fire(
-    ctx: Arc<JobCtx>,
-    job: Job,
-    key: String,
-    busy: Arc<AtomicBool>,
-    shutdown: watch::Receiver<bool>,
-) {
+/// Claim and run one period of a job.
+async fn fire(ctx: &JobCtx, job: Job, key: String, shutdown: watch::Receiver<bool>) {
     let name = job.name();
     match claim(&ctx.pool, name, &key, &ctx.worker).await {
         Ok(true) => {}
         Ok(false) => {
             tracing::debug!(job = name, period = %key, "period already claimed by another sidecar");
-            busy.store(false, Ordering::Release);
             return;
         }
         Err(e) => {
             tracing::warn!(job = name, period = %key, error = %e, "cannot claim the period: skipped");
-            busy.store(false, Ordering::Release);
             return;
         }
     }
     tracing::info!(job = name, period = %key, worker = %ctx.worker, "scheduled job starting");
-    let (ok, summary) = match run_job(&ctx, job, &shutdown).await {
+    let (ok, summary) = match run_job(ctx, job, &shutdown).await {
         Ok(s) => (true, s),
         Err(e) => {
             tracing::warn!(job = name, period = %key, error = %e, "scheduled job failed");
@@ -165,20 +158,97 @@ async fn fire(
     if let Err(e) = finish(&ctx.pool, name, &key, ok, &summary).await {
         tracing::warn!(job = name, period = %key, error = %e, "cannot record the job's end");
     }
-    busy.store(false, Ordering::Release);
 }
 
-/// The scheduler of `erp-sync run`: returns when `shutdown` turns true (after giving running jobs
-/// `shutdown_deadline_ms`).
-pub async fn run(cfg: Config, worker: String, mut shutdown: watch::Receiver<bool>) -> Result<()> {
+/// One cron schedule as a periodic service.
+struct Scheduled {
+    ctx: Arc<JobCtx>,
+    job: Job,
+    cron: Cron,
+    tz: FixedOffset,
+    catch_up: bool,
+}
+
+impl Scheduled {
+    /// The first tick strictly after `t`, in UTC (`None`, logged, when the cron has none).
+    fn after(&self, t: DateTime<Utc>) -> Option<DateTime<Utc>> {
+        match next_tick(&self.cron, &t.with_timezone(&self.tz)) {
+            Ok(n) => Some(n.with_timezone(&Utc)),
+            Err(e) => {
+                tracing::warn!(job = self.job.name(), error = %e, "schedule has no next period");
+                None
+            }
+        }
+    }
+
+    /// The current period's tick when start-up should run it (see [`catch_up_due`]).
+    async fn missed(&self, now: DateTime<Utc>) -> Option<DateTime<Utc>> {
+        if !self.catch_up {
+            return None;
+        }
+        let name = self.job.name();
+        let tick = match current_tick(&self.cron, &now.with_timezone(&self.tz)) {
+            Ok(t) => t,
+            Err(e) => {
+                tracing::warn!(job = name, error = %e, "no previous period");
+                return None;
+            }
+        };
+        let key = period_key(&tick);
+        let history = async {
+            let c = self.ctx.pool.get().await.map_err(pool_err)?;
+            let r = c.query_one(q::HISTORY, &[&name, &key]).await?;
+            Ok::<(bool, bool), Error>((r.try_get("ran_before")?, r.try_get("claimed")?))
+        };
+        match history.await {
+            Ok((ran_before, claimed)) if catch_up_due(true, ran_before, claimed) => {
+                tracing::info!(job = name, period = %key, "running a missed period");
+                Some(tick.with_timezone(&Utc))
+            }
+            Ok(_) => None,
+            Err(e) => {
+                tracing::warn!(job = name, error = %e, "cannot read the schedule history");
+                None
+            }
+        }
+    }
+}
+
+impl Service for Scheduled {
+    fn name(&self) -> &str {
+        self.job.name()
+    }
+    fn first(self: Arc<Self>, now: DateTime<Utc>) -> BoxFuture<'static, Option<DateTime<Utc>>> {
+        async move {
+            match self.missed(now).await {
+                Some(t) => Some(t),
+                None => self.after(now),
+            }
+        }
+        .boxed()
+    }
+    fn next(&self, at: DateTime<Utc>, now: DateTime<Utc>) -> Option<DateTime<Utc>> {
+        self.after(if at > now { at } else { now })
+    }
+    fn run(
+        self: Arc<Self>,
+        at: DateTime<Utc>,
+        stop: watch::Receiver<bool>,
+    ) -> BoxFuture<'static, ()> {
+        async move {
+            let key = period_key(&at.with_timezone(&self.tz));
+            fire(&self.ctx, self.job, key, stop).await
+        }
+        .boxed()
+    }
+}
+
+/// The schedules of `[schedule]` as periodic services sharing one ERP client (its session in the
+/// database, shared with the fleet) and `pool`.
+pub fn services(cfg: &Config, pool: Pool, worker: &str) -> Result<Vec<Arc<dyn Service>>> {
     let sc = &cfg.schedule;
     let tz = offset(sc)?;
     let list = schedules(sc)?;
-    if !sc.enabled || list.is_empty() {
-        tracing::info!("schedules disabled");
-        return Ok(());
-    }
-    let pool = pull::ops_pool(&cfg.database)?;
     let erp = ErpClient::new(cfg.erp.clone())?;
     erp.share_session(Arc::new(crate::db::erp_session::PgSessionStore::new(
         pool.clone(),
@@ -186,208 +256,22 @@ pub async fn run(cfg: Config, worker: String, mut shutdown: watch::Receiver<bool
     let ctx = Arc::new(JobCtx {
         pool,
         erp,
-        worker,
+        worker: worker.to_string(),
         pull: PullOptions::from_config(sc),
     });
-    let busy: Vec<Arc<AtomicBool>> = list
-        .iter()
-        .map(|_| Arc::new(AtomicBool::new(false)))
-        .collect();
-    let mut tasks: JoinSet<()> = JoinSet::new();
-    for s in &list {
-        tracing::info!(job = s.job.name(), cron = %s.expr, utc_offset_minutes = sc.utc_offset_minutes, "schedule");
-    }
-
-    // Missed periods (downtime): once, at start-up.
-    let now = Utc::now().with_timezone(&tz);
-    for (i, s) in list.iter().enumerate() {
-        if !sc.catch_up {
-            break;
-        }
-        let tick = match current_tick(&s.cron, &now) {
-            Ok(t) => t,
-            Err(e) => {
-                tracing::warn!(job = s.job.name(), error = %e, "no previous period");
-                continue;
-            }
-        };
-        let key = period_key(&tick);
-        let history = async {
-            let c = ctx.pool.get().await.map_err(pool_err)?;
-            let r = c.query_one(q::HISTORY, &[&s.job.name(), &key]).await?;
-            Ok::<(bool, bool), Error>((r.try_get("ran_before")?, r.try_get("claimed")?))
-        };
-        match history.await {
-            Ok((ran_before, claimed)) if catch_up_due(sc.catch_up, ran_before, claimed) => {
-                tracing::info!(job = s.job.name(), period = %key, "running a missed period");
-                busy[i].store(true, Ordering::Release);
-                tasks.spawn(fire(
-                    ctx.clone(),
-                    s.job,
-                    key,
-                    busy[i].clone(),
-                    shutdown.clone(),
-                ));
-            }
-            Ok(_) => {}
-            Err(e) => {
-                tracing::warn!(job = s.job.name(), error = %e, "cannot read the schedule history")
-            }
-        }
-    }
-
-    let mut last: Vec<DateTime<FixedOffset>> = list.iter().map(|_| now).collect();
-    loop {
-        if *shutdown.borrow() {
-            break;
-        }
-        while let Some(r) = tasks.try_join_next() {
-            if let Err(e) = r {
-                tracing::warn!(error = %e, "scheduled job task ended abnormally");
-            }
-        }
-        let now = Utc::now().with_timezone(&tz);
-        let mut next: Vec<Option<DateTime<FixedOffset>>> = Vec::with_capacity(list.len());
-        for (i, s) in list.iter().enumerate() {
-            let from = if last[i] > now { last[i] } else { now };
-            next.push(match next_tick(&s.cron, &from) {
-                Ok(t) => Some(t),
-                Err(e) => {
-                    tracing::warn!(job = s.job.name(), error = %e, "schedule has no next period");
-                    None
-                }
-            });
-        }
-        let Some(earliest) = next.iter().flatten().min().copied() else {
-            tracing::warn!("no schedule has a next period: scheduler idle");
-            if shutdown.changed().await.is_err() {
-                break;
-            }
-            continue;
-        };
-        let wait = (earliest.with_timezone(&Utc) - Utc::now())
-            .to_std()
-            .unwrap_or(Duration::ZERO);
-        tokio::select! {
-            _ = tokio::time::sleep(wait) => {}
-            r = shutdown.changed() => {
-                if r.is_err() || *shutdown.borrow() {
-                    break;
-                }
-                continue;
-            }
-        }
-        for (i, s) in list.iter().enumerate() {
-            if next[i] != Some(earliest) {
-                continue;
-            }
-            last[i] = earliest;
-            let key = period_key(&earliest);
-            if busy[i].swap(true, Ordering::AcqRel) {
-                tracing::warn!(job = s.job.name(), period = %key, "previous run still going: period skipped");
-                continue;
-            }
-            tasks.spawn(fire(
-                ctx.clone(),
-                s.job,
-                key,
-                busy[i].clone(),
-                shutdown.clone(),
-            ));
-        }
-    }
-
-    if !tasks.is_empty() {
-        tracing::info!(
-            running = tasks.len(),
-            deadline_ms = sc.shutdown_deadline_ms,
-            "waiting for scheduled jobs"
-        );
-        let deadline = tokio::time::sleep(Duration::from_millis(sc.shutdown_deadline_ms));
-        tokio::pin!(deadline);
-        loop {
-            tokio::select! {
-                r = tasks.join_next() => match r {
-                    None => break,
-                    Some(Err(e)) => tracing::warn!(error = %e, "scheduled job task ended abnormally"),
-                    Some(Ok(())) => {}
-                },
-                _ = &mut deadline => {
-                    tracing::warn!(running = tasks.len(), "abandoning scheduled jobs at the shutdown deadline");
-                    tasks.abort_all();
-                    break;
-                }
-            }
-        }
-    }
-    tracing::info!("scheduler stopped");
-    Ok(())
-}
-
-/// The scheduler running next to the engine.
-pub struct SchedulerHandle {
-    stop: watch::Sender<bool>,
-    task: Option<tokio::task::JoinHandle<()>>,
-    deadline: Duration,
-}
-
-/// Start the scheduler of `erp-sync run` (nothing runs when `disabled`, e.g. `--once` or dry run).
-/// It stops when `signal` turns true or at [`SchedulerHandle::stop`].
-pub fn spawn(
-    cfg: &Config,
-    worker: &str,
-    mut signal: watch::Receiver<bool>,
-    disabled: bool,
-) -> SchedulerHandle {
-    let (tx, rx) = watch::channel(false);
-    let deadline = Duration::from_millis(cfg.schedule.shutdown_deadline_ms + 1_000);
-    if disabled || !cfg.schedule.enabled {
-        return SchedulerHandle {
-            stop: tx,
-            task: None,
-            deadline,
-        };
-    }
-    let forward = tx.clone();
-    let cfg = cfg.clone();
-    let worker = worker.to_string();
-    let task = tokio::spawn(async move {
-        let fwd = tokio::spawn(async move {
-            while !*signal.borrow() {
-                if signal.changed().await.is_err() {
-                    return;
-                }
-            }
-            if forward.send(true).is_err() {
-                tracing::debug!("scheduler already stopped");
-            }
-        });
-        if let Err(e) = run(cfg, worker, rx).await {
-            tracing::error!(error = %e, "scheduler failed");
-        }
-        fwd.abort();
-    });
-    SchedulerHandle {
-        stop: tx,
-        task: Some(task),
-        deadline,
-    }
-}
-
-impl SchedulerHandle {
-    /// Stop the scheduler and wait for it (running jobs get `schedule.shutdown_deadline_ms`).
-    pub async fn stop(mut self) {
-        if self.stop.send(true).is_err() {
-            tracing::debug!("scheduler already stopped");
-        }
-        if let Some(task) = self.task.take() {
-            match tokio::time::timeout(self.deadline, task).await {
-                Ok(Ok(())) => {}
-                Ok(Err(e)) => tracing::warn!(error = %e, "scheduler task ended abnormally"),
-                Err(_) => tracing::warn!("scheduler did not stop in time"),
-            }
-        }
-    }
+    Ok(list
+        .into_iter()
+        .map(|s| {
+            tracing::info!(job = s.job.name(), cron = %s.expr, utc_offset_minutes = sc.utc_offset_minutes, "schedule");
+            Arc::new(Scheduled {
+                ctx: ctx.clone(),
+                job: s.job,
+                cron: s.cron,
+                tz,
+                catch_up: sc.catch_up,
+            }) as Arc<dyn Service>
+        })
+        .collect())
 }
 
 #[cfg(test)]
