@@ -402,13 +402,15 @@ BEGIN
     JOIN pg_namespace n ON n.oid = c.relnamespace
     WHERE tt.entity = 'contact';
     IF FOUND THEN
-        src := format('SELECT (c.%I)::bigint AS contact_id, %s AS phone FROM %s c',
+        src := format('SELECT (c.%I)::bigint AS contact_id, %s AS phone, %s AS name FROM %s c',
                       t.columns->>'id',
                       CASE WHEN t.columns ? 'phone' THEN format('(c.%I)::text', t.columns->>'phone')
                            ELSE 'NULL::text' END,
+                      CASE WHEN t.columns ? 'name' THEN format('(c.%I)::text', t.columns->>'name')
+                           ELSE 'NULL::text' END,
                       t.qual);
     ELSE
-        src := 'SELECT u.contact_id, NULL::text AS phone FROM ('
+        src := 'SELECT u.contact_id, NULL::text AS phone, NULL::text AS name FROM ('
             || 'SELECT contact_id FROM erp_sync.outbox UNION SELECT contact_id FROM erp_sync.rejections '
             || 'UNION SELECT contact_id FROM erp_sync.customer_link) u';
     END IF;
@@ -431,7 +433,8 @@ BEGIN
                     ELSE 'not_queued' END AS sync_state,
                l.erp_ord,
                erp_sync.mask_text(coalesce(doubt.error, login.error, lo.last_error)) AS last_error,
-               l.synced_at AS last_synced_at
+               l.synced_at AS last_synced_at,
+               s.name
         FROM (%s) s
         LEFT JOIN erp_sync.rejections r ON r.contact_id = s.contact_id
         LEFT JOIN erp_sync.customer_link l ON l.contact_id = s.contact_id
@@ -1004,3 +1007,46 @@ GRANT EXECUTE ON FUNCTION erp_sync.claim(text, bigint, bigint, bigint, bigint[],
     erp_sync.extend_leases(text, bigint, bigint[]),
     erp_sync.mark_send_started(bigint, text) TO erp_sync_worker;
 -- ==== end of the outbox protocol ====
+
+-- ==== operator page (since 0.2.0): the audit of its actions, and the grants they need ====
+
+CREATE TABLE erp_sync.operator_actions (
+    id          bigserial PRIMARY KEY,
+    at          timestamptz NOT NULL DEFAULT now(),
+    operator    text NOT NULL CHECK (length(btrim(operator)) BETWEEN 1 AND 100),
+    action      text NOT NULL CHECK (action IN ('sync_now', 'retry', 'resolve_in_doubt', 'rollback')),
+    contact_id  text,
+    target      bigint,
+    ok          boolean NOT NULL,
+    result      text,
+    worker      text
+);
+CREATE INDEX operator_actions_contact_idx ON erp_sync.operator_actions (contact_id, id);
+-- The reader role reads the audit: a result (which may quote an error) is stored with its
+-- mobiles masked, whoever writes it.
+CREATE FUNCTION erp_sync.operator_actions_mask() RETURNS trigger
+    LANGUAGE plpgsql
+    SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    NEW.result := erp_sync.mask_text(NEW.result);
+    RETURN NEW;
+END
+$$;
+CREATE TRIGGER erp_sync_mask BEFORE INSERT OR UPDATE OF result ON erp_sync.operator_actions
+    FOR EACH ROW EXECUTE FUNCTION erp_sync.operator_actions_mask();
+COMMENT ON TABLE erp_sync.operator_actions IS 'audit of the operator page: who did which action on which contact/row, and what came of it';
+SELECT pg_catalog.pg_extension_config_dump('erp_sync.operator_actions', '');
+SELECT pg_catalog.pg_extension_config_dump('erp_sync.operator_actions_id_seq', '');
+
+-- erp_sync_worker (the sidecar) appends; nobody updates or deletes through it. The reader sees it.
+GRANT SELECT, INSERT ON erp_sync.operator_actions TO erp_sync_worker;
+GRANT USAGE ON SEQUENCE erp_sync.operator_actions_id_seq TO erp_sync_worker;
+GRANT SELECT ON erp_sync.operator_actions TO erp_sync_reader;
+
+-- The page's actions run as the sidecar's role: "sync now" reads the platform's contact row and
+-- writes the rejection, which that role may not do itself, so request_sync() runs as the
+-- extension owner (like the capture trigger) with a pinned search_path.
+ALTER FUNCTION erp_sync.request_sync(bigint) SECURITY DEFINER SET search_path = pg_catalog, pg_temp;
+GRANT EXECUTE ON FUNCTION erp_sync.request_sync(bigint), erp_sync.rollback(bigint) TO erp_sync_worker;
+-- ==== end of the operator page ====

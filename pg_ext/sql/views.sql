@@ -5,7 +5,9 @@
 -- The contact table is only known after erp_sync.track(..., 'contact'), so this view is
 -- (re)built by erp_sync.rebuild_contact_status(), which track()/untrack() call. Before a contact
 -- table is tracked it lists the contacts the extension knows of (outbox, rejections, links).
--- The columns never change, so grants survive a rebuild (CREATE OR REPLACE VIEW).
+-- The columns never change, so grants survive a rebuild (CREATE OR REPLACE VIEW); a column
+-- added in a later version goes last (name, since 0.2.0: the mapped name column, for the
+-- operator page's search).
 --
 -- mobile: the normalised phone for members of erp_sync_worker (and superusers); everyone else,
 -- erp_sync_reader included, sees it masked (138****1234).
@@ -33,13 +35,15 @@ BEGIN
     JOIN pg_namespace n ON n.oid = c.relnamespace
     WHERE tt.entity = 'contact';
     IF FOUND THEN
-        src := format('SELECT (c.%I)::bigint AS contact_id, %s AS phone FROM %s c',
+        src := format('SELECT (c.%I)::bigint AS contact_id, %s AS phone, %s AS name FROM %s c',
                       t.columns->>'id',
                       CASE WHEN t.columns ? 'phone' THEN format('(c.%I)::text', t.columns->>'phone')
                            ELSE 'NULL::text' END,
+                      CASE WHEN t.columns ? 'name' THEN format('(c.%I)::text', t.columns->>'name')
+                           ELSE 'NULL::text' END,
                       t.qual);
     ELSE
-        src := 'SELECT u.contact_id, NULL::text AS phone FROM ('
+        src := 'SELECT u.contact_id, NULL::text AS phone, NULL::text AS name FROM ('
             || 'SELECT contact_id FROM erp_sync.outbox UNION SELECT contact_id FROM erp_sync.rejections '
             || 'UNION SELECT contact_id FROM erp_sync.customer_link) u';
     END IF;
@@ -62,7 +66,8 @@ BEGIN
                     ELSE 'not_queued' END AS sync_state,
                l.erp_ord,
                erp_sync.mask_text(coalesce(doubt.error, login.error, lo.last_error)) AS last_error,
-               l.synced_at AS last_synced_at
+               l.synced_at AS last_synced_at,
+               s.name
         FROM (%s) s
         LEFT JOIN erp_sync.rejections r ON r.contact_id = s.contact_id
         LEFT JOIN erp_sync.customer_link l ON l.contact_id = s.contact_id

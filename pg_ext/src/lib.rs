@@ -18,8 +18,9 @@
 //! 7. sql/schedules.sql  schedule_runs: one run per schedule and period across sidecars
 //! 8. sql/rollback.sql   rollback(sync_log_id): the operator's undo of one ERP write
 //! 9. sql/erp_session.sql the ERP session shared by the sidecars (worker only)
-//! 10. sql/dump.sql      what pg_dump keeps: default templates, contact_status after a restore
-//! 11. sql/roles.sql     roles, grants, SECURITY DEFINER for the trigger (last)
+//! 10. sql/operator.sql  operator_actions: the audit of the sidecar's operator page; its grants
+//! 11. sql/dump.sql      what pg_dump keeps: default templates, contact_status after a restore
+//! 12. sql/roles.sql     roles, grants, SECURITY DEFINER for the trigger (last)
 //!
 //! Upgrades from a released version: sql/erp_sync--A--B.sql (hand-written, see sql/README.md).
 //! ```
@@ -100,6 +101,16 @@ extension_sql_file!(
     requires = ["bootstrap"]
 );
 extension_sql_file!(
+    "../sql/operator.sql",
+    name = "operator",
+    requires = [
+        "bootstrap",
+        "rollback",
+        capture::track::request_sync,
+        rules::sql::mask_text
+    ]
+);
+extension_sql_file!(
     "../sql/dump.sql",
     name = "dump",
     requires = [
@@ -108,7 +119,8 @@ extension_sql_file!(
         "reconcile",
         "schedules",
         "rollback",
-        "erp_session"
+        "erp_session",
+        "operator"
     ]
 );
 extension_sql_file!("../sql/roles.sql", name = "roles", finalize);

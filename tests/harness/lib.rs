@@ -4,9 +4,12 @@
 //!   `CREATE EXTENSION erp_sync` and the reference schema `sql/middle_platform.sql` loaded.
 //! - [`Sim`]: the ERP simulator process (`erp-sync sim`) on a free loopback port, with admin helpers.
 //! - [`Sidecar`]: an `erp-sync run` process pointed at both.
+//! - [`browser::Browser`]: headless Chromium over the DevTools protocol (the operator page test).
 //!
 //! The `erp-sync` binary is taken from `$ERP_SYNC_BIN`, else `target/debug/erp-sync` (the Makefile
 //! builds it first). The extension must be installed in the system PostgreSQL 15 (`make install-ext`).
+
+pub mod browser;
 
 use anyhow::{anyhow, bail, Context, Result};
 use serde_json::Value;

@@ -160,6 +160,9 @@ impl Config {
         if !self.erp_password_file.is_empty() {
             self.erp.password = read_secret(&self.erp_password_file)?;
         }
+        if !self.http.admin_token_file.is_empty() {
+            self.http.admin_token = read_secret(&self.http.admin_token_file)?;
+        }
         Ok(())
     }
 
@@ -169,6 +172,10 @@ impl Config {
         let bad = |m: &str| Err(Error::Config(m.to_string()));
         if self.database.url.trim().is_empty() {
             return bad("database.url is empty");
+        }
+        let token = self.http.admin_token.trim();
+        if !token.is_empty() && token.chars().count() < 16 {
+            return bad("http.admin_token must be at least 16 characters (or empty: no actions)");
         }
         if self.database.pool_size == 0 {
             return bad("database.pool_size must be > 0");
@@ -393,6 +400,33 @@ mod tests {
             !text.contains("erp-secret") && !text.contains("db-secret"),
             "{text}"
         );
+    }
+
+    #[test]
+    fn admin_token_from_env_or_file_never_shown() {
+        let cfg = Config::from_sources(None, "f", &env(&[("ERP_SYNC_HTTP_ADMIN_TOKEN", "short")]))
+            .expect("parse");
+        let e = cfg.validate().expect_err("a short admin token is refused");
+        assert!(e.to_string().contains("at least 16 characters"), "{e}");
+        let dir = tempfile::tempdir().expect("tempdir");
+        let f = dir.path().join("token");
+        std::fs::write(&f, "0123456789abcdef-operator\n").expect("write");
+        let path = f.display().to_string();
+        let mut cfg = Config::from_sources(
+            None,
+            "f",
+            &env(&[("ERP_SYNC_HTTP_ADMIN_TOKEN_FILE", &path)]),
+        )
+        .expect("parse");
+        cfg.resolve_secret_files().expect("secrets");
+        cfg.validate().expect("valid");
+        assert_eq!(cfg.http.admin_token, "0123456789abcdef-operator");
+        assert!(
+            !format!("{cfg:?}").contains("0123456789abcdef"),
+            "Debug shows the token"
+        );
+        let text = cfg.redacted_toml().expect("toml");
+        assert!(!text.contains("0123456789abcdef"), "{text}");
     }
 
     #[test]

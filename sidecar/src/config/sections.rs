@@ -141,18 +141,42 @@ impl Default for LogConfig {
 }
 
 /// The ops HTTP server.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct HttpConfig {
     /// `host:port` to serve `/healthz`, `/metrics`, `/` and `/api/status` on; `off` disables the
     /// server. Loopback by default: the status page is not authenticated (mobiles are masked).
     pub listen_addr: String,
+    /// Enables the operator page's actions (sync now, retry, resolve in doubt, roll back): an
+    /// operator signs in with this token. Empty = the page is read-only. At least 16 characters.
+    pub admin_token: String,
+    /// File holding the admin token (overrides `admin_token`). Empty = none.
+    pub admin_token_file: String,
+}
+
+impl std::fmt::Debug for HttpConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HttpConfig")
+            .field("listen_addr", &self.listen_addr)
+            .field(
+                "admin_token",
+                &if self.admin_token.is_empty() {
+                    ""
+                } else {
+                    "***"
+                },
+            )
+            .field("admin_token_file", &self.admin_token_file)
+            .finish()
+    }
 }
 
 impl Default for HttpConfig {
     fn default() -> Self {
         HttpConfig {
             listen_addr: "127.0.0.1:9187".into(),
+            admin_token: String::new(),
+            admin_token_file: String::new(),
         }
     }
 }

@@ -17,12 +17,13 @@ use std::time::Duration;
 use axum::extract::State;
 use axum::http::{header, StatusCode};
 use axum::response::{Html, IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{get, post};
 use axum::{Json, Router};
 use deadpool_postgres::Pool;
 use serde_json::{json, Value};
 use tokio::sync::watch;
 
+use super::operator::{self, Gate, OperatorState};
 use crate::config::Config;
 use crate::db::{make_pool, pool_err};
 use crate::error::{Error, Result};
@@ -45,6 +46,9 @@ const DB_TIMEOUT: Duration = Duration::from_secs(2);
 struct AppState {
     pool: Pool,
     worker: String,
+    /// `schedule.utc_offset_minutes`: the page shows times at this offset.
+    utc_offset_minutes: i32,
+    actions_enabled: bool,
 }
 
 /// The HTTP server started by [`spawn_monitoring`].
@@ -84,15 +88,23 @@ pub fn spawn_monitoring(cfg: &Config, worker: &str) -> Monitoring {
             return Monitoring { stop, tasks };
         }
     };
+    let gate = Gate::new(&cfg.http.admin_token);
     let state = AppState {
+        pool: pool.clone(),
+        worker: worker.to_string(),
+        utc_offset_minutes: cfg.schedule.utc_offset_minutes,
+        actions_enabled: gate.enabled(),
+    };
+    let op = OperatorState {
         pool,
+        gate,
         worker: worker.to_string(),
     };
     let addr = cfg.http.listen_addr.clone();
     tasks.push((
         "http",
         tokio::spawn(async move {
-            if let Err(e) = serve(&addr, state, stop_rx).await {
+            if let Err(e) = serve(&addr, router(state, op), stop_rx).await {
                 tracing::error!(listen_addr = %addr, error = %e, "ops HTTP server not running");
             }
         }),
@@ -101,20 +113,29 @@ pub fn spawn_monitoring(cfg: &Config, worker: &str) -> Monitoring {
 }
 
 /// The router (also used by unit tests).
-fn router(state: AppState) -> Router {
+fn router(state: AppState, op: OperatorState) -> Router {
+    let operator = Router::new()
+        .route("/api/contacts", get(operator::search))
+        .route("/api/contacts/{id}", get(operator::timeline))
+        .route("/api/session", get(operator::session))
+        .route("/api/login", post(operator::login))
+        .route("/api/logout", post(operator::logout))
+        .route("/api/actions", post(operator::action))
+        .with_state(Arc::new(op));
     Router::new()
         .route("/", get(page))
         .route("/healthz", get(healthz))
         .route("/metrics", get(metrics_text))
         .route("/api/status", get(api_status))
         .with_state(Arc::new(state))
+        .merge(operator)
 }
 
-async fn serve(addr: &str, state: AppState, mut stop: watch::Receiver<bool>) -> Result<()> {
+async fn serve(addr: &str, app: Router, mut stop: watch::Receiver<bool>) -> Result<()> {
     let listener = tokio::net::TcpListener::bind(addr).await?;
     let local = listener.local_addr()?;
     tracing::info!(listen_addr = %local, "ops HTTP server listening (/healthz /metrics /api/status /)");
-    axum::serve(listener, router(state))
+    axum::serve(listener, app)
         .with_graceful_shutdown(async move {
             while !*stop.borrow() {
                 if stop.changed().await.is_err() {
@@ -211,8 +232,10 @@ fn stats_json(r: &tokio_postgres::Row) -> Result<Value> {
     }))
 }
 
-async fn status_json(pool: &Pool) -> Result<Value> {
+async fn status_json(st: &AppState) -> Result<Value> {
+    let pool = &st.pool;
     let queue = read_queue(pool).await?;
+    let (rejections, rejected) = timed(operator::rejections(pool, 50)).await?;
     timed(async {
         let c = pool.get().await.map_err(pool_err)?;
         let h1 = c.query_one(q::STATS, &[&"1 hour"]).await?;
@@ -230,6 +253,10 @@ async fn status_json(pool: &Pool) -> Result<Value> {
         }
         Ok(json!({
             "generated_at": chrono::Utc::now().to_rfc3339(),
+            "utc_offset_minutes": st.utc_offset_minutes,
+            "actions_enabled": st.actions_enabled,
+            "rejected": rejected,
+            "rejections": rejections,
             "listener": metrics::listener_up(),
             "queue": queue.iter().map(|d| json!({
                 "kind": d.kind, "status": d.status, "rows": d.rows,
@@ -268,7 +295,7 @@ async fn status_json(pool: &Pool) -> Result<Value> {
 }
 
 async fn api_status(State(st): State<Arc<AppState>>) -> Response {
-    match status_json(&st.pool).await {
+    match status_json(&st).await {
         Ok(v) => ([(header::CACHE_CONTROL, "no-store")], Json(v)).into_response(),
         Err(e) => {
             tracing::warn!(error = %e, "api/status failed");

@@ -2,6 +2,7 @@
 //!
 //! - [`http`]: `/healthz`, `/metrics`, the status page and `/api/status` (+ starting the
 //!   monitoring tasks next to `erp-sync run`)
+//! - [`operator`]: the operator page's API: search, a contact's timeline, signed actions
 //! - [`periodic`]: the one loop running alerts, retention and the schedules, each when due
 //! - [`alerts`]: `erp_sync.alerts` → webhook, once per state change across all sidecars
 //! - [`retention`]: periodic `erp_sync.cleanup()` in batches
@@ -11,6 +12,7 @@
 
 pub mod alerts;
 pub mod http;
+pub mod operator;
 pub mod periodic;
 pub mod pull;
 pub mod reconcile;
