@@ -4,13 +4,14 @@
 #   make test    the whole suite (unit, pgrx, SQL-file, end-to-end); .ci/run calls this
 #   make bench   long measurements → target/bench/report.md (never part of make test)
 #   make chaos   reliability suite (long version)
+#   make package target/package/*.deb: the extension for PostgreSQL 15 and the erp-sync daemon
 
 SHELL      := /bin/bash
 PG_CONFIG  ?= /usr/lib/postgresql/15/bin/pg_config
 PGRX_DATA  ?= /tmp/erp_sync-pgrx-data
 export CARGO_TERM_COLOR ?= never
 
-.PHONY: setup build install-ext test test-unit test-pgrx test-sql test-e2e demo bench chaos
+.PHONY: setup build install-ext test test-unit test-pgrx test-sql test-e2e package demo bench chaos
 
 setup:
 	@scripts/setup.sh
@@ -38,6 +39,11 @@ test-sql: install-ext
 
 test-e2e: build install-ext
 	cargo test -p e2e --no-fail-fast -- --test-threads=2
+
+# Debian packages (scripts/package.sh): release builds of the extension (cargo pgrx package) and of
+# erp-sync, staged and built with dpkg-deb → target/package/.
+package: setup
+	PG_CONFIG=$(PG_CONFIG) scripts/package.sh
 
 test: test-unit test-pgrx test-sql test-e2e
 
