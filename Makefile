@@ -5,13 +5,14 @@
 #   make bench   long measurements → target/bench/report.md (never part of make test)
 #   make chaos   reliability suite (long version)
 #   make package target/package/*.deb: the extension for PostgreSQL 15 and the erp-sync daemon
+#   make test-package  dpkg -i both packages, CREATE EXTENSION, a short sync, dpkg --purge (in make test)
 
 SHELL      := /bin/bash
 PG_CONFIG  ?= /usr/lib/postgresql/15/bin/pg_config
 PGRX_DATA  ?= /tmp/erp_sync-pgrx-data
 export CARGO_TERM_COLOR ?= never
 
-.PHONY: setup build install-ext test test-unit test-pgrx test-sql test-e2e package demo bench chaos
+.PHONY: setup build install-ext test test-unit test-pgrx test-sql test-e2e test-package package demo bench chaos
 
 setup:
 	@scripts/setup.sh
@@ -45,7 +46,14 @@ test-e2e: build install-ext
 package: setup
 	PG_CONFIG=$(PG_CONFIG) scripts/package.sh
 
+# dpkg -i both packages, CREATE EXTENSION + a short sync with the installed binary, dpkg --purge.
+# Last in `make test`: it leaves the extension files of install-ext as it found them. The
+# extension goes where PG_CONFIG's sharedir is (the system PostgreSQL unless PG_CONFIG says otherwise).
+test-package: package
+	PG_CONFIG=$(PG_CONFIG) scripts/test-package.sh
+
 test: test-unit test-pgrx test-sql test-e2e
+	$(MAKE) test-package
 
 demo: build install-ext
 	@scripts/demo.sh
