@@ -15,7 +15,8 @@
 #       maintainer scripts that create the system user and talk to systemd only when it runs.
 #
 # Environment: PG_CONFIG (the PostgreSQL 15 to build against; default the system one),
-# CARGO_TARGET_DIR (where cargo builds), PKG_OUT_DIR (default <repo>/target/package).
+# CARGO_TARGET_DIR (where cargo builds), PKG_OUT_DIR (default <repo>/target/package),
+# PKG_MAINTAINER (the Maintainer field, "Name <address>").
 # The packages always install into Debian's PostgreSQL 15 paths, whatever prefix PG_CONFIG has.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -27,7 +28,7 @@ STAGE=$TARGET/package-stage
 # Debian's PostgreSQL 15 layout (postgresql-15): what the extension package installs into.
 DEB_PKGLIBDIR=/usr/lib/postgresql/15/lib
 DEB_EXTDIR=/usr/share/postgresql/15/extension
-MAINTAINER=${PKG_MAINTAINER:-erp_sync maintainers <erp-sync@localhost>}
+MAINTAINER=${PKG_MAINTAINER:-erp_sync maintainers <erp-sync@example.org>}
 
 log() { printf '[package] %s\n' "$*" >&2; }
 die() { printf '[package] error: %s\n' "$*" >&2; exit 1; }
@@ -87,13 +88,14 @@ build_deb() {
 doc_files() {   # copyright + changelog, as every Debian package carries them
   local tree=$1 name=$2 version=$3 doc
   doc=$tree/usr/share/doc/$name
+  local year; year=$(git log -1 --format=%cd --date=format:%Y 2>/dev/null || date +%Y)
   install -d -m 755 "$doc"
   cat >"$doc/copyright" <<EOF
 Format: https://www.debian.org/doc/packaging-manuals/copyright-format/1.0/
 Upstream-Name: erp_sync
 
 Files: *
-Copyright: erp_sync contributors
+Copyright: $year erp_sync contributors
 License: MIT
  Permission is hereby granted, free of charge, to any person obtaining a copy of this software
  and associated documentation files (the "Software"), to deal in the Software without
@@ -145,12 +147,13 @@ Maintainer: $MAINTAINER
 Section: database
 Priority: optional
 Depends: postgresql-15${ext_depends:+, $ext_depends}
-Description: erp_sync extension for PostgreSQL 15 (WeChat platform to Zhibang ERP outbox)
- CREATE EXTENSION erp_sync adds the admission and mapping rules as SQL functions, a
- capture trigger (erp_sync.track()) that turns INSERT/UPDATE on the platform's tables
- into rows of a transactional outbox, and status views. The erp-sync daemon drains the
- outbox into the ERP. Carries the install scripts of released versions and the upgrade
- paths, so ALTER EXTENSION erp_sync UPDATE works. No shared_preload_libraries needed.
+Description: erp_sync extension for PostgreSQL 15 (WeChat platform to Zhibang ERP)
+ CREATE EXTENSION erp_sync adds the admission and mapping rules as SQL
+ functions, a capture trigger (erp_sync.track()) that turns INSERT/UPDATE on
+ the platform's tables into rows of a transactional outbox, and status views.
+ The erp-sync daemon drains the outbox into the ERP. Carries the install
+ scripts of released versions and the upgrade paths, so ALTER EXTENSION
+ erp_sync UPDATE works. No shared_preload_libraries needed.
 EOF
 ext_deb=$(build_deb "$ext" "$EXT_PKG" "$EXT_VERSION")
 
@@ -266,7 +269,9 @@ if [ "$1" = configure ]; then
   # first (systemctl enable --now erp-sync). An upgrade restarts a running unit.
   if [ -d /run/systemd/system ]; then
     systemctl --system daemon-reload >/dev/null 2>&1 || true
-    if [ -n "$2" ]; then systemctl try-restart erp-sync.service >/dev/null 2>&1 || true; fi
+    if [ -n "$2" ] && command -v deb-systemd-invoke >/dev/null 2>&1; then
+      deb-systemd-invoke try-restart erp-sync.service >/dev/null 2>&1 || true
+    fi
   fi
 fi
 exit 0
@@ -277,8 +282,8 @@ cat >"$sc/DEBIAN/prerm" <<'EOF'
 set -e
 case "$1" in
   remove|deconfigure)
-    if [ -d /run/systemd/system ]; then
-      systemctl stop erp-sync.service >/dev/null 2>&1 || true
+    if [ -d /run/systemd/system ] && command -v deb-systemd-invoke >/dev/null 2>&1; then
+      deb-systemd-invoke stop erp-sync.service >/dev/null 2>&1 || true
     fi
     ;;
 esac
@@ -306,7 +311,28 @@ esac
 exit 0
 EOF
 chmod 755 "$sc/DEBIAN/postinst" "$sc/DEBIAN/prerm" "$sc/DEBIAN/postrm"
-install -d -m 755 "$sc/usr/share/doc/$SIDECAR_PKG"
+install -d -m 755 "$sc/usr/share/doc/$SIDECAR_PKG" "$sc/usr/share/lintian/overrides" "$sc/usr/share/man/man1"
+# erp-sync(1), from the binary's own --help texts (no help2man needed).
+man_text() {   # roff-escape: backslashes, and a leading dot or quote
+  sed -e 's/\\/\\e/g' -e "s/^\([.']\)/\\\&\1/"
+}
+{
+  printf '.TH ERP-SYNC 1 "%s" "erp-sync %s" "User Commands"\n' "$(date -u -d "@$(git log -1 --format=%ct 2>/dev/null || date +%s)" +%Y-%m-%d)" "$SIDECAR_VERSION"
+  printf '.SH NAME\nerp-sync \\- sync the erp_sync outbox into Zhibang ERP\n'
+  printf '.SH SYNOPSIS\n.B erp-sync\n[\\fB\\-\\-config\\fR \\fIFILE\\fR] \\fICOMMAND\\fR [\\fIOPTIONS\\fR]\n'
+  printf '.SH DESCRIPTION\n.nf\n'; "$BIN" --help | man_text; printf '.fi\n'
+  for c in run sim login check-config pull reconcile; do
+    printf '.SS %s\n.nf\n' "$c"; "$BIN" "$c" --help | man_text; printf '.fi\n'
+  done
+  printf '.SH FILES\n.TP\n/etc/erp-sync/erp-sync.toml\nconfiguration of erp-sync.service\n'
+  printf '.TP\n/etc/erp-sync/env\nits environment: credentials, ERP_SYNC_<SECTION>_<KEY> overrides\n'
+  printf '.SH SEE ALSO\n/usr/share/doc/erp-sync/README.md\n'
+} | gzip -9n >"$sc/usr/share/man/man1/erp-sync.1.gz"
+chmod 644 "$sc/usr/share/man/man1/erp-sync.1.gz"
+# The config and env files hold credentials: 0640 root:erp-sync on purpose.
+printf '%s: non-standard-file-perm 0640 != 0644 [etc/erp-sync/%s]\n' \
+  "$SIDECAR_PKG" env "$SIDECAR_PKG" erp-sync.toml >"$sc/usr/share/lintian/overrides/$SIDECAR_PKG"
+chmod 644 "$sc/usr/share/lintian/overrides/$SIDECAR_PKG"
 install -m 644 README.md "$sc/usr/share/doc/$SIDECAR_PKG/README.md"
 doc_files "$sc" "$SIDECAR_PKG" "$SIDECAR_VERSION"
 sc_depends=$(shlibs_depends -e"$sc/usr/bin/erp-sync")
@@ -317,18 +343,19 @@ Architecture: $ARCH
 Maintainer: $MAINTAINER
 Section: database
 Priority: optional
-Depends: ${sc_depends:-libc6}, passwd
+Depends: ${sc_depends:-libc6}, adduser
 Recommends: $EXT_PKG
-Description: erp-sync daemon: WeChat middle platform outbox to Zhibang ERP
- Drains the erp_sync extension's outbox into Zhibang International ERP (per-contact
- order, exact khid lookups before every create, read-back of every save, backoff, rate
- and concurrency limits) and writes the results back. Also pulls and reconciles ERP
- customers on a schedule and serves /healthz, /metrics and a status page on loopback.
- erp-sync sim is a vendor-strict ERP simulator for staging.
+Description: sync daemon from the erp_sync outbox to Zhibang ERP
+ Drains the erp_sync extension's outbox into Zhibang International ERP
+ (per-contact order, exact khid lookups before every create, read-back of
+ every save, backoff, rate and concurrency limits) and writes the results
+ back. Also pulls and reconciles ERP customers on a schedule and serves
+ /healthz, /metrics and a status page on loopback. "erp-sync sim" is a
+ vendor-strict ERP simulator for staging.
  .
  The systemd unit erp-sync.service runs as the system user erp-sync with
- /etc/erp-sync/erp-sync.toml and the credentials in /etc/erp-sync/env; it is not
- enabled by the package.
+ /etc/erp-sync/erp-sync.toml and the credentials in /etc/erp-sync/env; it
+ is not enabled by the package.
 EOF
 sc_deb=$(build_deb "$sc" "$SIDECAR_PKG" "$SIDECAR_VERSION")
 

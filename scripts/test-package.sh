@@ -156,7 +156,7 @@ done
 
 if command -v lintian >/dev/null 2>&1; then
   step "lintian (errors fail)"
-  lintian --no-tag-display-limit "$EXT_DEB" "$SC_DEB" >"$WORK/lintian.txt" 2>&1 || true
+  lintian --tag-display-limit 0 "$EXT_DEB" "$SC_DEB" >"$WORK/lintian.txt" 2>&1 || true
   sed 's/^/  /' "$WORK/lintian.txt"
   grep -q '^E:' "$WORK/lintian.txt" && fail "lintian reports errors"
   pass "lintian: no errors"
