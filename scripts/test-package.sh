@@ -206,6 +206,11 @@ if command -v systemd-analyze >/dev/null 2>&1; then
   else echo "  (systemd-analyze verify could not check the unit here: $(head -n 1 "$WORK/verify.log"))"; fi
 fi
 pass "$SC_PKG $SC_VERSION installed: /usr/bin/erp-sync, conffiles 0640 root:$DAEMON_USER, system user $DAEMON_USER (uid $uid, $shell), $unit"
+# The upgrade path of the maintainer scripts (postinst configure <old version>): idempotent.
+dpkg -i "$SC_DEB" >"$WORK/dpkg-sc2.log" 2>&1 || { cat "$WORK/dpkg-sc2.log" >&2; fail "dpkg -i $SC_DEB a second time"; }
+[ "$(id -u "$DAEMON_USER")" = "$uid" ] || fail "reinstalling changed the uid of $DAEMON_USER"
+[ "$(stat -c '%a %U:%G' /etc/erp-sync/env)" = "640 root:$DAEMON_USER" ] || fail "reinstalling changed /etc/erp-sync/env's mode"
+pass "dpkg -i again (postinst configure $SC_VERSION): same user, same modes"
 
 # --- 2. a cluster with the packaged extension ------------------------------------------------
 step "PostgreSQL cluster in $WORK/pg (port $PGPORT, $PGBIN)"
@@ -346,6 +351,6 @@ for f in /usr/bin/erp-sync /etc/erp-sync /lib/systemd/system/erp-sync.service /u
 done
 if [ -n "$(sc_query)" ] || [ -n "$(ext_query)" ]; then fail "dpkg still lists a package after --purge"; fi
 user_note="kept by the package (Debian practice)"
-[ "$USER_EXISTED" = 0 ] && user_note="$user_note; deleted by this test, which created it"
+[ "$USER_EXISTED" = 0 ] && user_note="$user_note; the cleanup deletes it (this test created it)"
 pass "both packages purged, their files are gone; system user $DAEMON_USER $user_note"
 printf '[test-package %s] PASS packages: %s, %s\n' "$(elapsed)" "${EXT_DEB##*/}" "${SC_DEB##*/}"
