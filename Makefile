@@ -4,13 +4,15 @@
 #   make test    the whole suite (unit, pgrx, SQL-file, end-to-end); .ci/run calls this
 #   make bench   long measurements → target/bench/report.md (never part of make test)
 #   make chaos   reliability suite (long version)
+#   make package target/package/*.deb: the extension for PostgreSQL 15 and the erp-sync daemon
+#   make test-package  dpkg -i both packages, CREATE EXTENSION, a short sync, dpkg --purge (in make test)
 
 SHELL      := /bin/bash
 PG_CONFIG  ?= /usr/lib/postgresql/15/bin/pg_config
 PGRX_DATA  ?= /tmp/erp_sync-pgrx-data
 export CARGO_TERM_COLOR ?= never
 
-.PHONY: setup build install-ext test test-unit test-pgrx test-sql test-e2e demo bench chaos
+.PHONY: setup build install-ext test test-unit test-pgrx test-sql test-e2e test-package package demo bench chaos
 
 setup:
 	@scripts/setup.sh
@@ -39,7 +41,19 @@ test-sql: install-ext
 test-e2e: build install-ext
 	cargo test -p e2e --no-fail-fast -- --test-threads=2
 
+# Debian packages (scripts/package.sh): release builds of the extension (cargo pgrx package) and of
+# erp-sync, staged and built with dpkg-deb → target/package/.
+package: setup
+	PG_CONFIG=$(PG_CONFIG) scripts/package.sh
+
+# dpkg -i both packages, CREATE EXTENSION + a short sync with the installed binary, dpkg --purge.
+# Last in `make test`: it leaves the extension files of install-ext as it found them. The
+# extension goes where PG_CONFIG's sharedir is (the system PostgreSQL unless PG_CONFIG says otherwise).
+test-package: package
+	PG_CONFIG=$(PG_CONFIG) scripts/test-package.sh
+
 test: test-unit test-pgrx test-sql test-e2e
+	$(MAKE) test-package
 
 demo: build install-ext
 	@scripts/demo.sh
