@@ -192,6 +192,9 @@ cat >"$sc/etc/erp-sync/env" <<'EOF'
 #ERP_SYNC_ERP_PASSWORD=change-me
 #ERP_SYNC_ERP_PASSWORD_FILE=/etc/erp-sync/erp-password
 #ERP_SYNC_ERP_CUSTOMER_CATEGORY=11
+#
+# The operator page's actions (sync now, retry, ...): a token of at least 16 characters.
+#ERP_SYNC_HTTP_ADMIN_TOKEN=change-me-to-a-long-random-token
 EOF
 chmod 640 "$sc/etc/erp-sync/erp-sync.toml" "$sc/etc/erp-sync/env"   # group set by postinst
 cat >"$sc/lib/systemd/system/erp-sync.service" <<'EOF'
