@@ -256,10 +256,31 @@ pub fn setting_num(key: &str) -> SpiResult<f64> {
     }
 }
 
+/// A boolean setting (`true`/`false`, `on`/`off`, `yes`/`no`, `1`/`0`, any case); anything else
+/// falls back to the default with a WARNING.
+pub fn setting_bool(key: &str) -> SpiResult<bool> {
+    let parse = |v: &str| match v.trim().to_ascii_lowercase().as_str() {
+        "true" | "on" | "yes" | "1" | "t" => Some(true),
+        "false" | "off" | "no" | "0" | "f" => Some(false),
+        _ => None,
+    };
+    let fallback = default_for(key).and_then(parse).unwrap_or(false);
+    match setting(key)? {
+        Some(v) => Ok(parse(&v).unwrap_or_else(|| {
+            pgrx::warning!("erp_sync: setting {key} = {v:?} is not a boolean; using {fallback}");
+            fallback
+        })),
+        None => Ok(fallback),
+    }
+}
+
 pub fn admission_settings() -> SpiResult<AdmissionSettings> {
     Ok(AdmissionSettings {
         min_name_chars: setting_num("admission.min_name_chars")? as i64,
         min_score: setting_num("admission.min_score")?,
+        require_address: setting_bool("admission.require_address")?,
+        require_wechat: setting_bool("admission.require_wechat")?,
+        require_conversation: setting_bool("admission.require_conversation")?,
     })
 }
 

@@ -4,10 +4,18 @@
 //! * `has_mobile`     `phone` is text and normalises to a mainland mobile
 //! * `has_name`       `name` is text with more than `admission.min_name_chars` characters (default 2)
 //! * `is_verified`    `phone_verified` is boolean `true`
-//! * `score_pass`     `score` is a number ≥ `admission.min_score` (default 60)
+//! * `score_pass`     `score` is a number ≥ `admission.min_score` (default 60); a number given as
+//!   text (`'85'`, `' 85 '`, `'85.0'`) counts as that number, other text fails with the reason
 //! * `has_company`    `type` is `company` or `personal`; `company` is required (non-blank) for `company`
 //! * `is_whitelisted` when a `list_status` value is present at all, it must be `white`
 //!   (a contact on the grey list is captured but not admitted; the grey→white upgrade admits it)
+//!
+//! The spec's optional quality requirements, each off by default and checked only when its
+//! setting is `true` (each with its own reason):
+//! * `has_address`      (`admission.require_address`)      `address` is non-blank text (有详细地址)
+//! * `has_wechat`       (`admission.require_wechat`)       `wechat_id` is non-blank text (有微信号)
+//! * `has_conversation` (`admission.require_conversation`) the contact has at least one signal
+//!   (有沟通记录); the caller looks it up and sets [`ContactView::conversation`]
 //!
 //! Missing keys, NULLs and wrong types fail the check with a short reason; nothing here panics.
 //! Platform values quoted in a reason are masked (a phone with [`mask_mobile`], other texts with
@@ -15,7 +23,7 @@
 
 use crate::mask::{mask_mobile, mask_text};
 use crate::mobile::normalize_mobile;
-use crate::numbers::format_number;
+use crate::numbers::{format_number, parse_number};
 use serde_json::{json, Map, Value};
 
 /// A field value as the rules see it, independent of where it came from (jsonb or a heap tuple).
@@ -72,6 +80,11 @@ pub struct ContactView {
     pub kind: Val,
     pub company: Val,
     pub list_status: Val,
+    pub address: Val,
+    pub wechat_id: Val,
+    /// Has the contact at least one signal? `None`: not looked up (only needed when
+    /// `require_conversation` is on; then `None` fails the check as "not known").
+    pub conversation: Option<bool>,
 }
 
 impl ContactView {
@@ -85,6 +98,10 @@ impl ContactView {
             kind: g("type"),
             company: g("company"),
             list_status: g("list_status"),
+            address: g("address"),
+            wechat_id: g("wechat_id"),
+            // a caller that looked it up may say so in the object (erp_sync.admission_check)
+            conversation: obj.get("has_conversation").and_then(Value::as_bool),
         }
     }
 }
@@ -93,6 +110,9 @@ impl ContactView {
 pub struct AdmissionSettings {
     pub min_name_chars: i64,
     pub min_score: f64,
+    pub require_address: bool,
+    pub require_wechat: bool,
+    pub require_conversation: bool,
 }
 
 impl Default for AdmissionSettings {
@@ -100,6 +120,9 @@ impl Default for AdmissionSettings {
         AdmissionSettings {
             min_name_chars: 2,
             min_score: 60.0,
+            require_address: false,
+            require_wechat: false,
+            require_conversation: false,
         }
     }
 }
@@ -202,14 +225,14 @@ pub fn evaluate(c: &ContactView, s: &AdmissionSettings) -> Admission {
 
     check(
         "score_pass",
-        match &c.score {
-            Val::Number(n) if *n >= s.min_score => Ok(()),
-            Val::Number(n) => Err(format!(
+        match score_of(&c.score) {
+            Ok(n) if n >= s.min_score => Ok(()),
+            Ok(n) => Err(format!(
                 "score: {} is below the minimum {}",
-                format_number(*n),
+                format_number(n),
                 format_number(s.min_score)
             )),
-            v => Err(wrong("score", "number", v)),
+            Err(r) => Err(r),
         },
     );
 
@@ -243,10 +266,69 @@ pub fn evaluate(c: &ContactView, s: &AdmissionSettings) -> Admission {
         },
     );
 
+    if s.require_address {
+        check(
+            "has_address",
+            non_blank(
+                "address",
+                &c.address,
+                "no detailed address (admission.require_address)",
+            ),
+        );
+    }
+    if s.require_wechat {
+        check(
+            "has_wechat",
+            non_blank(
+                "wechat_id",
+                &c.wechat_id,
+                "no WeChat id (admission.require_wechat)",
+            ),
+        );
+    }
+    if s.require_conversation {
+        check(
+            "has_conversation",
+            match c.conversation {
+                Some(true) => Ok(()),
+                Some(false) => Err(
+                    "conversation: no communication record yet (admission.require_conversation)"
+                        .into(),
+                ),
+                None => Err(
+                    "conversation: could not be looked up (admission.require_conversation)".into(),
+                ),
+            },
+        );
+    }
+
     Admission {
         passed: reasons.is_empty(),
         checks,
         reasons,
+    }
+}
+
+/// The score as a number: a JSON/SQL number, or a number given as text.
+fn score_of(v: &Val) -> Result<f64, String> {
+    match v {
+        Val::Number(n) => Ok(*n),
+        Val::Text(t) => parse_number(t).ok_or_else(|| {
+            format!(
+                "score: expected a number, got text '{}'",
+                clip(&mask_text(t), 20)
+            )
+        }),
+        v => Err(wrong("score", "number", v)),
+    }
+}
+
+/// An optional requirement: `v` must be text with something other than blanks.
+fn non_blank(field: &str, v: &Val, missing: &str) -> Result<(), String> {
+    match v {
+        Val::Text(t) if !t.trim().is_empty() => Ok(()),
+        Val::Text(_) | Val::Missing | Val::Null => Err(format!("{field}: {missing}")),
+        v => Err(wrong(field, "text", v)),
     }
 }
 
@@ -325,9 +407,15 @@ mod tests {
             ),
             (
                 "score",
-                json!("75"),
+                json!("seventy"),
                 "score_pass",
-                "score: expected number, got text",
+                "score: expected a number, got text 'seventy'",
+            ),
+            (
+                "score",
+                json!("59.5"),
+                "score_pass",
+                "score: 59.5 is below the minimum 60",
             ),
             (
                 "company",
@@ -372,6 +460,64 @@ mod tests {
         assert_eq!(a.reasons.len(), 5);
         assert!(a.checks.contains(&("is_whitelisted", true)));
         assert!(a.reasons.contains(&"phone: missing".to_string()));
+    }
+
+    #[test]
+    fn scores_given_as_text_count_as_numbers() {
+        for score in [json!("85"), json!(" 85 "), json!("85.0"), json!("60")] {
+            let mut c = good();
+            c["score"] = score.clone();
+            assert!(run(c).passed, "{score}");
+        }
+    }
+
+    #[test]
+    fn optional_requirements_are_off_by_default_and_each_has_its_reason() {
+        let mut c = good();
+        c["address"] = json!("  ");
+        c.as_object_mut().map(|o| o.remove("wechat_id"));
+        let obj = c.as_object().cloned().unwrap_or_default();
+        let view = ContactView::from_json(&obj);
+        let off = evaluate(&view, &AdmissionSettings::default());
+        assert!(off.passed);
+        assert_eq!(off.checks.len(), 6, "no optional check unless asked for");
+        let on = AdmissionSettings {
+            require_address: true,
+            require_wechat: true,
+            require_conversation: true,
+            ..AdmissionSettings::default()
+        };
+        let a = evaluate(&view, &on);
+        assert!(!a.passed);
+        assert_eq!(
+            a.reasons,
+            vec![
+                "address: no detailed address (admission.require_address)".to_string(),
+                "wechat_id: no WeChat id (admission.require_wechat)".to_string(),
+                "conversation: could not be looked up (admission.require_conversation)".to_string(),
+            ]
+        );
+        let mut view = view;
+        view.address = Val::Text("上海市浦东新区世纪大道1号".into());
+        view.wechat_id = Val::Text("wx_zhang".into());
+        view.conversation = Some(false);
+        let a = evaluate(&view, &on);
+        assert_eq!(
+            a.reasons,
+            vec![
+                "conversation: no communication record yet (admission.require_conversation)"
+                    .to_string()
+            ]
+        );
+        view.conversation = Some(true);
+        let a = evaluate(&view, &on);
+        assert!(a.passed, "{:?}", a.reasons);
+        assert_eq!(a.checks.len(), 9);
+        view.wechat_id = Val::Number(5.0);
+        assert_eq!(
+            evaluate(&view, &on).reasons,
+            vec!["wechat_id: expected text, got number".to_string()]
+        );
     }
 
     #[test]
@@ -427,6 +573,7 @@ mod tests {
         let s = AdmissionSettings {
             min_name_chars: 1,
             min_score: 80.0,
+            ..AdmissionSettings::default()
         };
         let a = evaluate(&ContactView::from_json(&obj), &s);
         assert_eq!(

@@ -29,5 +29,6 @@ pub mod templates;
 pub use customer::{khid, LY_WECHAT};
 pub use mask::{mask_account, mask_json, mask_mobile, mask_text};
 pub use mobile::normalize_mobile;
+pub use numbers::parse_number;
 pub use score::score_to_value;
 pub use templates::DEFAULT_TEMPLATE_ID;

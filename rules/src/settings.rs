@@ -10,6 +10,9 @@ pub struct SettingDefault {
 pub const DEFAULTS: &[SettingDefault] = &[
     SettingDefault { key: "admission.min_name_chars", default: "2", description: "has_name passes when the name has MORE than this many characters (spec: 长度 > 2)" },
     SettingDefault { key: "admission.min_score", default: "60", description: "score_pass passes when score >= this (spec: 白名单评分 >= 60)" },
+    SettingDefault { key: "admission.require_address", default: "false", description: "true: admission also needs a non-blank address (spec: 有详细地址); off by default" },
+    SettingDefault { key: "admission.require_wechat", default: "false", description: "true: admission also needs a non-blank wechat_id (spec: 有微信号); off by default" },
+    SettingDefault { key: "admission.require_conversation", default: "false", description: "true: admission also needs at least one signal of the contact (spec: 有沟通记录); a new signal then admits a contact held back only for this; off by default" },
     SettingDefault { key: "assign.top_min", default: "80", description: "thread score >= this: assign to a top rep" },
     SettingDefault { key: "assign.regular_min", default: "60", description: "thread score >= this (and < assign.top_min): assign to a regular rep; below: public pool" },
     SettingDefault { key: "template.default", default: crate::templates::DEFAULT_TEMPLATE_SETTING, description: "follow-up template when no keyword matches" },

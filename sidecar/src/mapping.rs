@@ -61,7 +61,7 @@ fn text(v: &Value, key: &str) -> Option<String> {
 fn number(v: &Value, key: &str) -> Option<f64> {
     match v.get(key)? {
         Value::Number(n) => n.as_f64(),
-        Value::String(s) => s.trim().parse().ok(),
+        Value::String(s) => erp_sync_rules::parse_number(s),
         _ => None,
     }
 }

@@ -65,17 +65,21 @@ impl Row {
             kind: self.get("type").clone(),
             company: self.get("company").clone(),
             list_status: self.get("list_status").clone(),
+            address: self.get("address").clone(),
+            wechat_id: self.get("wechat_id").clone(),
+            conversation: None,
         }
     }
 }
 
-/// An integer id / score from a value of any reasonable type (bigint, numeric, '42').
+/// An integer id / score from a value of any reasonable type (bigint, numeric, '42', '85.0').
 pub fn as_i64(v: &Val) -> Option<i64> {
-    match v {
-        Val::Number(n) if n.is_finite() && n.abs() < 9.0e15 => Some(n.floor() as i64),
-        Val::Text(s) => s.trim().parse::<i64>().ok(),
-        _ => None,
-    }
+    let n = match v {
+        Val::Number(n) => *n,
+        Val::Text(s) => erp_sync_rules::parse_number(s)?,
+        _ => return None,
+    };
+    (n.is_finite() && n.abs() < 9.0e15).then(|| n.floor() as i64)
 }
 
 /// Classify a column type the way `json_build_object()` would (the payload lookup), so trigger and
@@ -206,6 +210,8 @@ mod tests {
         assert_eq!(as_i64(&Val::Number(42.0)), Some(42));
         assert_eq!(as_i64(&Val::Text(" 7 ".into())), Some(7));
         assert_eq!(as_i64(&Val::Text("x".into())), None);
+        assert_eq!(as_i64(&Val::Text("85.0".into())), Some(85));
+        assert_eq!(as_i64(&Val::Text("NaN".into())), None);
         assert_eq!(as_i64(&Val::Null), None);
     }
 }

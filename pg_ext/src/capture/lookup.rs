@@ -3,7 +3,7 @@
 
 use crate::config::{self, Tracked};
 use crate::db::{self, TEXT};
-use erp_sync_rules::admission::{self, Admission, ContactView};
+use erp_sync_rules::admission::{self, Admission, AdmissionSettings, ContactView};
 use pgrx::prelude::*;
 use pgrx::spi::SpiResult;
 use serde_json::{Map, Value};
@@ -66,9 +66,41 @@ pub fn contact_admission(contact_id: i64) -> SpiResult<Result<Admission, String>
     Ok(match contact(contact_id)? {
         Lookup::NotTracked => Err("no contact table is tracked".into()),
         Lookup::NotFound => Err(format!("contact {contact_id} not found")),
-        Lookup::Found(row) => Ok(admission::evaluate(
-            &ContactView::from_json(&row),
+        Lookup::Found(row) => Ok(admit(
+            ContactView::from_json(&row),
+            contact_id,
             &config::admission_settings()?,
-        )),
+        )?),
     })
+}
+
+/// Has the contact at least one signal? `None` when no signal table is tracked (the check then
+/// fails as "could not be looked up").
+pub fn has_signal(contact_id: i64) -> SpiResult<Option<bool>> {
+    let Some(t) = config::tracked("signal")? else {
+        return Ok(None);
+    };
+    Ok(Some(fetch(&t, "contact_id", contact_id)?.is_some()))
+}
+
+/// Is a rejection recorded for the contact?
+pub fn rejected(contact_id: i64) -> SpiResult<bool> {
+    Ok(Spi::get_one_with_args::<bool>(
+        "SELECT EXISTS (SELECT 1 FROM erp_sync.rejections WHERE contact_id = $1)",
+        &[contact_id.into()],
+    )?
+    .unwrap_or(false))
+}
+
+/// The one way the extension evaluates admission: `view` of contact `contact_id`, with its
+/// conversation looked up when `admission.require_conversation` asks for it.
+pub fn admit(
+    mut view: ContactView,
+    contact_id: i64,
+    s: &AdmissionSettings,
+) -> SpiResult<Admission> {
+    if s.require_conversation && view.conversation.is_none() {
+        view.conversation = has_signal(contact_id)?;
+    }
+    Ok(admission::evaluate(&view, s))
 }

@@ -5,7 +5,7 @@
 use super::lookup::{self, Lookup};
 use crate::config;
 use crate::error::OrRaise;
-use erp_sync_rules::admission::{self, ContactView};
+use erp_sync_rules::admission::ContactView;
 use erp_sync_rules::khid;
 use erp_sync_rules::mobile::normalize_mobile;
 use pgrx::prelude::*;
@@ -16,10 +16,11 @@ pub fn contact_payload_impl(contact_id: i64) -> pgrx::spi::SpiResult<Option<Valu
     let Lookup::Found(mut row) = lookup::contact(contact_id)? else {
         return Ok(None);
     };
-    let verdict = admission::evaluate(
-        &ContactView::from_json(&row),
+    let verdict = lookup::admit(
+        ContactView::from_json(&row),
+        contact_id,
         &config::admission_settings()?,
-    );
+    )?;
     for f in crate::entities::CONTACT_FIELDS {
         row.entry(f.to_string()).or_insert(Value::Null);
     }

@@ -7,7 +7,7 @@ use super::wake;
 use crate::config;
 use crate::entities::{fields, required, ENTITIES};
 use crate::error::{ErpResult, ErpSyncError, OrRaise};
-use erp_sync_rules::admission::{self, ContactView};
+use erp_sync_rules::admission::ContactView;
 use erp_sync_rules::khid;
 use pgrx::prelude::*;
 use pgrx::spi::quote_literal;
@@ -314,10 +314,11 @@ pub fn request_sync_impl(contact_id: i64) -> ErpResult<Value> {
         }
         Lookup::Found(row) => row,
     };
-    let verdict = admission::evaluate(
-        &ContactView::from_json(&row),
+    let verdict = lookup::admit(
+        ContactView::from_json(&row),
+        contact_id,
         &config::admission_settings()?,
-    );
+    )?;
     let mut batch = Batch::default();
     let status = if verdict.passed {
         batch.clear_rejection(contact_id);

@@ -9,7 +9,9 @@
 //! * thread: new thread, or changed score/summary → `customer` (jz/product changed); new thread
 //!   or a changed assignment tier → `assign` (ref_id = thread id). Only for an admitted contact.
 //! * signal: INSERT → `followup` (ref_id = signal id, template chosen now) for an admitted
-//!   contact, else an outbox row with status `skipped` and the reason in `last_error`.
+//!   contact, else an outbox row with status `skipped` and the reason in `last_error`. With
+//!   `admission.require_conversation` on, a contact rejected before its first signal is admitted
+//!   by it: rejection cleared, `customer` queued ahead of the `followup`.
 //!
 //! Nothing here may fail the platform's write: the whole statement's capture runs in ONE
 //! subtransaction (see [`super::guard`]); on failure every row it saw is recorded as `skipped`.
@@ -21,7 +23,7 @@ use super::outbox::{is_coalesce_race, Batch, Coalesce};
 use super::transition;
 use super::wake;
 use crate::config;
-use erp_sync_rules::admission::{self, Admission, AdmissionSettings, Val};
+use erp_sync_rules::admission::{Admission, AdmissionSettings, Val};
 use erp_sync_rules::assignment::tier_for;
 use erp_sync_rules::templates::pick_template;
 use pgrx::prelude::*;
@@ -123,7 +125,7 @@ fn handle(trigger: &PgTrigger<'_>, seen: &Seen, coalesce: Coalesce) -> SpiResult
         "contact" => {
             let settings = config::admission_settings()?;
             for (new, old) in &rows {
-                on_contact(op, new, old.as_ref(), &settings, &mut batch, seen);
+                on_contact(op, new, old.as_ref(), &settings, &mut batch, seen)?;
             }
         }
         "thread" => {
@@ -144,12 +146,20 @@ fn handle(trigger: &PgTrigger<'_>, seen: &Seen, coalesce: Coalesce) -> SpiResult
             let mut contacts = Admissions::default();
             let default = config::setting_num("template.default")? as i32;
             let templates = config::templates()?;
+            let conversation_admits = config::admission_settings()?.require_conversation;
             for (new, _) in &rows {
                 let template = match new.get("content") {
                     Val::Text(content) => pick_template(content, &templates, default),
                     _ => default,
                 };
-                on_signal(new, template, &mut contacts, &mut batch, seen)?;
+                on_signal(
+                    new,
+                    template,
+                    conversation_admits,
+                    &mut contacts,
+                    &mut batch,
+                    seen,
+                )?;
             }
         }
         _ => {}
@@ -167,10 +177,10 @@ fn on_contact(
     settings: &AdmissionSettings,
     batch: &mut Batch,
     seen: &Seen,
-) {
+) -> SpiResult<()> {
     if let Some(old) = old {
         if !new.changed_from(old, &[]) {
-            return; // nothing the ERP sees changed
+            return Ok(()); // nothing the ERP sees changed
         }
     }
     let Some(id) = new.int("id") else {
@@ -178,10 +188,10 @@ fn on_contact(
             "erp_sync: contact row without a usable id ({:?}); not captured",
             new.raw("id")
         );
-        return;
+        return Ok(());
     };
     seen.borrow_mut().push((id, "customer", None));
-    let verdict = admission::evaluate(&new.contact_view(), settings);
+    let verdict = lookup::admit(new.contact_view(), id, settings)?;
     if verdict.passed {
         batch.enqueue(id, "customer", None);
         if op == Op::Update {
@@ -190,6 +200,7 @@ fn on_contact(
     } else {
         batch.reject(id, &verdict);
     }
+    Ok(())
 }
 
 /// Admission of the contacts a statement's threads / signals refer to, looked up once each.
@@ -249,9 +260,12 @@ fn on_thread(
     Ok(())
 }
 
+/// `conversation_admits`: `admission.require_conversation` is on, so this signal may be what
+/// admits a contact held back until now (its rejection is cleared and its customer queued first).
 fn on_signal(
     new: &Row,
     template: i32,
+    conversation_admits: bool,
     contacts: &mut Admissions,
     batch: &mut Batch,
     seen: &Seen,
@@ -277,7 +291,13 @@ fn on_signal(
     seen.borrow_mut()
         .push((contact_id, "followup", Some(signal_id)));
     match contacts.of(contact_id)? {
-        Ok(verdict) if verdict.passed => batch.enqueue_followup(contact_id, signal_id, template),
+        Ok(verdict) if verdict.passed => {
+            if conversation_admits && lookup::rejected(contact_id)? {
+                batch.clear_rejection(contact_id);
+                batch.enqueue(contact_id, "customer", None);
+            }
+            batch.enqueue_followup(contact_id, signal_id, template)
+        }
         Ok(verdict) => {
             let reason = format!("contact not admitted: {}", verdict.reasons.join("; "));
             batch.skip(

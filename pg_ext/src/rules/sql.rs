@@ -18,7 +18,7 @@ fn admission_check(contact: JsonB) -> JsonB {
     JsonB(evaluate_json(&contact.0, &s))
 }
 
-/// Pure admission with explicit thresholds (IMMUTABLE).
+/// Pure admission with explicit thresholds and none of the optional requirements (IMMUTABLE).
 #[pg_extern(immutable, strict, parallel_safe)]
 fn admission_evaluate(contact: JsonB, min_name_chars: i32, min_score: f64) -> JsonB {
     JsonB(evaluate_json(
@@ -26,6 +26,7 @@ fn admission_evaluate(contact: JsonB, min_name_chars: i32, min_score: f64) -> Js
         &AdmissionSettings {
             min_name_chars: min_name_chars.into(),
             min_score,
+            ..AdmissionSettings::default()
         },
     ))
 }
