@@ -26,6 +26,20 @@ pub fn chromium() -> Result<String> {
     bail!("headless Chromium is required but /usr/bin/chromium is missing: run scripts/setup.sh (apt-get install -y chromium)")
 }
 
+/// Flags of every headless run here: no sandbox (tests run as root), no GPU, nothing fetched from
+/// the network but the page under test.
+pub const HEADLESS_ARGS: &[&str] = &[
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--disable-dev-shm-usage",
+];
+
 pub struct Browser {
     child: Child,
     ws: WebSocket<MaybeTlsStream<TcpStream>>,
@@ -38,16 +52,8 @@ impl Browser {
     pub fn launch() -> Result<Browser> {
         let profile = tempfile::tempdir()?;
         let mut child = Command::new(chromium()?)
+            .args(HEADLESS_ARGS)
             .args([
-                "--headless",
-                "--no-sandbox",
-                "--disable-gpu",
-                "--disable-quic",
-                "--no-first-run",
-                "--disable-background-networking",
-                "--disable-component-update",
-                "--disable-sync",
-                "--disable-dev-shm-usage",
                 "--remote-debugging-address=127.0.0.1",
                 "--remote-debugging-port=0",
                 "--window-size=1280,1400",

@@ -5,7 +5,7 @@
 
 mod sync_util;
 
-use anyhow::{bail, Context, Result};
+use anyhow::{Context, Result};
 use e2e::{free_port, wait_until, workspace_root};
 use serde_json::{json, Value};
 use std::io::{BufRead, BufReader, Read, Write};
@@ -90,30 +90,11 @@ fn http_get(url: &str) -> Result<(u16, String)> {
     Ok((status, resp.text()?))
 }
 
-fn chromium() -> Result<String> {
-    for c in ["/usr/bin/chromium", "/usr/bin/chromium-browser"] {
-        if std::path::Path::new(c).exists() {
-            return Ok(c.to_string());
-        }
-    }
-    bail!("headless Chromium is required for the status page test but /usr/bin/chromium is missing: run scripts/setup.sh (apt-get install -y chromium)")
-}
-
 fn chromium_cmd(profile: &std::path::Path) -> Result<Command> {
-    let mut cmd = Command::new(chromium()?);
-    cmd.args([
-        "--headless",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-quic",
-        "--no-first-run",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-        "--disable-dev-shm-usage",
-        "--virtual-time-budget=5000",
-    ])
-    .arg(format!("--user-data-dir={}", profile.display()));
+    let mut cmd = Command::new(e2e::browser::chromium()?);
+    cmd.args(e2e::browser::HEADLESS_ARGS)
+        .arg("--virtual-time-budget=5000")
+        .arg(format!("--user-data-dir={}", profile.display()));
     Ok(cmd)
 }
 

@@ -86,9 +86,6 @@ impl Service for Alerts {
     fn name(&self) -> &str {
         "alerts"
     }
-    fn first(self: Arc<Self>, now: DateTime<Utc>) -> BoxFuture<'static, Option<DateTime<Utc>>> {
-        futures::future::ready(Some(now)).boxed()
-    }
     fn next(&self, at: DateTime<Utc>, now: DateTime<Utc>) -> Option<DateTime<Utc>> {
         next_every(Duration::from_millis(self.cfg.check_interval_ms), at, now)
     }

@@ -24,8 +24,10 @@ use crate::config::Config;
 pub trait Service: Send + Sync + 'static {
     /// Its name in logs.
     fn name(&self) -> &str;
-    /// When it is first due, given the start-up time (`None`: never).
-    fn first(self: Arc<Self>, now: DateTime<Utc>) -> BoxFuture<'static, Option<DateTime<Utc>>>;
+    /// When it is first due, given the start-up time (`None`: never). Default: at start-up.
+    fn first(self: Arc<Self>, now: DateTime<Utc>) -> BoxFuture<'static, Option<DateTime<Utc>>> {
+        futures::future::ready(Some(now)).boxed()
+    }
     /// When it is due after the run that was due at `at` and started at `now`.
     fn next(&self, at: DateTime<Utc>, now: DateTime<Utc>) -> Option<DateTime<Utc>>;
     /// One run, for the period due at `at`. It should return soon after `stop` turns true.
@@ -267,9 +269,6 @@ mod tests {
         fn name(&self) -> &str {
             "probe"
         }
-        fn first(self: Arc<Self>, now: DateTime<Utc>) -> BoxFuture<'static, Option<DateTime<Utc>>> {
-            async move { Some(now) }.boxed()
-        }
         fn next(&self, at: DateTime<Utc>, now: DateTime<Utc>) -> Option<DateTime<Utc>> {
             next_every(self.period, at, now)
         }
@@ -401,12 +400,6 @@ mod tests {
         impl Service for Stubborn {
             fn name(&self) -> &str {
                 "stubborn"
-            }
-            fn first(
-                self: Arc<Self>,
-                now: DateTime<Utc>,
-            ) -> BoxFuture<'static, Option<DateTime<Utc>>> {
-                async move { Some(now) }.boxed()
             }
             fn next(&self, _: DateTime<Utc>, _: DateTime<Utc>) -> Option<DateTime<Utc>> {
                 None

@@ -46,9 +46,6 @@ impl Service for Retention {
     fn name(&self) -> &str {
         "retention"
     }
-    fn first(self: Arc<Self>, now: DateTime<Utc>) -> BoxFuture<'static, Option<DateTime<Utc>>> {
-        futures::future::ready(Some(now)).boxed()
-    }
     fn next(&self, at: DateTime<Utc>, now: DateTime<Utc>) -> Option<DateTime<Utc>> {
         next_every(Duration::from_millis(self.cfg.interval_ms), at, now)
     }
