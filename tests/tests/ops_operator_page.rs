@@ -3,7 +3,8 @@
 //! click without signing in is refused and changes nothing; a wrong token is refused; signed in,
 //! a search by mobile finds the contact with its mobile masked, "sync now" on a contact whose
 //! sync failed makes it synced — on the page and in SQL — and the action is audited with the
-//! operator's name; requests without the CSRF token or from another origin are refused. Times
+//! operator's name; "retry" revives the dead row and "roll back" undoes the create in the ERP
+//! (the sidecar's role may run both); requests without the CSRF token or from another origin are refused. Times
 //! are shown at the configured offset, labelled. The sidecar runs as a role granted only
 //! `erp_sync_worker`.
 
@@ -200,6 +201,48 @@ fn operator_searches_syncs_now_and_is_audited() -> Result<()> {
     let shot = std::path::Path::new("/tmp/erp_sync_operator.png");
     assert!(b.screenshot(shot)? > 10_000, "screenshot");
 
+    // ---- retry the dead row, roll back the create: the sidecar's role may do both ----
+    let act = |b: &mut Browser, selector: &str| -> Result<String> {
+        b.eval("delete document.body.dataset.lastAction")?;
+        b.click(selector)?;
+        assert!(
+            b.wait_for("document.body.dataset.lastAction === 'ok'", WAIT)?,
+            "{selector}: {:?}",
+            b.text("#action-msg")?
+        );
+        Ok(b.text("#action-msg")?.unwrap_or_default())
+    };
+    let msg = act(&mut b, "#tl-outbox button[data-action='retry']")?;
+    assert!(msg.contains("1 dead row(s) back to pending"), "{msg}");
+    w.settle(WAIT, &[&s])?;
+    assert_eq!(
+        w.count(&format!("SELECT count(*) FROM erp_sync.outbox WHERE contact_id::text = '{failed}' AND status = 'dead'"))?,
+        0
+    );
+    let create = w.count(&format!(
+        "SELECT id FROM erp_sync.sync_log WHERE contact_id::text = '{failed}' AND action = 'create' AND outcome = 'success'"
+    ))?;
+    b.click(&format!(
+        "{row} button[data-contact='{failed}']:not([data-action])"
+    ))?;
+    assert!(b.wait_for(
+        &format!("!!document.querySelector(\"#tl-log button[data-log='{create}']\")"),
+        WAIT
+    )?);
+    let msg = act(&mut b, &format!("#tl-log button[data-log='{create}']"))?;
+    assert!(msg.contains("rollback queued"), "{msg}");
+    w.settle(WAIT, &[&s])?;
+    assert_eq!(
+        w.count(&format!("SELECT count(*) FROM erp_sync.sync_log WHERE id = {create} AND rolled_back_at IS NOT NULL"))?,
+        1,
+        "the create was rolled back: {}",
+        s.proc.output()
+    );
+    assert!(
+        w.erp_by_khid(&format!("WX{failed}"))?.is_empty(),
+        "the ERP customer is gone"
+    );
+
     // ---- without the CSRF token, or from another origin: refused ----
     let cookie = b
         .call("Network.getAllCookies", json!({}))?
@@ -228,8 +271,8 @@ fn operator_searches_syncs_now_and_is_audited() -> Result<()> {
     assert_eq!(r.status().as_u16(), 403, "another origin");
     assert_eq!(
         w.count("SELECT count(*) FROM erp_sync.operator_actions")?,
-        1,
-        "refused requests did nothing"
+        3,
+        "sync_now, retry, rollback; refused requests did nothing"
     );
     drop(s);
     Ok(())
