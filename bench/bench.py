@@ -302,6 +302,14 @@ def render_write_path(wp, params):
                 return "—"
             return fmt_tps(m, k) + ("" if k == "a" else f" ({fmt_ratio(r.get(f'ratio_{k}_over_a'))})")
         lines.append(f"| {w} | " + " | ".join(cell(k) for k in ("a", "b_idle", "b_busy", "c", "d", "e")) + " |")
+    lines += ["", "Spread of the rounds, max/min TPS per variant: how much the shared machine moved during this "
+              "run; differences between variants smaller than this are not resolved by it.", "",
+              "| workload | (a) | (b) idle | (b) busy | (c) | (d) | (e) |", "|---|---|---|---|---|---|---|"]
+    for w in ws:
+        smp = wp[w].get("samples", {})
+        lines.append(f"| {w} | " + " | ".join(
+            fmt_ratio(max(smp[k]) / min(smp[k])) if smp.get(k) and min(smp[k]) > 0 else "—"
+            for k in ("a", "b_idle", "b_busy", "c", "d", "e")) + " |")
     lines += ["", "Issue 15's targets, as measured in this run (a measurement, not a pass/fail): "
               "erp_sync ≥ 0.9 × the floor (b/e) and ≥ 1.3 × PgQ (b/d), on single-row and 100-row INSERT.", "",
               "| workload | b/e idle | b/e busy | target b/e | b/d idle | b/d busy | target b/d |",
