@@ -3,8 +3,29 @@
 
 Writes target/bench/report.md and target/bench/report.json. Never part of `make test`.
 Sections (each runs in a fresh throwaway cluster started by scripts/pgcluster.sh):
-  write_path   pgbench TPS of single-row INSERT / UPDATE and 100-row INSERT on mp.contacts:
-               (a) no trigger, (b) erp_sync.track, (c) a hand-written PL/pgSQL outbox trigger.
+  write_path   pgbench TPS of single-row INSERT / UPDATE of a tracked column / 100-row INSERT on
+               mp.contacts, one database per variant in one cluster:
+               (a) no trigger (every ratio's denominator);
+               (b) erp_sync.track, measured twice: sidecar idle (one NOTIFY per transaction) and busy;
+               (c) a hand-written PL/pgSQL outbox trigger: admission regexes, to_jsonb(NEW), NOTIFY
+                   (bench/plain_trigger.sql);
+               (d) PgQ (Debian's postgresql-15-pgq3, the queue behind Londiste): the C row trigger
+                   pgq.logutriga('erp_sync_bench') URL-encodes each row into the queue's event table,
+                   no ticker (bench/pgq_trigger.sql) -- what a mature C capture costs the writer;
+               (e) the floor: one AFTER ... FOR EACH STATEMENT trigger per event with a transition
+                   table, appending ONE row (txid, array of the changed ids) per statement to an
+                   unindexed table (bench/floor_trigger.sql) -- the lower bound of any capture.
+               Reported: median TPS, ratios to (a), b/c, and issue 15's targets as measurements
+               (b/e >= 0.9, b/d >= 1.3 on single-row and 100-row INSERT; no exit code).
+               Method (issue 15's): release build, pgbench -c 4 (-j 2), BENCH_SECONDS (8) s x
+               BENCH_ROUNDS (3) rounds, each round runs the variants one after another (a, b idle,
+               b busy, c, d, e), median of the rounds; fsync and synchronous_commit on
+               (BENCH_WP_FSYNC=off to change). BENCH_SECONDS/BENCH_ROUNDS apply to every variant alike
+               (they are interleaved, so they share them); for short runs while developing,
+               BENCH_WP_VARIANTS (e.g. a,b,e; (a) is always run) and BENCH_WP_WORKLOADS (e.g.
+               insert_1,insert_100) pick a subset. Time: 6 runs x 3 workloads x rounds x seconds of
+               pgbench (432 s at the defaults) plus ~20 s of setup. Without the pgq extension the
+               report says so and (d) is left out.
   latency      COMMIT of a contact insert -> first ERP request arriving at the simulator, idle
                sidecar, p50/p99 (BENCH_LATENCY_SAMPLES, default 1000).
   throughput   contacts fully synced per second (release sidecar, real simulator): zero latency
@@ -14,7 +35,7 @@ Sections (each runs in a fresh throwaway cluster started by scripts/pgcluster.sh
   scale        drain rate with 10,000 vs 1,000,000 finished rows in outbox and sync_log
                (BENCH_SCALE_SMALL/BENCH_SCALE_BIG/BENCH_SCALE_CONTACTS), peak RSS of the sidecar while
                draining BENCH_RSS_ROWS pending rows, CPU per synced contact.
-Environment of the sync sections: clusters run with PG_FSYNC=off like the e2e tests (BENCH_FSYNC=on
+Environment of the sync sections (not write_path): clusters run with PG_FSYNC=off like the e2e tests (BENCH_FSYNC=on
 to change), sidecar log level RUST_LOG=info (its default), rate limit off, concurrency 5.
 """
 import argparse
@@ -47,12 +68,14 @@ def free_port():
 
 
 class Cluster:
-    def __init__(self, fsync=None):
+    def __init__(self, fsync=None, sync_commit=None):
         self.dir = tempfile.mkdtemp(prefix="erp_sync_bench")
         self.port = free_port()
         env = dict(os.environ)
         if fsync is not None:
             env["PG_FSYNC"] = fsync
+        if sync_commit is not None:
+            env["PG_SYNC_COMMIT"] = sync_commit
         subprocess.run([ROOT / "scripts/pgcluster.sh", "start", self.dir, str(self.port)], check=True, env=env)
 
     def psql(self, db, sql=None, file=None):
@@ -103,19 +126,53 @@ FROM generate_series(1, 100) g;
 """
 
 
+# The write-path variants: (a)-(c) as before, (d) PgQ and (e) the floor (issue 15). Each has a
+# database of its own in one cluster; (b) is measured twice, with the sidecar idle and busy.
+VARIANTS = {
+    "a": "no trigger",
+    "b": "erp_sync.track",
+    "c": "PL/pgSQL outbox + NOTIFY (bench/plain_trigger.sql)",
+    "d": "PgQ pgq.logutriga, C (bench/pgq_trigger.sql)",
+    "e": "floor: statement trigger, one unindexed row of ids per statement (bench/floor_trigger.sql)",
+}
+WORKLOADS = {"insert_1": INSERT_ONE, "update_1": UPDATE_ONE, "insert_100": INSERT_100}
+
+
+def csv_env(name, default, allowed):
+    vals = [v.strip() for v in os.environ.get(name, default).split(",") if v.strip()]
+    bad = [v for v in vals if v not in allowed]
+    if bad or not vals:
+        raise SystemExit(f"{name}={os.environ.get(name)!r}: expected a comma-separated subset of "
+                         f"{','.join(allowed)}")
+    return vals
+
+
 def setup_variant(cluster, db, variant):
     cluster.psql("postgres", f"CREATE DATABASE {db}")
     cluster.psql(db, "CREATE EXTENSION erp_sync")
     cluster.psql(db, file=ROOT / "sql/middle_platform.sql")
-    if variant in ("a", "c"):
+    if variant != "b":
         cluster.psql(db, "SELECT erp_sync.untrack('mp.contacts')")
     if variant == "c":
         cluster.psql(db, file=ROOT / "bench/plain_trigger.sql")
+    if variant == "d":
+        cluster.psql(db, file=ROOT / "bench/pgq_trigger.sql")
+    if variant == "e":
+        cluster.psql(db, file=ROOT / "bench/floor_trigger.sql")
     # rows for the UPDATE workload
     cluster.psql(db, """INSERT INTO mp.contacts (type, name, phone, phone_verified, score, list_status)
                         SELECT 'personal', '李四光' || g, '137' || lpad(g::text, 8, '0'), true, 70, 'white'
                         FROM generate_series(1, 20000) g""")
     cluster.psql(db, "VACUUM ANALYZE")
+
+
+def pgq_unavailable(cluster):
+    """None when the pgq extension can be created in this cluster, else the reason it cannot."""
+    if cluster.psql("postgres", "SELECT count(*) FROM pg_available_extensions WHERE name = 'pgq'") == "0":
+        return (f"PgQ not installed: no pgq extension in {PGBIN.parent} (Debian: apt-get install "
+                "postgresql-15-pgq3, done by scripts/setup.sh; scripts/bench.sh copies its files into a "
+                "relocated PostgreSQL named by PG_CONFIG)")
+    return None
 
 
 def set_worker_idle(cluster, db, idle):
@@ -126,42 +183,153 @@ def set_worker_idle(cluster, db, idle):
                          f"VALUES ('bench', {str(idle).lower()}, now() + interval '1 day', now())")
 
 
+def ratio(med, x, y):
+    return med[x] / med[y] if x in med and y in med and med[y] else None
+
+
 def write_path(args):
-    cluster = Cluster()
+    # The issue's method: fsync (and synchronous_commit) on, whatever PG_FSYNC the caller exported.
+    fsync = os.environ.get("BENCH_WP_FSYNC", "on")
+    cluster = Cluster(fsync=fsync, sync_commit=fsync)
     try:
-        variants = {"a": "bench_a", "b": "bench_b", "c": "bench_c"}
-        for v, db in variants.items():
-            setup_variant(cluster, db, v)
-        workloads = {"insert_1": (INSERT_ONE, args.clients), "update_1": (UPDATE_ONE, args.clients),
-                     "insert_100": (INSERT_100, args.clients)}
+        wanted = csv_env("BENCH_WP_VARIANTS", "a,b,c,d,e", list(VARIANTS))
+        if "a" not in wanted:
+            wanted.insert(0, "a")   # every ratio is against (a) of the same run
+        workloads = csv_env("BENCH_WP_WORKLOADS", ",".join(WORKLOADS), list(WORKLOADS))
+        skipped = {}
+        if "d" in wanted:
+            why = pgq_unavailable(cluster)
+            if why:
+                skipped["d"] = why
+        variants = []
+        for v in VARIANTS:
+            if v not in wanted or v in skipped:
+                continue
+            try:
+                setup_variant(cluster, f"bench_{v}", v)
+                variants.append(v)
+            except subprocess.CalledProcessError as e:
+                if v != "d":
+                    raise
+                skipped["d"] = "PgQ setup failed: " + (e.stderr or "").strip()
+        for v, why in skipped.items():
+            print(f"[write_path] variant ({v}) skipped: {why}", file=sys.stderr)
+        # (b) twice per round: idle sidecar (one NOTIFY per transaction), busy sidecar (none)
+        runs = [(k, v) for v in variants for k in ((["b_idle", "b_busy"]) if v == "b" else [v])]
         results = {}
-        for wname, (script, clients) in workloads.items():
-            samples = {"a": [], "b_idle": [], "b_busy": [], "c": []}
+        for wname in workloads:
+            script = WORKLOADS[wname]
+            samples = {k: [] for k, _ in runs}
             for _ in range(args.rounds):
                 # interleave the variants so machine noise hits them alike
-                samples["a"].append(pgbench(cluster, "bench_a", script, args.seconds, clients))
-                set_worker_idle(cluster, "bench_b", True)
-                samples["b_idle"].append(pgbench(cluster, "bench_b", script, args.seconds, clients))
-                set_worker_idle(cluster, "bench_b", False)
-                samples["b_busy"].append(pgbench(cluster, "bench_b", script, args.seconds, clients))
-                samples["c"].append(pgbench(cluster, "bench_c", script, args.seconds, clients))
+                for key, v in runs:
+                    if key == "b_idle":
+                        set_worker_idle(cluster, "bench_b", True)
+                    elif key == "b_busy":
+                        set_worker_idle(cluster, "bench_b", False)
+                    samples[key].append(pgbench(cluster, f"bench_{v}", script, args.seconds, args.clients))
             med = {k: statistics.median(v) for k, v in samples.items()}
-            results[wname] = {
-                "tps_median": med,
-                "samples": samples,
-                "ratio_b_idle_over_a": med["b_idle"] / med["a"],
-                "ratio_b_busy_over_a": med["b_busy"] / med["a"],
-                "ratio_b_idle_over_c": med["b_idle"] / med["c"],
-                "ratio_b_busy_over_c": med["b_busy"] / med["c"],
-            }
+            r = {"tps_median": med, "samples": samples}
+            for x in ("b_idle", "b_busy", "c", "d", "e"):
+                r[f"ratio_{x}_over_a"] = ratio(med, x, "a")
+            for b in ("b_idle", "b_busy"):
+                for y in ("c", "d", "e"):
+                    r[f"ratio_{b}_over_{y}"] = ratio(med, b, y)
+            results[wname] = r
             print(f"[write_path] {wname}: " + ", ".join(f"{k}={v:.0f} tps" for k, v in med.items()),
                   file=sys.stderr)
-        results["params"] = {"clients": args.clients, "seconds": args.seconds, "rounds": args.rounds}
-        outbox = int(cluster.psql("bench_b", "SELECT count(*) FROM erp_sync.outbox"))
-        results["outbox_rows_written_b"] = outbox
+        results["params"] = {"clients": args.clients, "threads": min(args.clients, 2),
+                             "seconds": args.seconds, "rounds": args.rounds, "fsync": fsync,
+                             "synchronous_commit": fsync, "variants": variants, "workloads": workloads}
+        results["variants"] = {v: VARIANTS[v] for v in variants}
+        results["skipped"] = skipped
+        # What each capture wrote, to show it fired (counts over all workloads and rounds).
+        written = {}
+        if "b" in variants:
+            written["b_outbox_rows"] = int(cluster.psql("bench_b", "SELECT count(*) FROM erp_sync.outbox"))
+        if "c" in variants:
+            written["c_plain_outbox_rows"] = int(cluster.psql("bench_c", "SELECT count(*) FROM mp.plain_outbox"))
+        if "d" in variants:
+            written["d_pgq_events"] = int(cluster.psql("bench_d", "SELECT count(*) FROM pgq.event_template"))
+        if "e" in variants:
+            rows, ids = cluster.psql("bench_e", "SELECT count(*), coalesce(sum(cardinality(ids)), 0) "
+                                                "FROM mp.floor_log").split("|")
+            written["e_floor_rows"], written["e_floor_ids"] = int(rows), int(ids)
+        results["rows_written"] = written
+        if "b_outbox_rows" in written:
+            results["outbox_rows_written_b"] = written["b_outbox_rows"]
         return results
     finally:
         cluster.stop()
+
+
+def fmt_tps(m, k):
+    return f"{m[k]:,.0f}" if k in m else "—"
+
+
+def fmt_ratio(x):
+    return f"{x:.2f}" if x is not None else "—"
+
+
+def render_write_path(wp, params):
+    p = wp.get("params", params)
+    lines = ["## 1. Write-path cost of capture (pgbench, "
+             f"{p['clients']} clients, {p['seconds']} s × "
+             f"{p['rounds']} interleaved rounds, median TPS, fsync {p.get('fsync', 'on')})", "",
+             "| workload | (a) no trigger | (b) erp_sync idle sidecar | (b) busy sidecar | (c) PL/pgSQL + NOTIFY | b/a idle | b/a busy | b/c idle | b/c busy |",
+             "|---|---|---|---|---|---|---|---|---|"]
+    ws = [w for w in ("insert_1", "update_1", "insert_100") if w in wp]
+    for w in ws:
+        r = wp[w]
+        m = r["tps_median"]
+        lines.append(f"| {w} | {fmt_tps(m, 'a')} | {fmt_tps(m, 'b_idle')} | {fmt_tps(m, 'b_busy')} | "
+                     f"{fmt_tps(m, 'c')} | {fmt_ratio(r.get('ratio_b_idle_over_a'))} | "
+                     f"{fmt_ratio(r.get('ratio_b_busy_over_a'))} | {fmt_ratio(r.get('ratio_b_idle_over_c'))} | "
+                     f"{fmt_ratio(r.get('ratio_b_busy_over_c'))} |")
+    lines += ["", "Targets: b/a ≥ 0.85, b/c ≥ 1.6. TPS of insert_100 counts transactions of 100 rows.",
+              "Idle/busy is the sidecar state the trigger reads from erp_sync.workers (idle ⇒ one NOTIFY per transaction).", ""]
+    if "params" not in wp or "variants" not in wp:
+        return lines   # a report.json written before the PgQ and floor variants existed
+    lines += ["### Against PgQ and the floor (issue 15's layout: median TPS, ratio to (a) in brackets)", "",
+              "| workload | (a) no trigger | (b) erp_sync.track idle | (b) busy | (c) PL/pgSQL outbox + NOTIFY | (d) PgQ `pgq.logutriga` (C) | (e) floor: statement trigger, one unindexed row of ids per statement |",
+              "|---|---|---|---|---|---|---|"]
+    for w in ws:
+        r = wp[w]
+        m = r["tps_median"]
+
+        def cell(k):
+            if k not in m:
+                return "—"
+            return fmt_tps(m, k) + ("" if k == "a" else f" ({fmt_ratio(r.get(f'ratio_{k}_over_a'))})")
+        lines.append(f"| {w} | " + " | ".join(cell(k) for k in ("a", "b_idle", "b_busy", "c", "d", "e")) + " |")
+    lines += ["", "Spread of the rounds, max/min TPS per variant: how much the shared machine moved during this "
+              "run; differences between variants smaller than this are not resolved by it.", "",
+              "| workload | (a) | (b) idle | (b) busy | (c) | (d) | (e) |", "|---|---|---|---|---|---|---|"]
+    for w in ws:
+        smp = wp[w].get("samples", {})
+        lines.append(f"| {w} | " + " | ".join(
+            fmt_ratio(max(smp[k]) / min(smp[k])) if smp.get(k) and min(smp[k]) > 0 else "—"
+            for k in ("a", "b_idle", "b_busy", "c", "d", "e")) + " |")
+    lines += ["", "Issue 15's targets, as measured in this run (a measurement, not a pass/fail): "
+              "erp_sync ≥ 0.9 × the floor (b/e) and ≥ 1.3 × PgQ (b/d), on single-row and 100-row INSERT.", "",
+              "| workload | b/e idle | b/e busy | target b/e | b/d idle | b/d busy | target b/d |",
+              "|---|---|---|---|---|---|---|"]
+    for w in ws:
+        r = wp[w]
+        lines.append(f"| {w} | {fmt_ratio(r.get('ratio_b_idle_over_e'))} | {fmt_ratio(r.get('ratio_b_busy_over_e'))} | "
+                     f"{'0.9' if w != 'update_1' else '—'} | {fmt_ratio(r.get('ratio_b_idle_over_d'))} | "
+                     f"{fmt_ratio(r.get('ratio_b_busy_over_d'))} | {'1.3' if w != 'update_1' else '—'} |")
+    lines.append("")
+    for v, why in wp.get("skipped", {}).items():
+        lines += [f"**Variant ({v}) not measured:** {why}", ""]
+    unselected = [v for v in VARIANTS if v not in p["variants"] and v not in wp.get("skipped", {})]
+    if unselected:
+        lines += [f"Variants not selected in this run (BENCH_WP_VARIANTS): {', '.join(unselected)}.", ""]
+    wr = wp.get("rows_written", {})
+    if wr:
+        lines += ["Rows the captures wrote over the whole section (they fired): "
+                  + ", ".join(f"{k} {v:,}" for k, v in wr.items()) + ".", ""]
+    return lines
 
 
 def render(report):
@@ -170,20 +338,7 @@ def render(report):
              f"Machine: {os.cpu_count()} cores; run at {time.strftime('%Y-%m-%d %H:%M:%S %Z')}.", ""]
     wp = report.get("write_path")
     if wp:
-        p = wp.get("params", report["params"])
-        lines += ["## 1. Write-path cost of capture (pgbench, "
-                  f"{p['clients']} clients, {p['seconds']} s × "
-                  f"{p['rounds']} interleaved rounds, median TPS)", "",
-                  "| workload | (a) no trigger | (b) erp_sync idle sidecar | (b) busy sidecar | (c) PL/pgSQL + NOTIFY | b/a idle | b/a busy | b/c idle | b/c busy |",
-                  "|---|---|---|---|---|---|---|---|---|"]
-        for w in ("insert_1", "update_1", "insert_100"):
-            r = wp[w]
-            m = r["tps_median"]
-            lines.append(f"| {w} | {m['a']:.0f} | {m['b_idle']:.0f} | {m['b_busy']:.0f} | {m['c']:.0f} | "
-                         f"{r['ratio_b_idle_over_a']:.2f} | {r['ratio_b_busy_over_a']:.2f} | "
-                         f"{r['ratio_b_idle_over_c']:.2f} | {r['ratio_b_busy_over_c']:.2f} |")
-        lines += ["", "Targets: b/a ≥ 0.85, b/c ≥ 1.6. TPS of insert_100 counts transactions of 100 rows.",
-                  "Idle/busy is the sidecar state the trigger reads from erp_sync.workers (idle ⇒ one NOTIFY per transaction).", ""]
+        lines += render_write_path(wp, report["params"])
     lines += sync_sections.render(report)
     return "\n".join(lines)
 
@@ -195,7 +350,7 @@ def sync_cluster():
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--sections", default=os.environ.get("BENCH_SECTIONS", "write_path,latency,throughput,scale"))
-    ap.add_argument("--seconds", type=int, default=int(os.environ.get("BENCH_SECONDS", "10")))
+    ap.add_argument("--seconds", type=int, default=int(os.environ.get("BENCH_SECONDS", "8")))
     ap.add_argument("--rounds", type=int, default=int(os.environ.get("BENCH_ROUNDS", "3")))
     ap.add_argument("--clients", type=int, default=4)
     args = ap.parse_args()

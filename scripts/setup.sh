@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs what erp_sync needs on a fresh Debian 12 machine, idempotently:
-# PostgreSQL 15 server + headers, libclang (bindgen), sudo, dpkg-dev, cargo-pgrx =0.18.1, `cargo pgrx init`.
+# PostgreSQL 15 server + headers, PgQ (postgresql-15-pgq3, a bench baseline), libclang (bindgen), sudo, dpkg-dev, cargo-pgrx =0.18.1, `cargo pgrx init`.
 # Every step is skipped when its result is already there, so `make test` / `make demo` can call it always.
 set -euo pipefail
 
@@ -20,6 +20,7 @@ command -v runuser >/dev/null 2>&1 || missing+=(util-linux)
 ls /usr/lib/llvm-*/lib/libclang*.so* >/dev/null 2>&1 || missing+=(libclang-dev clang)
 command -v curl >/dev/null 2>&1 || missing+=(curl)
 command -v pgbench >/dev/null 2>&1 || missing+=(postgresql-contrib)
+[ -f /usr/share/postgresql/15/extension/pgq.control ] || missing+=(postgresql-15-pgq3)   # make bench: the PgQ variant of write_path
 command -v dpkg-shlibdeps >/dev/null 2>&1 || missing+=(dpkg-dev)   # make package: the debs' library Depends
 command -v chromium >/dev/null 2>&1 || missing+=(chromium)   # status page test (headless)
 [ -f /usr/share/fonts/truetype/wqy/wqy-zenhei.ttc ] || missing+=(fonts-wqy-zenhei)   # CJK glyphs in the status page screenshot
