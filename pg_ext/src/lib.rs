@@ -53,7 +53,7 @@ extension_sql_file!(
     name = "views",
     requires = [
         "ops",
-        rules::sql::khid,
+        rules::sql::khid_text,
         rules::sql::mask_mobile,
         rules::sql::mask_text,
         rules::sql::mask_jsonb,
@@ -84,7 +84,7 @@ extension_sql_file!(
     name = "outbox",
     requires = [
         "ops",
-        capture::payload::contact_payload,
+        capture::payload::contact_payload_text,
         capture::payload::signal_payload
     ]
 );
