@@ -35,7 +35,8 @@ ALTER TABLE erp_sync.reconcile_items ALTER COLUMN contact_id TYPE text USING con
 CREATE FUNCTION erp_sync."khid"(
 	"contact_id" TEXT /* & str */
 ) RETURNS TEXT /* Option < String > */
-STABLE STRICT PARALLEL SAFE
+STRICT STABLE SECURITY DEFINER PARALLEL SAFE
+SET search_path TO pg_catalog, pg_temp
 LANGUAGE c /* Rust */
 AS 'MODULE_PATHNAME', 'khid_text_wrapper';
 

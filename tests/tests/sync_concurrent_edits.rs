@@ -119,7 +119,10 @@ fn chaos_concurrent_edits_while_three_sidecars_drain() -> Result<()> {
 }
 
 /// The sidecar's claim (the extension's `erp_sync.claim`), run by hand in a session of its own.
-const CLAIM: &str = "SELECT * FROM erp_sync.claim($1, $2, $3, $4, $5, $6, $7)";
+/// (contact_id is text since 0.2.0; the reference platform's keys are bigints)
+const CLAIM: &str =
+    "SELECT id, contact_id::bigint, kind, ref_id, template_id, attempts, head, payload
+                     FROM erp_sync.claim($1, $2, $3, $4, $5, $6, $7)";
 
 /// `(id, status)` of the contact's customer rows, by id.
 fn customer_rows(db: &mut postgres::Client, id: i64) -> Result<Vec<(i64, String)>> {

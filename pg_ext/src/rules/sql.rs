@@ -62,8 +62,11 @@ fn mask_account(account: &str) -> String {
 /// The ERP customer number of the contact with key `contact_id` (the text form of its id) under
 /// `customer.khid_format` (`WX{key}` by default; STABLE: it reads the setting). NULL when the
 /// format gives no khid the ERP keeps as sent (over 50 characters, no `{key}`): such a contact is
-/// rejected, with the reason, in `erp_sync.rejections`.
-#[pg_extern(stable, strict, parallel_safe, name = "khid")]
+/// rejected, with the reason, in `erp_sync.rejections`. SECURITY DEFINER (pinned search_path):
+/// `contact_status` calls it for every reader, who may not read `erp_sync.settings` itself; it
+/// reads nothing but that setting.
+#[pg_extern(stable, strict, security_definer, parallel_safe, name = "khid")]
+#[search_path(pg_catalog, pg_temp)]
 fn khid_text(contact_id: &str) -> Option<String> {
     erp_sync_rules::khid(contact_id, &config::khid_format().or_raise()).ok()
 }
