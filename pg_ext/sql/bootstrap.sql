@@ -24,7 +24,9 @@ CREATE TABLE erp_sync.tracked_tables (
 -- state (erp_sync.contact_payload) when it sends, which also coalesces bursts of updates.
 CREATE TABLE erp_sync.outbox (
     id               bigserial PRIMARY KEY,
-    contact_id       bigint NOT NULL,
+    -- the platform's key of the contact as text (a bigint 42 as '42', a uuid, a text id; since
+    -- 0.2.0, bigint before): per-contact order is by id, never by this key
+    contact_id       text NOT NULL,
     kind             text NOT NULL,
     ref_id           bigint,
     template_id      int,
@@ -58,7 +60,7 @@ CREATE INDEX outbox_contact_history_idx ON erp_sync.outbox (contact_id, id);
 
 -- Contacts that failed admission, with the reasons; removed when the contact later passes.
 CREATE TABLE erp_sync.rejections (
-    contact_id  bigint PRIMARY KEY,
+    contact_id  text PRIMARY KEY,
     reasons     jsonb NOT NULL DEFAULT '[]',
     checks      jsonb NOT NULL DEFAULT '{}',
     rejected_at timestamptz NOT NULL DEFAULT now()
@@ -87,7 +89,7 @@ CREATE INDEX sales_reps_pick_idx ON erp_sync.sales_reps (tier, last_assigned_at 
 
 -- Written by the sidecar: platform contact <-> ERP customer.
 CREATE TABLE erp_sync.customer_link (
-    contact_id        bigint PRIMARY KEY,
+    contact_id        text PRIMARY KEY,
     khid              text UNIQUE,
     erp_ord           bigint,
     customer_type     text,
@@ -105,7 +107,7 @@ CREATE TABLE erp_sync.customer_link (
 CREATE TABLE erp_sync.sync_log (
     id             bigserial PRIMARY KEY,
     outbox_id      bigint,
-    contact_id     bigint,
+    contact_id     text,
     action         text NOT NULL CHECK (action IN ('create', 'update', 'supplement', 'skip', 'person',
                                                    'followup', 'assign', 'delete', 'restore')),
     erp_ord        bigint,

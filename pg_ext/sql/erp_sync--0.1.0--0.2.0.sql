@@ -2,9 +2,159 @@
 -- 0.2.0 adds erp_sync.erp_session (sql/erp_session.sql, the same DDL) and follow-ups in doubt
 -- (outbox.send_started_at, status in_doubt, erp_sync.resolve_in_doubt, the in_doubt_followups
 -- alert, contact_status sync_state in_doubt) and signals for people (alert erp_login_failed,
--- workers.erp_login_*, sync_log outcome retry). The new outbox status is allowed by the Rust
--- function behind outbox_row_check (same symbol, new library).
+-- workers.erp_login_*, sync_log outcome retry) and text contact keys (uuid and text ids; the
+-- first section). The new outbox status is allowed by the Rust function behind outbox_row_check
+-- (same symbol, new library).
 \echo Use "ALTER EXTENSION erp_sync UPDATE TO '0.2.0'" to load this file. \quit
+
+-- ==== issue 15: contact keys are text (begin) ===============================================
+-- The platform's key of a contact may be a bigint, an integer, a uuid or a text id: the outbox,
+-- rejections, customer_link, sync_log and reconcile_items carry it as text (a bigint 42 as '42',
+-- which is what the capture trigger of this library writes). Pending rows keep their id and
+-- order (per-contact order is by outbox id, never by the key). The views over these columns are
+-- dropped here and created again, with their grants, by the sections below (their final
+-- definitions); the functions taking a key are dropped and created with a text key.
+DROP VIEW erp_sync.erp_only_customers;   -- reads contact_status
+DROP VIEW erp_sync.contact_status;
+DROP VIEW erp_sync.recent_failures;
+DROP VIEW erp_sync.reconcile_report;
+DROP FUNCTION erp_sync.contact_payload(bigint);
+DROP FUNCTION erp_sync.request_sync(bigint);
+DROP FUNCTION erp_sync.retry_failed(bigint, text);
+DROP FUNCTION erp_sync.khid(bigint);
+
+ALTER TABLE erp_sync.outbox ALTER COLUMN contact_id TYPE text USING contact_id::text;
+ALTER TABLE erp_sync.rejections ALTER COLUMN contact_id TYPE text USING contact_id::text;
+ALTER TABLE erp_sync.customer_link ALTER COLUMN contact_id TYPE text USING contact_id::text;
+ALTER TABLE erp_sync.sync_log ALTER COLUMN contact_id TYPE text USING contact_id::text;
+ALTER TABLE erp_sync.reconcile_items ALTER COLUMN contact_id TYPE text USING contact_id::text;
+
+-- The generated schema's text (src/rules/sql.rs, src/capture/payload.rs, src/capture/track.rs).
+-- The 0.1.0 symbols (khid_wrapper, contact_payload_wrapper, request_sync_wrapper) stay in the
+-- library for databases not updated yet.
+CREATE FUNCTION erp_sync."khid"(
+	"contact_id" TEXT /* & str */
+) RETURNS TEXT /* Option < String > */
+STRICT STABLE SECURITY DEFINER PARALLEL SAFE
+SET search_path TO pg_catalog, pg_temp
+LANGUAGE c /* Rust */
+AS 'MODULE_PATHNAME', 'khid_text_wrapper';
+
+CREATE FUNCTION erp_sync."contact_payload"(
+	"contact_id" TEXT /* & str */
+) RETURNS jsonb /* Option < JsonB > */
+STRICT STABLE SECURITY DEFINER PARALLEL RESTRICTED
+SET search_path TO pg_catalog, pg_temp
+LANGUAGE c /* Rust */
+AS 'MODULE_PATHNAME', 'contact_payload_text_wrapper';
+
+CREATE FUNCTION erp_sync."request_sync"(
+	"contact_id" TEXT /* & str */
+) RETURNS jsonb /* JsonB */
+STRICT VOLATILE PARALLEL UNSAFE
+LANGUAGE c /* Rust */
+AS 'MODULE_PATHNAME', 'request_sync_text_wrapper';
+
+-- ops.sql
+-- Dead rows back to pending (attempts 0, due now), optionally for one contact and/or kind.
+-- A dead customer/assign row is left dead when a pending row of the same contact and kind
+-- exists already (that one will carry the current state). Wakes the sidecar. Returns the count.
+CREATE FUNCTION erp_sync.retry_failed(contact_id text DEFAULT NULL, kind text DEFAULT NULL) RETURNS int
+    LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE
+    SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    r record;
+    revived int := 0;
+    n int;
+BEGIN
+    IF kind IS NOT NULL AND kind NOT IN ('customer', 'followup', 'assign', 'rollback') THEN
+        RAISE EXCEPTION 'erp_sync: unknown outbox kind "%"', kind
+            USING ERRCODE = 'invalid_parameter_value',
+                  HINT = 'kind must be one of: customer, followup, assign, rollback (or NULL for all)';
+    END IF;
+    FOR r IN
+        SELECT o.id, o.contact_id, o.kind
+        FROM erp_sync.outbox o
+        WHERE o.status = 'dead'
+          AND (retry_failed.contact_id IS NULL OR o.contact_id = retry_failed.contact_id)
+          AND (retry_failed.kind IS NULL OR o.kind = retry_failed.kind)
+        ORDER BY o.id DESC  -- newest first: it wins the coalescing slot
+    LOOP
+        UPDATE erp_sync.outbox o
+        SET status = 'pending', attempts = 0, next_attempt_at = now(), lease_owner = NULL,
+            lease_expires_at = NULL, finished_at = NULL, updated_at = now()
+        WHERE o.id = r.id
+          AND NOT (r.kind IN ('customer', 'assign') AND EXISTS (
+                SELECT 1 FROM erp_sync.outbox p
+                WHERE p.contact_id = r.contact_id AND p.kind = r.kind AND p.status = 'pending'));
+        GET DIAGNOSTICS n = ROW_COUNT;
+        revived := revived + n;
+    END LOOP;
+    IF revived > 0 THEN
+        PERFORM pg_notify(erp_sync.setting('notify.channel'), '');
+    END IF;
+    RETURN revived;
+END
+$$;
+
+-- reconcile.sql
+-- Enqueue fixes for a finished run: a 'customer' outbox row for every contact that is missing in
+-- the ERP or whose ERP fields differ (the link's payload hash is cleared so the engine does not
+-- skip it as unchanged). Coalesces with a pending customer row of the same contact. Returns how
+-- many contacts were (re)queued.
+CREATE OR REPLACE FUNCTION erp_sync.reconcile_fix(run_id bigint) RETURNS int
+    LANGUAGE plpgsql VOLATILE STRICT PARALLEL UNSAFE
+    SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    run record;
+    queued int := 0;
+    n int;
+    c text;
+BEGIN
+    SELECT r.id, r.finished_at INTO run FROM erp_sync.reconcile_runs r WHERE r.id = reconcile_fix.run_id;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'erp_sync: reconcile run % does not exist', reconcile_fix.run_id
+            USING ERRCODE = 'no_data_found',
+                  HINT = 'see erp_sync.reconcile_runs for run ids';
+    END IF;
+    IF run.finished_at IS NULL THEN
+        RAISE EXCEPTION 'erp_sync: reconcile run % has not finished', reconcile_fix.run_id
+            USING ERRCODE = 'object_not_in_prerequisite_state',
+                  HINT = 'wait for the run to finish (finished_at set)';
+    END IF;
+    FOR c IN
+        SELECT DISTINCT i.contact_id
+        FROM erp_sync.reconcile_items i
+        WHERE i.run_id = reconcile_fix.run_id
+          AND i.kind IN ('missing_in_erp', 'field_mismatch')
+          AND i.contact_id IS NOT NULL
+        ORDER BY 1
+    LOOP
+        UPDATE erp_sync.customer_link SET last_payload_hash = NULL WHERE contact_id = c;
+        INSERT INTO erp_sync.outbox (contact_id, kind) VALUES (c, 'customer')
+        ON CONFLICT DO NOTHING;
+        GET DIAGNOSTICS n = ROW_COUNT;
+        IF n = 0 THEN
+            -- a pending customer row exists already: it reads the current state when it runs
+            n := 1;
+        END IF;
+        queued := queued + n;
+    END LOOP;
+    IF queued > 0 THEN
+        PERFORM pg_notify(erp_sync.setting('notify.channel'), '');
+    END IF;
+    RETURN queued;
+END
+$$;
+
+-- roles.sql
+REVOKE EXECUTE ON FUNCTION erp_sync.contact_payload(text) FROM PUBLIC;
+REVOKE EXECUTE ON FUNCTION erp_sync.request_sync(text) FROM PUBLIC;
+REVOKE EXECUTE ON FUNCTION erp_sync.retry_failed(text, text) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION erp_sync.contact_payload(text), erp_sync.retry_failed(text, text) TO erp_sync_worker;
+-- ==== issue 15: contact keys are text (end; the views follow in the masking section) ==========
 
 -- The ERP session shared by every sidecar of this database (since 0.2.0).
 --
@@ -402,7 +552,7 @@ BEGIN
     JOIN pg_namespace n ON n.oid = c.relnamespace
     WHERE tt.entity = 'contact';
     IF FOUND THEN
-        src := format('SELECT (c.%I)::bigint AS contact_id, %s AS phone, %s AS name FROM %s c',
+        src := format('SELECT (c.%I)::text AS contact_id, %s AS phone, %s AS name FROM %s c',
                       t.columns->>'id',
                       CASE WHEN t.columns ? 'phone' THEN format('(c.%I)::text', t.columns->>'phone')
                            ELSE 'NULL::text' END,
@@ -462,6 +612,7 @@ END
 $$;
 
 SELECT erp_sync.rebuild_contact_status();
+GRANT SELECT ON erp_sync.contact_status TO erp_sync_worker, erp_sync_reader;  -- dropped above (issue 15)
 
 CREATE OR REPLACE VIEW erp_sync.recent_failures AS
 SELECT l.id, l.created_at, l.contact_id, l.action, l.erp_ord, l.outbox_id,
@@ -513,6 +664,9 @@ WHERE e.gone_at IS NULL
   AND NOT EXISTS (SELECT 1 FROM erp_sync.customer_link l WHERE l.erp_ord = e.erp_ord)
   AND NOT EXISTS (SELECT 1 FROM erp_sync.customer_link l WHERE l.khid = e.khid)
   AND NOT EXISTS (SELECT 1 FROM erp_sync.contact_status s WHERE s.khid = e.khid);
+-- the views were dropped above (issue 15): their grants again
+GRANT SELECT ON erp_sync.recent_failures, erp_sync.reconcile_report, erp_sync.erp_only_customers
+    TO erp_sync_worker, erp_sync_reader;
 
 CREATE FUNCTION erp_sync.alert_state_mask() RETURNS trigger
     LANGUAGE plpgsql
@@ -588,7 +742,7 @@ UPDATE erp_sync.schedule_runs SET summary = summary WHERE summary IS NOT NULL;
 -- through a bitmap scan and sorts it, 45 ms per claim at 16,000 pending rows instead of 1-4 ms).
 CREATE FUNCTION erp_sync.claim(worker text, lease_ms bigint, heads bigint, chain_max bigint,
                                in_hand bigint[], max_attempts int, hold_in_doubt boolean)
-RETURNS TABLE (id bigint, contact_id bigint, kind text, ref_id bigint, template_id int,
+RETURNS TABLE (id bigint, contact_id text, kind text, ref_id bigint, template_id int,
                attempts int, head boolean, payload jsonb, signal jsonb, linked boolean,
                khid text, erp_ord bigint, customer_type text, person_synced boolean,
                assigned_tier text, assigned_to text, last_payload_hash text, status text,
@@ -664,7 +818,7 @@ BEGIN
     picked AS (
         SELECT id, contact_id, true AS head, status FROM heads
         UNION ALL
-        SELECT id, NULL::bigint, false, 'running' FROM chain
+        SELECT id, NULL::text, false, 'running' FROM chain
     ),
     -- A claim as the contact's head is an attempt: counted here, not when the row fails, because a
     -- row whose processing kills or hangs the worker never reports a failure. (A chain row is
@@ -739,7 +893,7 @@ COMMENT ON FUNCTION erp_sync.claim(text, bigint, bigint, bigint, bigint[], int, 
 --      retry: the caller then calls erp_sync.retry in the same transaction), $4 reason / last error,
 --   $5 link change: 'upsert' | 'assign' | 'unlink' | NULL,
 --   upsert: $6 khid, $7 erp_ord, $8 customer_type, $9 person_synced, $10 payload hash;
---   assign: $11 tier, $12 assigned_to; unlink: $13 contact id, $7 erp_ord,
+--   assign: $11 tier, $12 assigned_to; unlink: $13 contact key, $7 erp_ord,
 --   $14 sync_log id now rolled back (or NULL), $15 jsonb array of sync_log entries
 --      ({action, erp_ord, request, response, outcome, error, duration_ms, old_data}), in order.
 -- Nothing is written unless the row is still leased to $2 and running: then NULL (lease lost).
@@ -747,7 +901,7 @@ COMMENT ON FUNCTION erp_sync.claim(text, bigint, bigint, bigint, bigint[], int, 
 CREATE FUNCTION erp_sync.ack(outbox_id bigint, worker text, status text, reason text,
                              link_change text, khid text, erp_ord bigint, customer_type text,
                              person_synced boolean, payload_hash text, assigned_tier text,
-                             assigned_to text, unlink_contact bigint, rolled_back_log bigint,
+                             assigned_to text, unlink_contact text, rolled_back_log bigint,
                              logs jsonb)
 RETURNS text
     LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE
@@ -755,7 +909,7 @@ RETURNS text
 AS $ack$
 #variable_conflict use_column
 DECLARE
-    c bigint;
+    c text;
     st text;
 BEGIN
     UPDATE erp_sync.outbox o
@@ -822,7 +976,7 @@ BEGIN
     RETURN st;
 END
 $ack$;
-COMMENT ON FUNCTION erp_sync.ack(bigint, text, text, text, text, text, bigint, text, boolean, text, text, text, bigint, bigint, jsonb) IS
+COMMENT ON FUNCTION erp_sync.ack(bigint, text, text, text, text, text, bigint, text, boolean, text, text, text, text, bigint, jsonb) IS
     'erp_sync outbox: acknowledge a processed row (final status or NULL before a retry) with its link change and sync_log entries';
 
 -- A retryable failure of row $1 (leased to $2; call after erp_sync.ack with status NULL, in the
@@ -995,13 +1149,13 @@ $mark$;
 
 -- Only the sidecar (erp_sync_worker) moves rows through the protocol.
 REVOKE EXECUTE ON FUNCTION erp_sync.claim(text, bigint, bigint, bigint, bigint[], int, boolean),
-    erp_sync.ack(bigint, text, text, text, text, text, bigint, text, boolean, text, text, text, bigint, bigint, jsonb),
+    erp_sync.ack(bigint, text, text, text, text, text, bigint, text, boolean, text, text, text, text, bigint, jsonb),
     erp_sync.retry(bigint, text, bigint, text, int, boolean, boolean),
     erp_sync.release(text, bigint[], bigint[]),
     erp_sync.extend_leases(text, bigint, bigint[]),
     erp_sync.mark_send_started(bigint, text) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION erp_sync.claim(text, bigint, bigint, bigint, bigint[], int, boolean),
-    erp_sync.ack(bigint, text, text, text, text, text, bigint, text, boolean, text, text, text, bigint, bigint, jsonb),
+    erp_sync.ack(bigint, text, text, text, text, text, bigint, text, boolean, text, text, text, text, bigint, jsonb),
     erp_sync.retry(bigint, text, bigint, text, int, boolean, boolean),
     erp_sync.release(text, bigint[], bigint[]),
     erp_sync.extend_leases(text, bigint, bigint[]),
@@ -1047,6 +1201,6 @@ GRANT SELECT ON erp_sync.operator_actions TO erp_sync_reader;
 -- The page's actions run as the sidecar's role: "sync now" reads the platform's contact row and
 -- writes the rejection, which that role may not do itself, so request_sync() runs as the
 -- extension owner (like the capture trigger) with a pinned search_path.
-ALTER FUNCTION erp_sync.request_sync(bigint) SECURITY DEFINER SET search_path = pg_catalog, pg_temp;
-GRANT EXECUTE ON FUNCTION erp_sync.request_sync(bigint), erp_sync.rollback(bigint) TO erp_sync_worker;
+ALTER FUNCTION erp_sync.request_sync(text) SECURITY DEFINER SET search_path = pg_catalog, pg_temp;
+GRANT EXECUTE ON FUNCTION erp_sync.request_sync(text), erp_sync.rollback(bigint) TO erp_sync_worker;
 -- ==== end of the operator page ====

@@ -39,5 +39,5 @@ GRANT SELECT ON erp_sync.operator_actions TO erp_sync_reader;
 -- The page's actions run as the sidecar's role: "sync now" reads the platform's contact row and
 -- writes the rejection, which that role may not do itself, so request_sync() runs as the
 -- extension owner (like the capture trigger) with a pinned search_path.
-ALTER FUNCTION erp_sync.request_sync(bigint) SECURITY DEFINER SET search_path = pg_catalog, pg_temp;
-GRANT EXECUTE ON FUNCTION erp_sync.request_sync(bigint), erp_sync.rollback(bigint) TO erp_sync_worker;
+ALTER FUNCTION erp_sync.request_sync(text) SECURITY DEFINER SET search_path = pg_catalog, pg_temp;
+GRANT EXECUTE ON FUNCTION erp_sync.request_sync(text), erp_sync.rollback(bigint) TO erp_sync_worker;

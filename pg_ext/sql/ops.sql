@@ -50,7 +50,7 @@ $$;
 -- Dead rows back to pending (attempts 0, due now), optionally for one contact and/or kind.
 -- A dead customer/assign row is left dead when a pending row of the same contact and kind
 -- exists already (that one will carry the current state). Wakes the sidecar. Returns the count.
-CREATE FUNCTION erp_sync.retry_failed(contact_id bigint DEFAULT NULL, kind text DEFAULT NULL) RETURNS int
+CREATE FUNCTION erp_sync.retry_failed(contact_id text DEFAULT NULL, kind text DEFAULT NULL) RETURNS int
     LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE
     SET search_path = pg_catalog, pg_temp
 AS $$

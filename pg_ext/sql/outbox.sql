@@ -42,7 +42,7 @@
 -- through a bitmap scan and sorts it, 45 ms per claim at 16,000 pending rows instead of 1-4 ms).
 CREATE FUNCTION erp_sync.claim(worker text, lease_ms bigint, heads bigint, chain_max bigint,
                                in_hand bigint[], max_attempts int, hold_in_doubt boolean)
-RETURNS TABLE (id bigint, contact_id bigint, kind text, ref_id bigint, template_id int,
+RETURNS TABLE (id bigint, contact_id text, kind text, ref_id bigint, template_id int,
                attempts int, head boolean, payload jsonb, signal jsonb, linked boolean,
                khid text, erp_ord bigint, customer_type text, person_synced boolean,
                assigned_tier text, assigned_to text, last_payload_hash text, status text,
@@ -118,7 +118,7 @@ BEGIN
     picked AS (
         SELECT id, contact_id, true AS head, status FROM heads
         UNION ALL
-        SELECT id, NULL::bigint, false, 'running' FROM chain
+        SELECT id, NULL::text, false, 'running' FROM chain
     ),
     -- A claim as the contact's head is an attempt: counted here, not when the row fails, because a
     -- row whose processing kills or hangs the worker never reports a failure. (A chain row is
@@ -193,7 +193,7 @@ COMMENT ON FUNCTION erp_sync.claim(text, bigint, bigint, bigint, bigint[], int, 
 --      retry: the caller then calls erp_sync.retry in the same transaction), $4 reason / last error,
 --   $5 link change: 'upsert' | 'assign' | 'unlink' | NULL,
 --   upsert: $6 khid, $7 erp_ord, $8 customer_type, $9 person_synced, $10 payload hash;
---   assign: $11 tier, $12 assigned_to; unlink: $13 contact id, $7 erp_ord,
+--   assign: $11 tier, $12 assigned_to; unlink: $13 contact key, $7 erp_ord,
 --   $14 sync_log id now rolled back (or NULL), $15 jsonb array of sync_log entries
 --      ({action, erp_ord, request, response, outcome, error, duration_ms, old_data}), in order.
 -- Nothing is written unless the row is still leased to $2 and running: then NULL (lease lost).
@@ -201,7 +201,7 @@ COMMENT ON FUNCTION erp_sync.claim(text, bigint, bigint, bigint, bigint[], int, 
 CREATE FUNCTION erp_sync.ack(outbox_id bigint, worker text, status text, reason text,
                              link_change text, khid text, erp_ord bigint, customer_type text,
                              person_synced boolean, payload_hash text, assigned_tier text,
-                             assigned_to text, unlink_contact bigint, rolled_back_log bigint,
+                             assigned_to text, unlink_contact text, rolled_back_log bigint,
                              logs jsonb)
 RETURNS text
     LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE
@@ -209,7 +209,7 @@ RETURNS text
 AS $ack$
 #variable_conflict use_column
 DECLARE
-    c bigint;
+    c text;
     st text;
 BEGIN
     UPDATE erp_sync.outbox o
@@ -276,7 +276,7 @@ BEGIN
     RETURN st;
 END
 $ack$;
-COMMENT ON FUNCTION erp_sync.ack(bigint, text, text, text, text, text, bigint, text, boolean, text, text, text, bigint, bigint, jsonb) IS
+COMMENT ON FUNCTION erp_sync.ack(bigint, text, text, text, text, text, bigint, text, boolean, text, text, text, text, bigint, jsonb) IS
     'erp_sync outbox: acknowledge a processed row (final status or NULL before a retry) with its link change and sync_log entries';
 
 -- A retryable failure of row $1 (leased to $2; call after erp_sync.ack with status NULL, in the
@@ -449,13 +449,13 @@ $mark$;
 
 -- Only the sidecar (erp_sync_worker) moves rows through the protocol.
 REVOKE EXECUTE ON FUNCTION erp_sync.claim(text, bigint, bigint, bigint, bigint[], int, boolean),
-    erp_sync.ack(bigint, text, text, text, text, text, bigint, text, boolean, text, text, text, bigint, bigint, jsonb),
+    erp_sync.ack(bigint, text, text, text, text, text, bigint, text, boolean, text, text, text, text, bigint, jsonb),
     erp_sync.retry(bigint, text, bigint, text, int, boolean, boolean),
     erp_sync.release(text, bigint[], bigint[]),
     erp_sync.extend_leases(text, bigint, bigint[]),
     erp_sync.mark_send_started(bigint, text) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION erp_sync.claim(text, bigint, bigint, bigint, bigint[], int, boolean),
-    erp_sync.ack(bigint, text, text, text, text, text, bigint, text, boolean, text, text, text, bigint, bigint, jsonb),
+    erp_sync.ack(bigint, text, text, text, text, text, bigint, text, boolean, text, text, text, text, bigint, jsonb),
     erp_sync.retry(bigint, text, bigint, text, int, boolean, boolean),
     erp_sync.release(text, bigint[], bigint[]),
     erp_sync.extend_leases(text, bigint, bigint[]),

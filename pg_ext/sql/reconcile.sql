@@ -35,7 +35,7 @@ CREATE TABLE erp_sync.reconcile_items (
     run_id         bigint NOT NULL REFERENCES erp_sync.reconcile_runs (id) ON DELETE CASCADE,
     kind           text NOT NULL CHECK (kind IN ('missing_in_erp', 'missing_in_platform',
                                                  'field_mismatch', 'duplicate_mobile')),
-    contact_id     bigint,
+    contact_id     text,
     erp_ord        bigint,
     field          text,
     platform_value text,
@@ -111,7 +111,7 @@ DECLARE
     run record;
     queued int := 0;
     n int;
-    c bigint;
+    c text;
 BEGIN
     SELECT r.id, r.finished_at INTO run FROM erp_sync.reconcile_runs r WHERE r.id = reconcile_fix.run_id;
     IF NOT FOUND THEN

@@ -18,11 +18,11 @@ REVOKE EXECUTE ON FUNCTION erp_sync.capture() FROM PUBLIC;
 REVOKE EXECUTE ON FUNCTION erp_sync.track(regclass, text, jsonb) FROM PUBLIC;
 REVOKE EXECUTE ON FUNCTION erp_sync.untrack(regclass) FROM PUBLIC;
 REVOKE EXECUTE ON FUNCTION erp_sync.rebuild_contact_status() FROM PUBLIC;
-REVOKE EXECUTE ON FUNCTION erp_sync.contact_payload(bigint) FROM PUBLIC;
+REVOKE EXECUTE ON FUNCTION erp_sync.contact_payload(text) FROM PUBLIC;
 REVOKE EXECUTE ON FUNCTION erp_sync.signal_payload(bigint) FROM PUBLIC;
 REVOKE EXECUTE ON FUNCTION erp_sync.pick_rep(text) FROM PUBLIC;
-REVOKE EXECUTE ON FUNCTION erp_sync.request_sync(bigint) FROM PUBLIC;
-REVOKE EXECUTE ON FUNCTION erp_sync.retry_failed(bigint, text) FROM PUBLIC;
+REVOKE EXECUTE ON FUNCTION erp_sync.request_sync(text) FROM PUBLIC;
+REVOKE EXECUTE ON FUNCTION erp_sync.retry_failed(text, text) FROM PUBLIC;
 REVOKE EXECUTE ON FUNCTION erp_sync.resolve_in_doubt(bigint, boolean) FROM PUBLIC;
 
 GRANT USAGE ON SCHEMA erp_sync TO erp_sync_worker, erp_sync_reader;
@@ -37,8 +37,8 @@ GRANT DELETE ON erp_sync.workers TO erp_sync_worker;               -- deregister
 GRANT USAGE ON SEQUENCE erp_sync.sync_log_id_seq TO erp_sync_worker;
 GRANT SELECT ON erp_sync.settings, erp_sync.rejections, erp_sync.followup_templates,
     erp_sync.sales_reps, erp_sync.tracked_tables TO erp_sync_worker;
-GRANT EXECUTE ON FUNCTION erp_sync.contact_payload(bigint), erp_sync.signal_payload(bigint),
-    erp_sync.pick_rep(text), erp_sync.retry_failed(bigint, text),
+GRANT EXECUTE ON FUNCTION erp_sync.contact_payload(text), erp_sync.signal_payload(bigint),
+    erp_sync.pick_rep(text), erp_sync.retry_failed(text, text),
     erp_sync.resolve_in_doubt(bigint, boolean) TO erp_sync_worker;
 GRANT SELECT ON erp_sync.contact_status, erp_sync.queue, erp_sync.settings_effective TO erp_sync_worker;
 

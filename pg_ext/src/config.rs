@@ -284,6 +284,12 @@ pub fn admission_settings() -> SpiResult<AdmissionSettings> {
     })
 }
 
+/// `customer.khid_format` (`WX{key}` by default), for `erp_sync_rules::customer::khid`.
+pub fn khid_format() -> SpiResult<String> {
+    use erp_sync_rules::customer::{DEFAULT_KHID_FORMAT, KHID_FORMAT_SETTING};
+    Ok(setting(KHID_FORMAT_SETTING)?.unwrap_or_else(|| DEFAULT_KHID_FORMAT.to_string()))
+}
+
 pub fn tier_thresholds() -> SpiResult<(i64, i64)> {
     Ok((
         setting_num("assign.top_min")? as i64,

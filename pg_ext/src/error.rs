@@ -24,12 +24,15 @@ pub enum ErpSyncError {
         entity: String,
         field: String,
     },
-    /// A key column (contact id, thread/signal contact_id) whose type cannot be a bigint key.
+    /// A key column (contact id, thread/signal contact_id) whose type cannot be a contact key
+    /// (integer, uuid, text); `legacy_schema`: a uuid/text key while the outbox still has the
+    /// 0.1.0 bigint key (the extension not updated yet).
     UnsupportedKeyType {
         table: String,
         field: String,
         column: String,
         type_name: String,
+        legacy_schema: bool,
     },
     /// track() on something that is not a table.
     NotATable(String),
@@ -74,9 +77,20 @@ impl fmt::Display for ErpSyncError {
                 field,
                 column,
                 type_name,
+                legacy_schema: false,
             } => write!(
                 f,
-                "erp_sync: {table}.{column} (field {field}) is of type {type_name}: erp_sync keys contacts by an integer (khid WX{{id}})"
+                "erp_sync: {table}.{column} (field {field}) is of type {type_name}: a contact key must be an integer, uuid or text column"
+            ),
+            UnsupportedKeyType {
+                table,
+                field,
+                column,
+                type_name,
+                legacy_schema: true,
+            } => write!(
+                f,
+                "erp_sync: {table}.{column} (field {field}) is of type {type_name}, and this database's erp_sync schema (0.1.0) keys contacts by bigint"
             ),
             NotATable(t) => write!(f, "erp_sync: {t} is not a table"),
             NotTracked(t) => write!(f, "erp_sync: {t} is not tracked"),
@@ -121,13 +135,15 @@ impl ErpSyncError {
             UnknownField { entity, .. } => format!("fields of {entity}: {}", crate::entities::fields(entity).join(", ")),
             UnknownColumn { .. } => "map the field to an existing column, or leave it out of the map".into(),
             MissingRequiredColumn { field, .. } => format!("map it explicitly, e.g. '{{\"{field}\": \"your_column\"}}'"),
+            UnsupportedKeyType { legacy_schema: true, .. } => {
+                "run ALTER EXTENSION erp_sync UPDATE first: since 0.2.0 contact keys are text (uuid and text ids)".into()
+            }
             UnsupportedKeyType { table, field, .. } if field == "id" => format!(
-                "give the table an integer key of its own and map it, e.g. \
-                 ALTER TABLE {table} ADD COLUMN erp_id bigint GENERATED ALWAYS AS IDENTITY UNIQUE; \
-                 then track it with '{{\"id\": \"erp_id\"}}' (other entities then refer to erp_id)"
+                "map the contact id to a column of one of these types, e.g. '{{\"id\": \"your_key\"}}', \
+                 or give {table} a key of its own: ALTER TABLE {table} ADD COLUMN erp_id bigint GENERATED ALWAYS AS IDENTITY UNIQUE"
             ),
             UnsupportedKeyType { field, .. } => format!(
-                "map {field} to a column holding the contact table's integer key, e.g. '{{\"{field}\": \"contact_erp_id\"}}'"
+                "map {field} to a column holding the contact table's key (integer, uuid or text), e.g. '{{\"{field}\": \"contact_key\"}}'"
             ),
             NotATable(_) => "only ordinary and partitioned tables can be tracked".into(),
             NotTracked(_) => "see SELECT * FROM erp_sync.tracked_tables".into(),

@@ -54,7 +54,7 @@ extension_sql_file!(
     name = "views",
     requires = [
         "ops",
-        rules::sql::khid,
+        rules::sql::khid_text,
         rules::sql::mask_mobile,
         rules::sql::mask_text,
         rules::sql::mask_jsonb,
@@ -85,7 +85,7 @@ extension_sql_file!(
     name = "outbox",
     requires = [
         "ops",
-        capture::payload::contact_payload,
+        capture::payload::contact_payload_text,
         capture::payload::signal_payload
     ]
 );
@@ -106,7 +106,7 @@ extension_sql_file!(
     requires = [
         "bootstrap",
         "rollback",
-        capture::track::request_sync,
+        capture::track::request_sync_text,
         rules::sql::mask_text
     ]
 );

@@ -15,6 +15,7 @@ pub const DEFAULTS: &[SettingDefault] = &[
     SettingDefault { key: "admission.require_conversation", default: "false", description: "true: admission also needs at least one signal of the contact (spec: 有沟通记录); a new signal then admits a contact held back only for this; off by default" },
     SettingDefault { key: "assign.top_min", default: "80", description: "thread score >= this: assign to a top rep" },
     SettingDefault { key: "assign.regular_min", default: "60", description: "thread score >= this (and < assign.top_min): assign to a regular rep; below: public pool" },
+    SettingDefault { key: "customer.khid_format", default: crate::customer::DEFAULT_KHID_FORMAT, description: "the ERP customer number (khid) of a contact: {key} is replaced by the contact's key (its id as text); at most 50 characters, else the contact is rejected" },
     SettingDefault { key: "template.default", default: crate::templates::DEFAULT_TEMPLATE_SETTING, description: "follow-up template when no keyword matches" },
     SettingDefault { key: "notify.channel", default: "erp_sync", description: "NOTIFY channel the capture trigger wakes idle sidecars on" },
     SettingDefault { key: "notify.idle_fresh", default: "30 seconds", description: "a worker counts as alive when its heartbeat is younger than this (wake-ups of idle workers, alert erp_login_failed, contact_status of rows waiting for a login)" },

@@ -1,1 +1,1 @@
-SELECT erp_sync.contact_payload($1::bigint)
+SELECT erp_sync.contact_payload($1::text)

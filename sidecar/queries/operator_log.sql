@@ -6,6 +6,6 @@ SELECT l.id, l.outbox_id, l.action, l.outcome, l.erp_ord, erp_sync.mask_text(l.e
        (l.outcome = 'success' AND l.rolled_back_at IS NULL
         AND l.action IN ('create', 'update', 'supplement')) AS can_roll_back
 FROM erp_sync.sync_log l
-WHERE l.contact_id::text = $1
+WHERE l.contact_id = $1
 ORDER BY l.id DESC
 LIMIT $2

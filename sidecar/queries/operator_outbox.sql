@@ -4,6 +4,6 @@ SELECT o.id, o.kind, o.ref_id, o.status, o.attempts, erp_sync.mask_text(o.last_e
        extract(epoch FROM o.finished_at)::float8 AS finished_epoch,
        o.send_started_at IS NOT NULL AS send_started
 FROM erp_sync.outbox o
-WHERE o.contact_id::text = $1
+WHERE o.contact_id = $1
 ORDER BY o.id DESC
 LIMIT $2

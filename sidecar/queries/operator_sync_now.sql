@@ -1,2 +1,2 @@
 -- operator page: "sync now" (erp_sync.request_sync re-checks admission, queues or rejects).
-SELECT erp_sync.request_sync($1::text::bigint) AS result
+SELECT erp_sync.request_sync($1) AS result

@@ -3,7 +3,7 @@
 //! | platform                        | ERP           |
 //! |---------------------------------|---------------|
 //! | company, else name              | name          |
-//! | `WX{id}` (payload `khid`)       | khid          |
+//! | payload `khid` (`customer.khid_format`, `WX{key}` by default; ≤ 50 characters) | khid |
 //! | fixed 171 (网站注册 = WeChat)     | ly            |
 //! | phone                           | mobile        |
 //! | wechat_id                       | weixinAcc     |
@@ -19,8 +19,9 @@
 //! Empty platform values are not sent (`None`): on an update they leave the ERP's value alone
 //! instead of clearing it.
 
+use erp_sync_rules::customer::check_khid;
 use erp_sync_rules::numbers::format_number;
-use erp_sync_rules::{khid, score_to_value, LY_WECHAT};
+use erp_sync_rules::{score_to_value, LY_WECHAT};
 use serde_json::Value;
 
 use crate::erp::{CustomerFields, CustomerKind, Person};
@@ -35,7 +36,8 @@ pub struct Admission {
 /// The parts of a contact payload the engine needs.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ContactView {
-    pub contact_id: i64,
+    /// The platform's key of the contact, as text.
+    pub contact_id: String,
     pub khid: String,
     pub kind: CustomerKind,
     pub fields: CustomerFields,
@@ -90,15 +92,29 @@ pub fn admission(payload: &Value) -> Admission {
 }
 
 /// Map a contact payload to the ERP fields. Errors name what is missing.
+///
+/// The khid is the payload's (the extension forms it with `customer.khid_format`), checked again
+/// with the shared rule: a payload without one (its format gives more than the ERP's 50
+/// characters: the reason is in its admission) or with one the ERP would not keep as sent is an
+/// error, never a khid made up here or cut short.
 pub fn contact_view(payload: &Value) -> Result<ContactView, String> {
-    let contact_id = payload
-        .get("id")
-        .and_then(|v| {
-            v.as_i64()
-                .or_else(|| v.as_str().and_then(|s| s.parse().ok()))
-        })
-        .ok_or("payload has no contact id")?;
-    let khid = text(payload, "khid").unwrap_or_else(|| khid(contact_id));
+    let contact_id = match payload.get("id") {
+        Some(Value::Number(n)) => n.to_string(),
+        Some(Value::String(s)) if !s.is_empty() => s.clone(),
+        _ => return Err("payload has no contact id".into()),
+    };
+    let khid = match payload.get("khid") {
+        Some(Value::String(k)) => k.clone(),
+        _ => {
+            let why = admission(payload).reasons.join("; ");
+            return Err(if why.is_empty() {
+                "payload has no khid".to_string()
+            } else {
+                format!("payload has no khid: {why}")
+            });
+        }
+    };
+    check_khid(&khid).map_err(|e| e.to_string())?;
     let kind = match text(payload, "type").as_deref() {
         Some("company") => CustomerKind::Company,
         _ => CustomerKind::Personal,
@@ -231,13 +247,28 @@ mod tests {
         }
     }
 
+    /// The khid is the payload's (the extension's `customer.khid_format`), checked with the
+    /// shared rule; none is made up here, none is cut short.
     #[test]
-    fn khid_defaults_to_the_shared_rule() {
+    fn khid_comes_from_the_payload_and_is_checked() {
         let mut p = company();
-        if let Some(o) = p.as_object_mut() {
-            o.remove("khid");
-        }
-        assert_eq!(contact_view(&p).expect("view").khid, "WX42");
+        p["khid"] = json!("MP-42");
+        assert_eq!(contact_view(&p).expect("view").khid, "MP-42");
+        p["id"] = json!("0b6f2c1e-8d4a-4f6b-9c3e-2a1d5e7f9b0c");
+        p["khid"] = json!("WX0b6f2c1e-8d4a-4f6b-9c3e-2a1d5e7f9b0c");
+        let v = contact_view(&p).expect("uuid view");
+        assert_eq!(v.contact_id, "0b6f2c1e-8d4a-4f6b-9c3e-2a1d5e7f9b0c");
+        assert_eq!(v.fields.khid.as_deref(), Some(v.khid.as_str()));
+        p["khid"] = json!("x".repeat(51));
+        let e = contact_view(&p).expect_err("51 characters");
+        assert!(e.contains("allows 50"), "{e}");
+        // no khid (the format gives none): the admission's reason says why
+        p["khid"] = Value::Null;
+        p["admission"] = json!({"passed": false, "reasons": ["khid: too long"]});
+        assert_eq!(
+            contact_view(&p).expect_err("no khid"),
+            "payload has no khid: khid: too long"
+        );
     }
 
     #[test]
@@ -268,10 +299,11 @@ mod tests {
         let v = contact_view(&json!({
             "id": 5, "type": "personal", "name": "王五", "company": null, "phone": "13700002222",
             "wechat_id": "", "address": null, "score": 65, "thread": null,
-            "admission": {"passed": true}
+            "admission": {"passed": true}, "khid": "WX5"
         }))
         .expect("view");
         assert_eq!(v.kind, CustomerKind::Personal);
+        assert_eq!(v.contact_id, "5");
         assert_eq!(v.khid, "WX5");
         assert_eq!(v.fields.name, "王五");
         assert_eq!(v.fields.weixin_acc, None);

@@ -804,12 +804,12 @@ fn chaos_bad_input() -> Result<()> {
     let state = db.query(
         "WITH last AS (SELECT DISTINCT ON (contact_id) contact_id, status, last_error FROM erp_sync.outbox
                        WHERE kind = 'customer' ORDER BY contact_id, id DESC)
-         SELECT c.id, (erp_sync.contact_payload(c.id) -> 'admission' ->> 'passed')::bool,
+         SELECT c.id, (erp_sync.contact_payload(c.id::text) -> 'admission' ->> 'passed')::bool,
                 l.status, l.last_error, r.contact_id IS NOT NULL, k.erp_ord
          FROM mp.contacts c
-         LEFT JOIN last l ON l.contact_id = c.id
-         LEFT JOIN erp_sync.rejections r ON r.contact_id = c.id
-         LEFT JOIN erp_sync.customer_link k ON k.contact_id = c.id
+         LEFT JOIN last l ON l.contact_id = c.id::text
+         LEFT JOIN erp_sync.rejections r ON r.contact_id = c.id::text
+         LEFT JOIN erp_sync.customer_link k ON k.contact_id = c.id::text
          ORDER BY c.id",
         &[],
     )?;
@@ -878,33 +878,24 @@ fn chaos_bad_input() -> Result<()> {
         .collect::<std::result::Result<_, _>>()?;
 
     // ---- figures: text-only platform ----
-    // The trigger takes an id it can read as an integer (trimmed); other rows cannot be keyed.
-    let usable: HashSet<i64> = text_rows
-        .iter()
-        .filter_map(|r| r[0].as_deref().and_then(|s| s.trim().parse::<i64>().ok()))
-        .collect();
-    let text_rejected: HashSet<i64> = text_db
+    // Contact keys are text: every id that is not NULL is a key as written ('abc', '0900007',
+    // ' 900007 '); a key the ERP would not keep as sent (padded, empty) is a recorded rejection.
+    let usable: HashSet<String> = text_rows.iter().filter_map(|r| r[0].clone()).collect();
+    let text_rejected: HashSet<String> = text_db
         .query("SELECT contact_id FROM erp_sync.rejections", &[])?
         .iter()
         .map(|r| r.try_get(0))
         .collect::<std::result::Result<_, _>>()?;
-    let text_queued: HashSet<i64> = text_db
+    let text_queued: HashSet<String> = text_db
         .query("SELECT DISTINCT contact_id FROM erp_sync.outbox", &[])?
         .iter()
         .map(|r| r.try_get(0))
         .collect::<std::result::Result<_, _>>()?;
     let text_uncaptured = usable
         .iter()
-        .filter(|id| !text_rejected.contains(id) && !text_queued.contains(id))
+        .filter(|id| !text_rejected.contains(*id) && !text_queued.contains(*id))
         .count();
-    let text_unkeyed = text_rows.len()
-        - text_rows
-            .iter()
-            .filter(|r| {
-                r[0].as_deref()
-                    .is_some_and(|s| s.trim().parse::<i64>().is_ok())
-            })
-            .count();
+    let text_unkeyed = text_rows.iter().filter(|r| r[0].is_none()).count();
     let (t_skip_no_reason, t_dead_no_reason, t_bad_rejections) = unexplained(&mut text_db)?;
     let text_not_done: i64 = text_db
         .query_one(
@@ -986,7 +977,7 @@ fn chaos_bad_input() -> Result<()> {
     );
     assert_eq!(
         text_uncaptured, 0,
-        "text platform: rows with an integer id neither queued nor rejected"
+        "text platform: rows with an id neither queued nor rejected"
     );
     assert!(!text_rejected.is_empty(), "text platform: nothing captured");
     assert_eq!(text_not_done, 0, "text platform: outbox rows not finished");
@@ -1034,19 +1025,19 @@ WITH o AS (
     RETURNING id, contact_id, finished_at)
 INSERT INTO erp_sync.sync_log (outbox_id, contact_id, action, erp_ord, request, response, outcome, duration_ms,
                                worker, created_at)
-SELECT o.id, o.contact_id, 'create', 700000 + (o.contact_id - $1::int8),
+SELECT o.id, o.contact_id, 'create', 700000 + (o.contact_id::int8 - $1::int8),
        jsonb_build_array(
            jsonb_build_object('endpoint', '/webapi/v3/ov1/customer/add.asp', 'cmdkey', 'allocate', 'body',
                               jsonb_build_object('session', '***')),
            jsonb_build_object('endpoint', '/webapi/v3/ov1/customer/add.asp', 'cmdkey', '__sys_dosave', 'body',
-               jsonb_build_object('intsort', 2, 'ord', 700000 + (o.contact_id - $1::int8), 'fields', jsonb_build_object(
+               jsonb_build_object('intsort', 2, 'ord', 700000 + (o.contact_id::int8 - $1::int8), 'fields', jsonb_build_object(
                    'name', '留存客户' || o.contact_id, 'khid', 'WX' || o.contact_id, 'ly', '171',
-                   'mobile', '137****' || lpad((o.contact_id % 10000)::text, 4, '0'),
-                   'weixinAcc', 'wx_' || o.contact_id, 'address', '上海市浦东新区张江路' || (o.contact_id % 999) || '号',
+                   'mobile', '137****' || lpad((o.contact_id::int8 % 10000)::text, 4, '0'),
+                   'weixinAcc', 'wx_' || o.contact_id, 'address', '上海市浦东新区张江路' || (o.contact_id::int8 % 999) || '号',
                    'jz', '289', 'intro', '来自微信中台，评分: 80')))),
        jsonb_build_array(
            jsonb_build_object('endpoint', '/webapi/v3/ov1/customer/add.asp', 'http_status', 200, 'elapsed_ms', 4,
-                              'body', jsonb_build_object('bill', jsonb_build_object('value', 700000 + (o.contact_id - $1::int8)))),
+                              'body', jsonb_build_object('bill', jsonb_build_object('value', 700000 + (o.contact_id::int8 - $1::int8)))),
            jsonb_build_object('endpoint', '/webapi/v3/ov1/customer/add.asp', 'http_status', 200, 'elapsed_ms', 11,
                               'body', jsonb_build_object('message', jsonb_build_object('text', '保存成功', 'result', true)))),
        'success', 15, 'synthetic', o.finished_at
@@ -1074,7 +1065,7 @@ SELECT $1::int8 + 300 + g, 'create', 'success', 'guard', now() - interval '1 hou
 
 const GUARD_SUMMARY: &str = "
 SELECT (SELECT string_agg(status || '=' || n, ' ' ORDER BY status) FROM
-          (SELECT status, count(*) n FROM erp_sync.outbox WHERE contact_id BETWEEN $1::int8 AND $1::int8 + 1000
+          (SELECT status, count(*) n FROM erp_sync.outbox WHERE contact_id::int8 BETWEEN $1::int8 AND $1::int8 + 1000
            GROUP BY status) s)
        || ' log=' || (SELECT count(*) FROM erp_sync.sync_log WHERE worker = 'guard')";
 
@@ -1155,7 +1146,7 @@ fn chaos_log_retention() -> Result<()> {
     // retention time to finish the last batches.
     let real_busy = |c: &mut postgres::Client| -> Result<i64> {
         Ok(c.query_one(
-            "SELECT count(*) FROM erp_sync.outbox WHERE status IN ('pending', 'running') AND contact_id < $1::int8",
+            "SELECT count(*) FROM erp_sync.outbox WHERE status IN ('pending', 'running') AND contact_id::int8 < $1::int8",
             &[&GUARD_BASE],
         )?
         .try_get(0)?)
@@ -1177,7 +1168,7 @@ fn chaos_log_retention() -> Result<()> {
     }
     let aged_left = |c: &mut postgres::Client| -> Result<(i64, i64)> {
         let r = c.query_one(
-            "SELECT (SELECT count(*) FROM erp_sync.outbox WHERE contact_id > $1::int8),
+            "SELECT (SELECT count(*) FROM erp_sync.outbox WHERE contact_id::int8 > $1::int8),
                     (SELECT count(*) FROM erp_sync.sync_log WHERE worker = 'synthetic')",
             &[&SYNTHETIC_BASE],
         )?;
@@ -1209,7 +1200,7 @@ fn chaos_log_retention() -> Result<()> {
     // engine for a customer created without one may be there too.
     let real_rows: Vec<(String, String, i64)> = db
         .query(
-            "SELECT kind, status, count(*) FROM erp_sync.outbox WHERE contact_id = ANY ($1)
+            "SELECT kind, status, count(*) FROM erp_sync.outbox WHERE contact_id = ANY ($1::int8[]::text[])
              GROUP BY 1, 2 ORDER BY 1, 2",
             &[&real_ids],
         )?

@@ -16,7 +16,8 @@ use anyhow::Result;
 use postgres::fallible_iterator::FallibleIterator;
 use sync_util::{mobile, World};
 
-const CLAIM: &str = "SELECT id, contact_id FROM erp_sync.claim($1, 60000, $2, 50, '{}', 8, true)";
+const CLAIM: &str =
+    "SELECT id, contact_id::bigint FROM erp_sync.claim($1, 60000, $2, 50, '{}', 8, true)";
 
 fn connect(w: &World) -> Result<postgres::Client> {
     Ok(postgres::Client::connect(&w.pg.url(), postgres::NoTls)?)

@@ -261,7 +261,7 @@ fn dump_and_restore_keep_config_and_state_and_the_sidecar_carries_on() -> Result
     // ---- nothing lost, nothing twice
     let states: HashMap<i64, String> = w
         .query(
-            "SELECT contact_id, sync_state FROM erp_sync.contact_status",
+            "SELECT contact_id::bigint, sync_state FROM erp_sync.contact_status",
             &[],
         )?
         .iter()
@@ -317,7 +317,7 @@ fn dump_and_restore_keep_config_and_state_and_the_sidecar_carries_on() -> Result
     }
     // ids continue after the restored ones (the sequence was dumped): no capture collided
     let first_new = w.query(
-        "SELECT min(id) FROM erp_sync.outbox WHERE contact_id = ANY($1)",
+        "SELECT min(id) FROM erp_sync.outbox WHERE contact_id = ANY($1::bigint[]::text[])",
         &[&after],
     )?[0]
         .get::<_, Option<i64>>(0);

@@ -395,7 +395,7 @@ fn stats_alert_webhook_metrics_and_status_page() -> Result<()> {
     // ---- the alert clears once ----
     w.faults(json!({"refuse": []}))?;
     w.exec(&format!(
-        "SELECT erp_sync.retry_failed({bad1}); SELECT erp_sync.retry_failed({bad2})"
+        "SELECT erp_sync.retry_failed('{bad1}'); SELECT erp_sync.retry_failed('{bad2}')"
     ))?;
     w.settle(SETTLE, &[&s, &s2])?;
     assert!(
@@ -475,7 +475,7 @@ fn retention_in_batches_and_healthz_follows_the_database() -> Result<()> {
     );
     let left: Vec<(i64, String)> = w
         .query(
-            "SELECT contact_id, status FROM erp_sync.outbox ORDER BY contact_id",
+            "SELECT contact_id::bigint, status FROM erp_sync.outbox ORDER BY contact_id::bigint",
             &[],
         )?
         .iter()

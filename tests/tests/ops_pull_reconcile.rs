@@ -34,8 +34,8 @@ type Item = (String, Option<i64>, Option<i64>, Option<String>);
 
 fn kinds(w: &World) -> Result<Vec<Item>> {
     Ok(w.query(
-        "SELECT kind, contact_id, erp_ord, field FROM erp_sync.reconcile_report
-         ORDER BY kind, contact_id NULLS FIRST, erp_ord, field",
+        "SELECT kind, contact_id::bigint, erp_ord, field FROM erp_sync.reconcile_report
+         ORDER BY kind, contact_id::bigint NULLS FIRST, erp_ord, field",
         &[],
     )?
     .iter()
@@ -127,7 +127,7 @@ fn pull_pages_detect_changes_and_reconcile_every_difference() -> Result<()> {
     s.proc.terminate(Duration::from_secs(15))?;
     w.exec(&format!(
         "UPDATE mp.contacts SET name = '丙先生新', phone = '{}', wechat_id = 'wx_new', score = 95 WHERE id = {c};
-         DELETE FROM erp_sync.outbox WHERE contact_id = {c} AND status = 'pending';",
+         DELETE FROM erp_sync.outbox WHERE contact_id = '{c}' AND status = 'pending';",
         mobile(33)
     ))?;
     // d: linked, but its ERP customer is not there any more (deleted by hand in the ERP).
@@ -210,7 +210,7 @@ fn pull_pages_detect_changes_and_reconcile_every_difference() -> Result<()> {
     assert_eq!(fixed, 2);
     assert_eq!(
         w.count(&format!(
-            "SELECT count(*) FROM erp_sync.outbox WHERE kind = 'customer' AND status = 'pending' AND contact_id IN ({c}, {d})"
+            "SELECT count(*) FROM erp_sync.outbox WHERE kind = 'customer' AND status = 'pending' AND contact_id IN ('{c}', '{d}')"
         ))?,
         2
     );
@@ -250,7 +250,7 @@ fn rollback_function_undoes_a_create_and_an_update() -> Result<()> {
     let log_id = |contact: i64, actions: &[&str]| -> Result<i64> {
         let actions: Vec<String> = actions.iter().map(|a| a.to_string()).collect();
         Ok(w.query(
-            "SELECT id FROM erp_sync.sync_log WHERE contact_id = $1 AND action = ANY($2) AND outcome = 'success'
+            "SELECT id FROM erp_sync.sync_log WHERE contact_id = $1::bigint::text AND action = ANY($2) AND outcome = 'success'
              ORDER BY id LIMIT 1",
             &[&contact, &actions],
         )?
@@ -286,7 +286,7 @@ fn rollback_function_undoes_a_create_and_an_update() -> Result<()> {
     let failed: i64 = db
         .query_one(
             "INSERT INTO erp_sync.sync_log (contact_id, action, outcome, error, erp_ord)
-             VALUES ($1, 'create', 'failed', 'ERP refused', NULL) RETURNING id",
+             VALUES ($1::bigint, 'create', 'failed', 'ERP refused', NULL) RETURNING id",
             &[&created],
         )?
         .get(0);

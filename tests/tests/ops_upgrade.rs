@@ -1,6 +1,7 @@
 //! Upgrades (issue 13): 0.1.0 is released, so a database created with it must reach the current
 //! version through `ALTER EXTENSION erp_sync UPDATE` (the hand-written erp_sync--0.1.0--0.2.0.sql)
-//! with nothing lost, and end with the catalog of a fresh install. The 0.1.0 install script is
+//! with nothing lost (a row queued under 0.1.0's bigint contact key is still pending, its key as
+//! text, and is synced afterwards), and end with the catalog of a fresh install. The 0.1.0 install script is
 //! the tagged release's (pg_ext/sql/released/, scripts/released-sql.sh), run against the current
 //! library.
 
@@ -81,6 +82,18 @@ fn catalog(pg: &Cluster, db: &str) -> Result<Vec<String>> {
         .collect())
 }
 
+/// The type of `contact_id` in outbox, rejections, customer_link, sync_log, reconcile_items.
+fn key_types(w: &World) -> Result<String> {
+    Ok(w.query(
+        "SELECT string_agg(format_type(a.atttypid, a.atttypmod), ',' ORDER BY t.n)
+         FROM unnest(ARRAY['outbox', 'rejections', 'customer_link', 'sync_log', 'reconcile_items'])
+              WITH ORDINALITY AS t(rel, n)
+         JOIN pg_attribute a ON a.attrelid = ('erp_sync.' || t.rel)::regclass AND a.attname = 'contact_id'",
+        &[],
+    )?[0]
+        .get(0))
+}
+
 fn version(w: &World) -> Result<String> {
     Ok(w.query(
         "SELECT extversion FROM pg_extension WHERE extname = 'erp_sync'",
@@ -139,6 +152,18 @@ fn upgrade_from_0_1_0_keeps_data_equals_a_fresh_install_and_drains() -> Result<(
         w.signal(c, &content)?;
         signals.push((c, content, template));
     }
+    // one pending row queued under 0.1.0 (contact_id bigint), followed through the upgrade
+    let queued_id: i64 = w.query(
+        "SELECT id FROM erp_sync.outbox WHERE contact_id::text = $1::bigint::text
+           AND kind = 'customer' AND status = 'pending'",
+        &[&passing[0]],
+    )?[0]
+        .get(0);
+    assert_eq!(
+        key_types(&w)?,
+        "bigint,bigint,bigint,bigint,bigint",
+        "0.1.0 keys"
+    );
     let pending_before = w.unfinished()?;
     let outbox_before = w.count("SELECT count(*) FROM erp_sync.outbox")?;
     assert!(
@@ -169,6 +194,16 @@ fn upgrade_from_0_1_0_keeps_data_equals_a_fresh_install_and_drains() -> Result<(
         outbox_before
     );
     assert_eq!(w.unfinished()?, pending_before);
+    // contact keys are text now (issue 15); the row queued under 0.1.0 is there, key as text
+    assert_eq!(key_types(&w)?, "text,text,text,text,text");
+    let r = &w.query(
+        "SELECT contact_id, status FROM erp_sync.outbox WHERE id = $1",
+        &[&queued_id],
+    )?[0];
+    assert_eq!(
+        (r.get::<_, String>(0), r.get::<_, String>(1)),
+        (passing[0].to_string(), "pending".to_string())
+    );
     assert_eq!(
         w.query(
             "SELECT string_agg(template_id::text, ',' ORDER BY template_id) FROM erp_sync.followup_templates_deleted",
@@ -197,7 +232,7 @@ fn upgrade_from_0_1_0_keeps_data_equals_a_fresh_install_and_drains() -> Result<(
     assert_eq!(synced, passing.len() as i64);
     assert_eq!(
         w.query(
-            "SELECT sync_state FROM erp_sync.contact_status WHERE contact_id = $1",
+            "SELECT sync_state FROM erp_sync.contact_status WHERE contact_id = $1::bigint::text",
             &[&rejected]
         )?[0]
             .get::<_, String>(0),
@@ -222,6 +257,13 @@ fn upgrade_from_0_1_0_keeps_data_equals_a_fresh_install_and_drains() -> Result<(
     assert_eq!(
         w.count("SELECT count(*) FROM erp_sync.outbox WHERE status <> 'done'")?,
         0
+    );
+    assert_eq!(
+        w.count(&format!(
+            "SELECT count(*) FROM erp_sync.outbox WHERE id = {queued_id} AND status = 'done'"
+        ))?,
+        1,
+        "the row queued under 0.1.0 was synced"
     );
     println!(
         "UPGRADE from=0.1.0 to=0.2.0 catalog_objects={} catalog_diff={} contacts={} pending_rows_at_upgrade={pending_before} \

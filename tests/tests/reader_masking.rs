@@ -197,7 +197,7 @@ fn the_reader_sees_no_unmasked_mobile_anywhere() -> Result<()> {
     w.exec(&format!(
         "UPDATE mp.contacts SET phone = '+86 {} {} {}', name = '改名 {}', wechat_id = 'wx {}'
          WHERE id = {changed};
-         DELETE FROM erp_sync.outbox WHERE contact_id = {changed} AND status = 'pending';",
+         DELETE FROM erp_sync.outbox WHERE contact_id = '{changed}' AND status = 'pending';",
         &new_mobile[..3],
         &new_mobile[3..7],
         &new_mobile[7..],
@@ -239,7 +239,7 @@ fn the_reader_sees_no_unmasked_mobile_anywhere() -> Result<()> {
     assert!(out.contains("reconcile: run="), "{out}");
     let fields: Vec<String> = w
         .query(
-            "SELECT DISTINCT field FROM erp_sync.reconcile_items WHERE contact_id = $1 ORDER BY 1",
+            "SELECT DISTINCT field FROM erp_sync.reconcile_items WHERE contact_id = $1::bigint::text ORDER BY 1",
             &[&changed],
         )?
         .iter()
@@ -253,7 +253,7 @@ fn the_reader_sees_no_unmasked_mobile_anywhere() -> Result<()> {
     let victim = synced[3].0;
     w.exec(&format!(
         "UPDATE erp_sync.outbox SET last_error = 'ERP refused: (+86)139.5271.0051 重复'
-         WHERE id = (SELECT max(id) FROM erp_sync.outbox WHERE contact_id = {victim});
+         WHERE id = (SELECT max(id) FROM erp_sync.outbox WHERE contact_id = '{victim}');
          INSERT INTO erp_sync.sync_log (contact_id, action, outcome, error)
          VALUES ({victim}, 'update', 'failed', '手机{}已存在');
          UPDATE erp_sync.rejections SET reasons = reasons || '[\"phone 139 5271 0053\", {{\"m\": 13952710054}}]'::jsonb;

@@ -55,7 +55,7 @@ fn run(latency_ms: u64, n: i64) -> Result<f64> {
     ensure!(dead == 0, "{dead} outbox rows dead");
     let linked = w.count(
         "SELECT count(*) FROM mp.contacts c
-         JOIN erp_sync.customer_link l ON l.contact_id = c.id AND l.erp_ord IS NOT NULL",
+         JOIN erp_sync.customer_link l ON l.contact_id = c.id::text AND l.erp_ord IS NOT NULL",
     )?;
     ensure!(linked == n, "{linked} of {n} contacts have an ERP ord");
     let khids = w.erp_khid_counts()?;

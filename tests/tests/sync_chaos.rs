@@ -289,7 +289,7 @@ fn figures(w: &World, ids: &[i64]) -> Result<Figures> {
     f.dead = w.count("SELECT count(*) FROM erp_sync.outbox WHERE status = 'dead'")?;
     let skipped_contacts: std::collections::HashSet<i64> = w
         .query(
-            "SELECT DISTINCT contact_id FROM erp_sync.outbox WHERE kind = 'customer' AND status = 'skipped'
+            "SELECT DISTINCT contact_id::bigint FROM erp_sync.outbox WHERE kind = 'customer' AND status = 'skipped'
              AND contact_id NOT IN (SELECT contact_id FROM erp_sync.outbox WHERE kind = 'customer' AND status = 'done')",
             &[],
         )?

@@ -119,13 +119,16 @@ fn chaos_concurrent_edits_while_three_sidecars_drain() -> Result<()> {
 }
 
 /// The sidecar's claim (the extension's `erp_sync.claim`), run by hand in a session of its own.
-const CLAIM: &str = "SELECT * FROM erp_sync.claim($1, $2, $3, $4, $5, $6, $7)";
+/// (contact_id is text since 0.2.0; the reference platform's keys are bigints)
+const CLAIM: &str =
+    "SELECT id, contact_id::bigint, kind, ref_id, template_id, attempts, head, payload
+                     FROM erp_sync.claim($1, $2, $3, $4, $5, $6, $7)";
 
 /// `(id, status)` of the contact's customer rows, by id.
 fn customer_rows(db: &mut postgres::Client, id: i64) -> Result<Vec<(i64, String)>> {
     Ok(db
         .query(
-            "SELECT id, status FROM erp_sync.outbox WHERE contact_id = $1 AND kind = 'customer' ORDER BY id",
+            "SELECT id, status FROM erp_sync.outbox WHERE contact_id = $1::bigint::text AND kind = 'customer' ORDER BY id",
             &[&id],
         )?
         .iter()
@@ -222,7 +225,7 @@ fn an_edit_during_a_claim_is_never_coalesced_away() -> Result<()> {
     );
     tx.commit()?;
     platform.execute(
-        "UPDATE erp_sync.outbox SET status = 'done', finished_at = now(), lease_owner = NULL, lease_expires_at = NULL WHERE contact_id = $1",
+        "UPDATE erp_sync.outbox SET status = 'done', finished_at = now(), lease_owner = NULL, lease_expires_at = NULL WHERE contact_id = $1::bigint::text",
         &[&id],
     )?;
 
@@ -254,7 +257,7 @@ fn an_edit_during_a_claim_is_never_coalesced_away() -> Result<()> {
     );
     tx.commit()?;
     platform.execute(
-        "UPDATE erp_sync.outbox SET status = 'done', finished_at = now(), lease_owner = NULL, lease_expires_at = NULL WHERE contact_id = $1",
+        "UPDATE erp_sync.outbox SET status = 'done', finished_at = now(), lease_owner = NULL, lease_expires_at = NULL WHERE contact_id = $1::bigint::text",
         &[&id],
     )?;
 
@@ -288,7 +291,7 @@ fn an_edit_during_a_claim_is_never_coalesced_away() -> Result<()> {
     tx.commit()?;
     open.commit()?;
     platform.execute(
-        "UPDATE erp_sync.outbox SET status = 'done', finished_at = now(), lease_owner = NULL, lease_expires_at = NULL WHERE contact_id = $1 AND status = 'running'",
+        "UPDATE erp_sync.outbox SET status = 'done', finished_at = now(), lease_owner = NULL, lease_expires_at = NULL WHERE contact_id = $1::bigint::text AND status = 'running'",
         &[&id],
     )?;
     let mut tx = sidecar.transaction()?;

@@ -134,7 +134,7 @@ fn followups_in_order_with_templates_and_assignment_tiers() -> Result<()> {
     let tiers: Vec<(Option<String>, Option<String>)> = [hot, warm, cold]
         .iter()
         .map(|id| {
-            let r = w.query("SELECT assigned_tier, assigned_to FROM erp_sync.customer_link WHERE contact_id = $1", &[id])?;
+            let r = w.query("SELECT assigned_tier, assigned_to FROM erp_sync.customer_link WHERE contact_id = $1::bigint::text", &[id])?;
             Ok((r[0].get(0), r[0].get(1)))
         })
         .collect::<Result<_>>()?;
@@ -165,7 +165,7 @@ fn followups_in_order_with_templates_and_assignment_tiers() -> Result<()> {
     ))?;
     w.settle(SETTLE, &[&s])?;
     let r = w.query(
-        "SELECT assigned_tier, assigned_to FROM erp_sync.customer_link WHERE contact_id = $1",
+        "SELECT assigned_tier, assigned_to FROM erp_sync.customer_link WHERE contact_id = $1::bigint::text",
         &[&warm],
     )?;
     assert_eq!(r[0].get::<_, Option<String>>(0).as_deref(), Some("top"));
@@ -202,7 +202,7 @@ fn existing_khid_is_updated_and_weixin_supplemented() -> Result<()> {
     assert_eq!(w.erp_ord(id)?, Some(ord));
     let r = w.query(
         "SELECT action, old_data->>'name' FROM erp_sync.sync_log
-         WHERE contact_id = $1 AND outcome = 'success' AND action <> 'assign'",
+         WHERE contact_id = $1::bigint::text AND outcome = 'success' AND action <> 'assign'",
         &[&id],
     )?;
     assert_eq!(r.len(), 1);
@@ -227,7 +227,7 @@ fn existing_khid_is_updated_and_weixin_supplemented() -> Result<()> {
     assert_eq!(field(&found[0], "address").as_deref(), Some("北京市海淀区"));
     assert_eq!(
         w.count(&format!(
-            "SELECT count(*) FROM erp_sync.sync_log WHERE contact_id = {id} AND action = 'update'"
+            "SELECT count(*) FROM erp_sync.sync_log WHERE contact_id = '{id}' AND action = 'update'"
         ))?,
         1
     );
@@ -261,7 +261,7 @@ fn duplicate_mobile_is_skipped_and_followups_too() -> Result<()> {
     assert_eq!(rows[1].1, "skipped", "{rows:?}");
     assert_eq!(
         w.count(&format!(
-            "SELECT count(*) FROM erp_sync.sync_log WHERE contact_id = {id} AND action = 'skip'"
+            "SELECT count(*) FROM erp_sync.sync_log WHERE contact_id = '{id}' AND action = 'skip'"
         ))?,
         2
     );
@@ -315,7 +315,7 @@ fn rollback_of_an_update_and_of_a_create() -> Result<()> {
     w.exec(&format!(
         "INSERT INTO erp_sync.outbox (contact_id, kind, ref_id)
          SELECT contact_id, 'rollback', id FROM erp_sync.sync_log
-         WHERE contact_id IN ({id}, {created}) AND action IN ('create', 'update', 'supplement') AND outcome = 'success'
+         WHERE contact_id IN ('{id}', '{created}') AND action IN ('create', 'update', 'supplement') AND outcome = 'success'
          ORDER BY id"
     ))?;
     w.settle(SETTLE, &[&s])?;
@@ -356,7 +356,7 @@ fn grey_to_white_upgrade_syncs_and_assigns() -> Result<()> {
     assert!(w.erp_by_khid(&format!("WX{id}"))?.is_empty());
     assert_eq!(
         w.count(&format!(
-            "SELECT count(*) FROM erp_sync.contact_status WHERE contact_id = {id} AND sync_state = 'rejected'"
+            "SELECT count(*) FROM erp_sync.contact_status WHERE contact_id = '{id}' AND sync_state = 'rejected'"
         ))?,
         1
     );
@@ -367,7 +367,7 @@ fn grey_to_white_upgrade_syncs_and_assigns() -> Result<()> {
     w.settle(SETTLE, &[&s])?;
     assert_eq!(w.erp_by_khid(&format!("WX{id}"))?.len(), 1);
     let r = w.query(
-        "SELECT assigned_tier, assigned_to FROM erp_sync.customer_link WHERE contact_id = $1",
+        "SELECT assigned_tier, assigned_to FROM erp_sync.customer_link WHERE contact_id = $1::bigint::text",
         &[&id],
     )?;
     assert_eq!(r[0].get::<_, Option<String>>(0).as_deref(), Some("regular"));
@@ -391,7 +391,7 @@ fn same_mobile_contacts_synced_concurrently_one_created_the_rest_skipped() -> Re
     w.settle(SETTLE, &[&s])?;
     let by_status = |status: &str| -> Result<i64> {
         w.count(&format!(
-            "SELECT count(*) FROM erp_sync.outbox o JOIN mp.contacts c ON c.id = o.contact_id
+            "SELECT count(*) FROM erp_sync.outbox o JOIN mp.contacts c ON c.id::text = o.contact_id
              WHERE c.name LIKE '同号客户%' AND o.kind = 'customer' AND o.status = '{status}'"
         ))
     };
@@ -403,7 +403,7 @@ fn same_mobile_contacts_synced_concurrently_one_created_the_rest_skipped() -> Re
     );
     assert_eq!(
         w.count(
-            "SELECT count(*) FROM erp_sync.outbox o JOIN mp.contacts c ON c.id = o.contact_id
+            "SELECT count(*) FROM erp_sync.outbox o JOIN mp.contacts c ON c.id::text = o.contact_id
              WHERE c.name LIKE '同号客户%' AND o.kind = 'customer' AND o.status = 'skipped'
                AND o.last_error LIKE 'mobile 137****% already belongs to ERP customer ord %'"
         )?,

@@ -150,7 +150,7 @@ fn business_refusal_is_dead_at_once() -> Result<()> {
     assert_eq!(rows[0].1, "dead");
     // one attempt (its claim), no retry
     assert_eq!(
-        w.count(&format!("SELECT attempts::bigint FROM erp_sync.outbox WHERE contact_id = {bad} AND kind = 'customer'"))?,
+        w.count(&format!("SELECT attempts::bigint FROM erp_sync.outbox WHERE contact_id = '{bad}' AND kind = 'customer'"))?,
         1
     );
     assert!(
@@ -166,7 +166,7 @@ fn business_refusal_is_dead_at_once() -> Result<()> {
         "follow-up of a customer that is not in the ERP: {rows:?}"
     );
     assert_eq!(
-        w.count(&format!("SELECT count(*) FROM erp_sync.sync_log WHERE contact_id = {bad} AND outcome = 'failed' AND action = 'create'"))?,
+        w.count(&format!("SELECT count(*) FROM erp_sync.sync_log WHERE contact_id = '{bad}' AND outcome = 'failed' AND action = 'create'"))?,
         1
     );
     assert_eq!(
@@ -177,7 +177,7 @@ fn business_refusal_is_dead_at_once() -> Result<()> {
 
     // retry_failed brings the dead rows back; with the refusal lifted they go through, in order.
     w.faults(json!({"refuse": []}))?;
-    w.exec(&format!("SELECT erp_sync.retry_failed({bad})"))?;
+    w.exec(&format!("SELECT erp_sync.retry_failed('{bad}')"))?;
     w.settle(SETTLE, &[&s])?;
     assert_eq!(w.erp_by_khid(&format!("WX{bad}"))?.len(), 1);
     assert!(
@@ -208,7 +208,7 @@ fn retries_exhausted_is_dead_with_last_error() -> Result<()> {
     let s = w.sidecar("w1", &[("ERP_SYNC_ENGINE_MAX_ATTEMPTS", "3")])?;
     w.settle(SETTLE, &[&s])?;
     let r = w.query(
-        "SELECT status, attempts, last_error FROM erp_sync.outbox WHERE contact_id = $1",
+        "SELECT status, attempts, last_error FROM erp_sync.outbox WHERE contact_id = $1::bigint::text",
         &[&id],
     )?;
     assert_eq!(r[0].get::<_, String>(0), "dead");
@@ -336,7 +336,7 @@ fn a_row_that_kills_the_worker_ends_dead_after_max_attempts() -> Result<()> {
     ];
     let customer_row = |w: &World| -> Result<(String, i32)> {
         let r = w.query(
-            "SELECT status, attempts FROM erp_sync.outbox WHERE contact_id = $1 AND kind = 'customer'",
+            "SELECT status, attempts FROM erp_sync.outbox WHERE contact_id = $1::bigint::text AND kind = 'customer'",
             &[&id],
         )?;
         Ok((r[0].get(0), r[0].get(1)))
@@ -359,7 +359,7 @@ fn a_row_that_kills_the_worker_ends_dead_after_max_attempts() -> Result<()> {
     let s = w.sidecar("w3", &env)?;
     w.settle(SETTLE, &[&s])?;
     let r = w.query(
-        "SELECT status, attempts, coalesce(last_error, '') FROM erp_sync.outbox WHERE contact_id = $1 AND kind = 'customer'",
+        "SELECT status, attempts, coalesce(last_error, '') FROM erp_sync.outbox WHERE contact_id = $1::bigint::text AND kind = 'customer'",
         &[&id],
     )?;
     let (status, attempts, err): (String, i32, String) = (r[0].get(0), r[0].get(1), r[0].get(2));
@@ -376,7 +376,7 @@ fn a_row_that_kills_the_worker_ends_dead_after_max_attempts() -> Result<()> {
     );
     // A dead row is visible with its reason.
     let state: String = w.query(
-        "SELECT sync_state FROM erp_sync.contact_status WHERE contact_id = $1",
+        "SELECT sync_state FROM erp_sync.contact_status WHERE contact_id = $1::bigint::text",
         &[&id],
     )?[0]
         .get(0);
@@ -384,7 +384,7 @@ fn a_row_that_kills_the_worker_ends_dead_after_max_attempts() -> Result<()> {
     // ... and counted as one failed sync, with the same reason, by the worker whose claim ended it.
     let log = w.query(
         "SELECT action, coalesce(error, ''), worker FROM erp_sync.sync_log
-         WHERE contact_id = $1 AND outcome = 'failed'",
+         WHERE contact_id = $1::bigint::text AND outcome = 'failed'",
         &[&id],
     )?;
     assert_eq!(log.len(), 1, "one failed sync");
@@ -413,7 +413,7 @@ fn a_database_of_another_extension_version_is_refused_at_start() -> Result<()> {
         "{err}"
     );
     assert_eq!(
-        w.count(&format!("SELECT count(*) FROM erp_sync.outbox WHERE contact_id = {id} AND (attempts > 0 OR status <> 'pending')"))?,
+        w.count(&format!("SELECT count(*) FROM erp_sync.outbox WHERE contact_id = '{id}' AND (attempts > 0 OR status <> 'pending')"))?,
         0,
         "nothing claimed"
     );

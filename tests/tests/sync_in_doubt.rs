@@ -24,7 +24,7 @@ fn followups_of(w: &World, contact: i64) -> Result<Vec<String>> {
 
 fn followup_rows(w: &World, contact: i64) -> Result<Vec<(i64, String)>> {
     Ok(w.query(
-        "SELECT id, status FROM erp_sync.outbox WHERE contact_id = $1 AND kind = 'followup' ORDER BY id",
+        "SELECT id, status FROM erp_sync.outbox WHERE contact_id = $1::bigint::text AND kind = 'followup' ORDER BY id",
         &[&contact],
     )?
     .iter()
@@ -64,7 +64,7 @@ fn a_followup_whose_reply_is_lost_waits_for_a_person() -> Result<()> {
     );
     // Visible: contact_status, alerts, queue.
     let st = w.query(
-        "SELECT sync_state, last_error FROM erp_sync.contact_status WHERE contact_id = $1",
+        "SELECT sync_state, last_error FROM erp_sync.contact_status WHERE contact_id = $1::bigint::text",
         &[&id],
     )?;
     assert_eq!(st[0].get::<_, String>(0), "in_doubt");
@@ -189,7 +189,7 @@ fn a_followup_refused_by_an_overloaded_erp_is_simply_retried() -> Result<()> {
     w.settle(SETTLE, &[&s])?;
     assert_eq!(followups_of(&w, id)?, ["服务繁忙后重试"]);
     let r = w.query(
-        "SELECT status, attempts FROM erp_sync.outbox WHERE contact_id = $1 AND kind = 'followup'",
+        "SELECT status, attempts FROM erp_sync.outbox WHERE contact_id = $1::bigint::text AND kind = 'followup'",
         &[&id],
     )?;
     assert_eq!(

@@ -44,6 +44,13 @@ impl Row {
         as_i64(self.get(name))
     }
 
+    /// A contact key (contact `id`, thread/signal `contact_id`): the column's text form as
+    /// Postgres writes it (`42` for a bigint, the canonical lower-case form for a uuid, a text id
+    /// as stored); `None` for NULL or an unmapped field.
+    pub fn key(&self, name: &str) -> Option<String> {
+        self.raw(name).map(str::to_owned)
+    }
+
     /// Did any of `names` (all fields when empty) change between `old` and `self`?
     pub fn changed_from(&self, old: &Row, names: &[&str]) -> bool {
         if names.is_empty() {

@@ -33,7 +33,8 @@ use std::ffi::CStr;
 
 /// One outbox row the trigger decided to write.
 pub struct Row<'a> {
-    pub contact_id: i64,
+    /// the contact key (text form of the platform's id)
+    pub contact_id: &'a str,
     pub kind: &'a str,
     pub ref_id: Option<i64>,
     pub template_id: Option<i32>,
@@ -137,9 +138,77 @@ unsafe fn lock_twin(
     res == pg_sys::TM_Result::TM_Ok
 }
 
+/// A contact key as a datum of the key column: `text` (since 0.2.0), or `bigint` while the
+/// database is still at the 0.1.0 schema (this library installed, `ALTER EXTENSION erp_sync
+/// UPDATE` not run yet), where a key that is not an integer cannot be written.
+#[derive(Clone, Copy, PartialEq)]
+enum KeyType {
+    Text,
+    Int8,
+}
+
+impl KeyType {
+    unsafe fn of(desc: pg_sys::TupleDesc, at: usize) -> KeyType {
+        if (*(*desc).attrs.as_ptr().add(at)).atttypid == pg_sys::INT8OID {
+            KeyType::Int8
+        } else {
+            KeyType::Text
+        }
+    }
+
+    /// The equality procedure of the key type (scan keys).
+    fn eq_proc(self) -> u32 {
+        match self {
+            KeyType::Text => pg_sys::F_TEXTEQ,
+            KeyType::Int8 => pg_sys::F_INT8EQ,
+        }
+    }
+
+    /// The key as a datum of this type; a Postgres ERROR for a non-integer key in a bigint column.
+    unsafe fn datum(self, key: &str) -> pg_sys::Datum {
+        match self {
+            KeyType::Text => text(key),
+            KeyType::Int8 => match key.parse::<i64>() {
+                Ok(n) => pg_sys::Datum::from(n),
+                Err(_) => {
+                    pgrx::pg_sys::panic::ErrorReport::new(
+                        PgSqlErrorCode::ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
+                        format!(
+                            "erp_sync: contact key {key:?} is not an integer, and this database's erp_sync schema (0.1.0) keys contacts by bigint"
+                        ),
+                        "erp_sync",
+                    )
+                    .set_hint("run ALTER EXTENSION erp_sync UPDATE: since 0.2.0 contact keys are text")
+                    .report(PgLogLevel::ERROR);
+                    unreachable!("ereport(ERROR) returned")
+                }
+            },
+        }
+    }
+}
+
+/// Is `erp_sync.outbox.contact_id` still the 0.1.0 schema's `bigint` (the SPI statements of
+/// `super::outbox` then cast their `text[]` keys)? One syscache lookup.
+pub fn legacy_bigint_keys() -> bool {
+    // SAFETY: catalog cache lookups by OID and name; nothing is kept.
+    unsafe {
+        let nsp = pg_sys::get_namespace_oid(SCHEMA.as_ptr(), true);
+        if nsp == pg_sys::InvalidOid {
+            return false;
+        }
+        let rel = pg_sys::get_relname_relid(c"outbox".as_ptr(), nsp);
+        if rel == pg_sys::InvalidOid {
+            return false;
+        }
+        let attnum = pg_sys::get_attnum(rel, c"contact_id".as_ptr());
+        attnum > 0 && pg_sys::get_atttype(rel, attnum) == pg_sys::INT8OID
+    }
+}
+
 /// Attribute numbers (0-based) of the outbox columns this module fills, by name.
 struct Columns {
     natts: usize,
+    key: KeyType,
     id: usize,
     contact_id: usize,
     kind: usize,
@@ -177,6 +246,7 @@ unsafe fn columns(desc: pg_sys::TupleDesc) -> Columns {
     let find = |name: &str| column(desc, "outbox", name);
     Columns {
         natts,
+        key: KeyType::of(desc, find("contact_id")),
         id: find("id"),
         contact_id: find("contact_id"),
         kind: find("kind"),
@@ -236,8 +306,8 @@ pub fn insert(rows: &[Row<'_>]) -> usize {
                     eq_key(
                         coalesce,
                         1,
-                        pg_sys::F_INT8EQ,
-                        pg_sys::Datum::from(row.contact_id),
+                        cols.key.eq_proc(),
+                        cols.key.datum(row.contact_id),
                     ),
                     eq_key(coalesce, 2, pg_sys::F_TEXTEQ, kind),
                 ];
@@ -261,7 +331,7 @@ pub fn insert(rows: &[Row<'_>]) -> usize {
                 pg_sys::Datum::from(seq),
             );
             set(cols.id, id);
-            set(cols.contact_id, pg_sys::Datum::from(row.contact_id));
+            set(cols.contact_id, cols.key.datum(row.contact_id));
             set(cols.kind, kind);
             if let Some(r) = row.ref_id {
                 set(cols.ref_id, pg_sys::Datum::from(r));
@@ -316,7 +386,7 @@ pub fn insert(rows: &[Row<'_>]) -> usize {
 }
 
 /// Does any of `contact_ids` have a row in `erp_sync.rejections` this transaction can see?
-pub fn any_rejection(contact_ids: &[i64]) -> bool {
+pub fn any_rejection(contact_ids: &[String]) -> bool {
     if contact_ids.is_empty() {
         return false;
     }
@@ -326,8 +396,12 @@ pub fn any_rejection(contact_ids: &[i64]) -> bool {
         let rel = pg_sys::table_open(relid(c"rejections"), pg_sys::AccessShareLock as i32);
         let index = pg_sys::index_open(relid(c"rejections_pkey"), pg_sys::AccessShareLock as i32);
         let probe = pg_sys::table_slot_create(rel, std::ptr::null_mut());
-        let found = contact_ids.iter().any(|&id| {
-            let mut keys = [eq_key(index, 1, pg_sys::F_INT8EQ, pg_sys::Datum::from(id))];
+        let key = KeyType::of(
+            (*rel).rd_att,
+            column((*rel).rd_att, "rejections", "contact_id"),
+        );
+        let found = contact_ids.iter().any(|id| {
+            let mut keys = [eq_key(index, 1, key.eq_proc(), key.datum(id))];
             index_has(rel, index, snapshot, &mut keys, probe)
         });
         pg_sys::ExecDropSingleTupleTableSlot(probe);

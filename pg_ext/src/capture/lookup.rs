@@ -4,6 +4,7 @@
 use crate::config::{self, Tracked};
 use crate::db::{self, TEXT};
 use erp_sync_rules::admission::{self, Admission, AdmissionSettings, ContactView};
+use erp_sync_rules::customer::admit_khid;
 use pgrx::prelude::*;
 use pgrx::spi::SpiResult;
 use serde_json::{Map, Value};
@@ -17,14 +18,14 @@ pub enum Lookup {
 
 /// The spec fields of the newest row whose `key_field` column equals `key`
 /// (see `config::Tracked::lookups`); `None` when no row matches or the field is not mapped.
-fn fetch(t: &Tracked, key_field: &str, key: i64) -> SpiResult<Option<Map<String, Value>>> {
+fn fetch(t: &Tracked, key_field: &str, key: &str) -> SpiResult<Option<Map<String, Value>>> {
     let Some(sql) = t.lookups.get(key_field) else {
         return Ok(None);
     };
     let text = Spi::connect_mut(|client| {
         let plan = db::plan(client, sql, &[TEXT])?;
         client
-            .update(&*plan, Some(1), &[key.to_string().into()])?
+            .update(&*plan, Some(1), &[key.into()])?
             .first()
             .get_one::<String>()
     });
@@ -39,7 +40,7 @@ fn fetch(t: &Tracked, key_field: &str, key: i64) -> SpiResult<Option<Map<String,
     }))
 }
 
-pub fn contact(contact_id: i64) -> SpiResult<Lookup> {
+pub fn contact(contact_id: &str) -> SpiResult<Lookup> {
     let Some(t) = config::tracked("contact")? else {
         return Ok(Lookup::NotTracked);
     };
@@ -47,7 +48,7 @@ pub fn contact(contact_id: i64) -> SpiResult<Lookup> {
 }
 
 /// Latest thread (highest id) of a contact.
-pub fn latest_thread(contact_id: i64) -> SpiResult<Option<Map<String, Value>>> {
+pub fn latest_thread(contact_id: &str) -> SpiResult<Option<Map<String, Value>>> {
     let Some(t) = config::tracked("thread")? else {
         return Ok(None);
     };
@@ -58,25 +59,21 @@ pub fn signal(signal_id: i64) -> SpiResult<Option<Map<String, Value>>> {
     let Some(t) = config::tracked("signal")? else {
         return Ok(None);
     };
-    fetch(&t, "id", signal_id)
+    fetch(&t, "id", &signal_id.to_string())
 }
 
 /// Admission of a contact from its current row; `Err(reason)` when it cannot be evaluated.
-pub fn contact_admission(contact_id: i64) -> SpiResult<Result<Admission, String>> {
+pub fn contact_admission(contact_id: &str) -> SpiResult<Result<Admission, String>> {
     Ok(match contact(contact_id)? {
         Lookup::NotTracked => Err("no contact table is tracked".into()),
         Lookup::NotFound => Err(format!("contact {contact_id} not found")),
-        Lookup::Found(row) => Ok(admit(
-            ContactView::from_json(&row),
-            contact_id,
-            &config::admission_settings()?,
-        )?),
+        Lookup::Found(row) => Ok(verdict(contact_id, &row)?.0),
     })
 }
 
 /// Has the contact at least one signal? `None` when no signal table is tracked (the check then
 /// fails as "could not be looked up").
-pub fn has_signal(contact_id: i64) -> SpiResult<Option<bool>> {
+pub fn has_signal(contact_id: &str) -> SpiResult<Option<bool>> {
     let Some(t) = config::tracked("signal")? else {
         return Ok(None);
     };
@@ -84,7 +81,7 @@ pub fn has_signal(contact_id: i64) -> SpiResult<Option<bool>> {
 }
 
 /// Is a rejection recorded for the contact?
-pub fn rejected(contact_id: i64) -> SpiResult<bool> {
+pub fn rejected(contact_id: &str) -> SpiResult<bool> {
     Ok(Spi::get_one_with_args::<bool>(
         "SELECT EXISTS (SELECT 1 FROM erp_sync.rejections WHERE contact_id = $1)",
         &[contact_id.into()],
@@ -96,11 +93,26 @@ pub fn rejected(contact_id: i64) -> SpiResult<bool> {
 /// conversation looked up when `admission.require_conversation` asks for it.
 pub fn admit(
     mut view: ContactView,
-    contact_id: i64,
+    contact_id: &str,
     s: &AdmissionSettings,
 ) -> SpiResult<Admission> {
     if s.require_conversation && view.conversation.is_none() {
         view.conversation = has_signal(contact_id)?;
     }
     Ok(admission::evaluate(&view, s))
+}
+
+/// The verdict on a contact's current row: the admission checks ([`admit`]), then its khid
+/// (`erp_sync_rules::customer::admit_khid` with `customer.khid_format`); the khid when there is one.
+pub fn verdict(
+    contact_id: &str,
+    row: &Map<String, Value>,
+) -> SpiResult<(Admission, Option<String>)> {
+    let mut verdict = admit(
+        ContactView::from_json(row),
+        contact_id,
+        &config::admission_settings()?,
+    )?;
+    let khid = admit_khid(&mut verdict, contact_id, &config::khid_format()?);
+    Ok((verdict, khid))
 }

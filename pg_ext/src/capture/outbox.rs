@@ -1,7 +1,9 @@
 //! Writing the outbox and rejections: everything one statement (or one request_sync) decided,
 //! collected in a [`Batch`] and written at once, whatever the row count. Rows stay minimal
-//! (contact id, kind, optional ref/template): the sidecar reads the contact's CURRENT state when
-//! it sends.
+//! (contact key, kind, optional ref/template): the sidecar reads the contact's CURRENT state when
+//! it sends. Contact keys are bound as `text[]`; while the database is still at the 0.1.0 schema
+//! (`contact_id bigint`, this library installed but `ALTER EXTENSION erp_sync UPDATE` not run yet)
+//! every statement casts them to bigint (`%KEY%`, see [`keyed`]).
 
 use super::direct;
 use crate::db::{self, INT4_ARRAY, INT8_ARRAY, TEXT_ARRAY};
@@ -21,9 +23,9 @@ use std::collections::HashSet;
 macro_rules! insert_outbox {
     () => {
         "INSERT INTO erp_sync.outbox (contact_id, kind, ref_id, template_id, status, last_error, finished_at) \
-         SELECT u.c, u.k, u.r, u.t, CASE WHEN u.e IS NULL THEN 'pending' ELSE 'skipped' END, u.e, \
+         SELECT u.c%KEY%, u.k, u.r, u.t, CASE WHEN u.e IS NULL THEN 'pending' ELSE 'skipped' END, u.e, \
                 CASE WHEN u.e IS NULL THEN NULL ELSE pg_catalog.now() END \
-         FROM ROWS FROM (pg_catalog.unnest($1::pg_catalog.int8[]), pg_catalog.unnest($2::pg_catalog.text[]), \
+         FROM ROWS FROM (pg_catalog.unnest($1::pg_catalog.text[]), pg_catalog.unnest($2::pg_catalog.text[]), \
                          pg_catalog.unnest($3::pg_catalog.int8[]), pg_catalog.unnest($4::pg_catalog.int4[]), \
                          pg_catalog.unnest($5::pg_catalog.text[])) AS u (c, k, r, t, e) \
          ON CONFLICT (contact_id, kind) WHERE status = 'pending' AND kind IN ('customer', 'assign') \
@@ -35,12 +37,23 @@ macro_rules! insert_outbox {
 const INSERT_OUTBOX: [&str; 2] = [
     insert_outbox!(),
     concat!(
-        "WITH cleared AS (DELETE FROM erp_sync.rejections WHERE contact_id = ANY ($6::pg_catalog.int8[])) ",
+        "WITH cleared AS (DELETE FROM erp_sync.rejections WHERE contact_id = ANY ($6::pg_catalog.text[]%KEYS%)) ",
         insert_outbox!()
     ),
 ];
 const CLEAR_REJECTIONS: &str =
-    "DELETE FROM erp_sync.rejections WHERE contact_id = ANY ($1::pg_catalog.int8[])";
+    "DELETE FROM erp_sync.rejections WHERE contact_id = ANY ($1::pg_catalog.text[]%KEYS%)";
+
+/// `sql` for the outbox's key type: `%KEY%` (a key) and `%KEYS%` (an array of keys) are nothing
+/// for the `text` key, casts to bigint for the 0.1.0 schema's bigint key.
+fn keyed(sql: &str) -> String {
+    if direct::legacy_bigint_keys() {
+        sql.replace("%KEYS%", "::pg_catalog.int8[]")
+            .replace("%KEY%", "::pg_catalog.int8")
+    } else {
+        sql.replace("%KEYS%", "").replace("%KEY%", "")
+    }
+}
 
 /// How pending `customer`/`assign` rows coalesce with existing ones.
 #[derive(Clone, Copy, PartialEq, Debug)]
@@ -61,8 +74,8 @@ pub fn is_coalesce_race(message: &str) -> bool {
 }
 
 const UPSERT_REJECTIONS: &str = "INSERT INTO erp_sync.rejections AS r (contact_id, reasons, checks, rejected_at) \
-     SELECT u.c, u.x::pg_catalog.jsonb, u.y::pg_catalog.jsonb, pg_catalog.now() \
-     FROM ROWS FROM (pg_catalog.unnest($1::pg_catalog.int8[]), pg_catalog.unnest($2::pg_catalog.text[]), \
+     SELECT u.c%KEY%, u.x::pg_catalog.jsonb, u.y::pg_catalog.jsonb, pg_catalog.now() \
+     FROM ROWS FROM (pg_catalog.unnest($1::pg_catalog.text[]), pg_catalog.unnest($2::pg_catalog.text[]), \
                      pg_catalog.unnest($3::pg_catalog.text[])) AS u (c, x, y) \
      ON CONFLICT (contact_id) DO UPDATE SET reasons = EXCLUDED.reasons, checks = EXCLUDED.checks, \
      rejected_at = EXCLUDED.rejected_at";
@@ -70,7 +83,7 @@ const UPSERT_REJECTIONS: &str = "INSERT INTO erp_sync.rejections AS r (contact_i
 /// Outbox rows and rejection changes, in the order they were decided.
 #[derive(Default)]
 pub struct Batch {
-    contact_id: Vec<i64>,
+    contact_id: Vec<String>,
     kind: Vec<&'static str>,
     ref_id: Vec<Option<i64>>,
     template_id: Vec<Option<i32>>,
@@ -78,15 +91,15 @@ pub struct Batch {
     skip_reason: Vec<Option<String>>,
     skipped: usize,
     /// (contact, kind) of pending customer/assign rows already in the batch
-    coalesced: HashSet<(i64, &'static str)>,
+    coalesced: HashSet<(String, &'static str)>,
     /// per contact, in order: `Some((reasons, checks))` upserts the rejection, `None` deletes it
-    rejections: Vec<(i64, Option<(String, String)>)>,
+    rejections: Vec<(String, Option<(String, String)>)>,
 }
 
 impl Batch {
     fn push(
         &mut self,
-        contact_id: i64,
+        contact_id: String,
         kind: &'static str,
         ref_id: Option<i64>,
         template_id: Option<i32>,
@@ -101,13 +114,13 @@ impl Batch {
     }
 
     /// Queue `customer` / `assign` for the contact (coalesced with a pending row).
-    pub fn enqueue(&mut self, contact_id: i64, kind: &'static str, ref_id: Option<i64>) {
-        if self.coalesced.insert((contact_id, kind)) {
+    pub fn enqueue(&mut self, contact_id: String, kind: &'static str, ref_id: Option<i64>) {
+        if self.coalesced.insert((contact_id.clone(), kind)) {
             self.push(contact_id, kind, ref_id, None, None);
         }
     }
 
-    pub fn enqueue_followup(&mut self, contact_id: i64, signal_id: i64, template_id: i32) {
+    pub fn enqueue_followup(&mut self, contact_id: String, signal_id: i64, template_id: i32) {
         self.push(
             contact_id,
             "followup",
@@ -120,7 +133,7 @@ impl Batch {
     /// Record an operation that will not be sent, with its reason (status `skipped`).
     pub fn skip(
         &mut self,
-        contact_id: i64,
+        contact_id: String,
         kind: &'static str,
         ref_id: Option<i64>,
         template_id: Option<i32>,
@@ -129,7 +142,7 @@ impl Batch {
         self.push(contact_id, kind, ref_id, template_id, Some(reason));
     }
 
-    pub fn reject(&mut self, contact_id: i64, admission: &Admission) {
+    pub fn reject(&mut self, contact_id: String, admission: &Admission) {
         let state = (
             admission.reasons_json().to_string(),
             admission.checks_json().to_string(),
@@ -137,7 +150,7 @@ impl Batch {
         self.rejections.push((contact_id, Some(state)));
     }
 
-    pub fn clear_rejection(&mut self, contact_id: i64) {
+    pub fn clear_rejection(&mut self, contact_id: String) {
         self.rejections.push((contact_id, None));
     }
 
@@ -148,7 +161,7 @@ impl Batch {
         let (mut reject_ids, mut reasons, mut checks, mut clear_ids) =
             (Vec::new(), Vec::new(), Vec::new(), Vec::new());
         for (id, state) in self.rejections.into_iter().rev() {
-            if !decided.insert(id) {
+            if !decided.insert(id.clone()) {
                 continue;
             }
             match state {
@@ -163,7 +176,7 @@ impl Batch {
         if coalesce == Coalesce::Look {
             let rows: Vec<direct::Row<'_>> = (0..self.contact_id.len())
                 .map(|i| direct::Row {
-                    contact_id: self.contact_id[i],
+                    contact_id: &self.contact_id[i],
                     kind: self.kind[i],
                     ref_id: self.ref_id[i],
                     template_id: self.template_id[i],
@@ -175,7 +188,7 @@ impl Batch {
             if clearing || !reject_ids.is_empty() {
                 Spi::connect_mut(|client| {
                     if clearing {
-                        let plan = db::plan(client, CLEAR_REJECTIONS, &[INT8_ARRAY])?;
+                        let plan = db::plan(client, &keyed(CLEAR_REJECTIONS), &[TEXT_ARRAY])?;
                         client.update(&*plan, None, &[clear_ids.into()])?;
                     }
                     upsert_rejections(client, reject_ids, reasons, checks)
@@ -188,7 +201,7 @@ impl Batch {
         Spi::connect_mut(|client| {
             let mut inserted: usize = 0;
             if rows > 0 || !clear_ids.is_empty() {
-                let mut types = vec![INT8_ARRAY, TEXT_ARRAY, INT8_ARRAY, INT4_ARRAY, TEXT_ARRAY];
+                let mut types = vec![TEXT_ARRAY, TEXT_ARRAY, INT8_ARRAY, INT4_ARRAY, TEXT_ARRAY];
                 let mut args = vec![
                     self.contact_id.into(),
                     self.kind.into(),
@@ -198,10 +211,10 @@ impl Batch {
                 ];
                 let clearing = !clear_ids.is_empty();
                 if clearing {
-                    types.push(INT8_ARRAY);
+                    types.push(TEXT_ARRAY);
                     args.push(clear_ids.into());
                 }
-                let plan = db::plan(client, INSERT_OUTBOX[usize::from(clearing)], &types)?;
+                let plan = db::plan(client, &keyed(INSERT_OUTBOX[usize::from(clearing)]), &types)?;
                 for row in client.update(&*plan, None, &args)? {
                     if row.get::<bool>(1)?.unwrap_or(false) {
                         inserted += 1;
@@ -217,7 +230,7 @@ impl Batch {
 
 fn upsert_rejections(
     client: &mut pgrx::spi::SpiClient<'_>,
-    ids: Vec<i64>,
+    ids: Vec<String>,
     reasons: Vec<String>,
     checks: Vec<String>,
 ) -> SpiResult<()> {
@@ -226,8 +239,8 @@ fn upsert_rejections(
     }
     let plan = db::plan(
         client,
-        UPSERT_REJECTIONS,
-        &[INT8_ARRAY, TEXT_ARRAY, TEXT_ARRAY],
+        &keyed(UPSERT_REJECTIONS),
+        &[TEXT_ARRAY, TEXT_ARRAY, TEXT_ARRAY],
     )?;
     client.update(&*plan, None, &[ids.into(), reasons.into(), checks.into()])?;
     Ok(())

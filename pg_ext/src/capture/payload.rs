@@ -3,24 +3,19 @@
 //! platform's tables.
 
 use super::lookup::{self, Lookup};
-use crate::config;
 use crate::error::OrRaise;
-use erp_sync_rules::admission::ContactView;
-use erp_sync_rules::khid;
 use erp_sync_rules::mobile::normalize_mobile;
 use pgrx::prelude::*;
 use pgrx::JsonB;
 use serde_json::{json, Value};
 
-pub fn contact_payload_impl(contact_id: i64) -> pgrx::spi::SpiResult<Option<Value>> {
+/// `khid` is NULL when the contact has none (`customer.khid_format` gives more than the ERP's 50
+/// characters, or no `{key}`): then `admission` is not passed and its reasons say why.
+pub fn contact_payload_impl(contact_id: &str) -> pgrx::spi::SpiResult<Option<Value>> {
     let Lookup::Found(mut row) = lookup::contact(contact_id)? else {
         return Ok(None);
     };
-    let verdict = lookup::admit(
-        ContactView::from_json(&row),
-        contact_id,
-        &config::admission_settings()?,
-    )?;
+    let (verdict, khid) = lookup::verdict(contact_id, &row)?;
     for f in crate::entities::CONTACT_FIELDS {
         row.entry(f.to_string()).or_insert(Value::Null);
     }
@@ -36,14 +31,30 @@ pub fn contact_payload_impl(contact_id: i64) -> pgrx::spi::SpiResult<Option<Valu
     });
     row.insert("thread".into(), thread.unwrap_or(Value::Null));
     row.insert("admission".into(), verdict.to_json());
-    row.insert("khid".into(), Value::String(khid(contact_id)));
+    row.insert("khid".into(), khid.map_or(Value::Null, Value::String));
     Ok(Some(Value::Object(row)))
 }
 
-#[pg_extern(stable, strict, security_definer, parallel_restricted)]
+/// The contact with key `contact_id` (the text form of the platform's id).
+#[pg_extern(
+    stable,
+    strict,
+    security_definer,
+    parallel_restricted,
+    name = "contact_payload"
+)]
 #[search_path(pg_catalog, pg_temp)]
-fn contact_payload(contact_id: i64) -> Option<JsonB> {
+fn contact_payload_text(contact_id: &str) -> Option<JsonB> {
     contact_payload_impl(contact_id).or_raise().map(JsonB)
+}
+
+/// `contact_payload(bigint)` of the released 0.1.0 install script (`contact_payload_wrapper`):
+/// kept for a database still at 0.1.0 with this library; not part of 0.2.0's SQL.
+#[pg_extern(sql = false)]
+fn contact_payload(contact_id: i64) -> Option<JsonB> {
+    contact_payload_impl(&contact_id.to_string())
+        .or_raise()
+        .map(JsonB)
 }
 
 #[pg_extern(stable, strict, security_definer, parallel_restricted)]

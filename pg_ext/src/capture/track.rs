@@ -1,14 +1,13 @@
 //! `erp_sync.track()` / `erp_sync.untrack()`: attach the capture triggers to a platform table
 //! with a column map, and `erp_sync.request_sync()`, the manual "sync now" button.
 
+use super::direct;
 use super::lookup::{self, Lookup};
 use super::outbox::{Batch, Coalesce};
 use super::wake;
 use crate::config;
 use crate::entities::{fields, required, ENTITIES};
 use crate::error::{ErpResult, ErpSyncError, OrRaise};
-use erp_sync_rules::admission::ContactView;
-use erp_sync_rules::khid;
 use pgrx::prelude::*;
 use pgrx::spi::quote_literal;
 use pgrx::JsonB;
@@ -79,10 +78,12 @@ fn table_info(relid: pg_sys::Oid) -> ErpResult<TableInfo> {
     Ok(TableInfo { qualname, columns })
 }
 
-/// Key columns hold the contact's integer key (the outbox's `contact_id bigint`, khid `WX{id}`):
-/// an integer, numeric or text column (a text value that is not an integer is a recorded rejection
-/// at capture). Checked before anything is attached, so a uuid key is a clear error with a way
-/// out, not a failed cast later.
+/// Key columns hold the contact's key, which the outbox carries as text (`contact_id text`, khid
+/// `customer.khid_format`, `WX{key}` by default): an integer (smallint, integer, bigint,
+/// numeric), uuid or text (text, varchar, char) column. Checked before anything is attached, so
+/// any other type (a float, a timestamp, json, ...) is a clear error, not a surprise later. While
+/// the database is still at the 0.1.0 schema (`outbox.contact_id bigint`, before `ALTER EXTENSION
+/// erp_sync UPDATE`), only integer columns are accepted.
 fn check_key_types(
     relid: pg_sys::Oid,
     entity: &str,
@@ -97,23 +98,31 @@ fn check_key_types(
         let Some(column) = resolved.get(*field).and_then(Value::as_str) else {
             continue;
         };
-        let (type_name, integral) = Spi::get_two_with_args::<String, bool>(
+        let (type_name, kind) = Spi::get_two_with_args::<String, String>(
             "SELECT pg_catalog.format_type(a.atttypid, a.atttypmod), \
-                    coalesce(nullif(t.typbasetype, 0), t.oid) IN \
-                        ('int2'::pg_catalog.regtype, 'int4'::pg_catalog.regtype, \
-                         'int8'::pg_catalog.regtype, 'numeric'::pg_catalog.regtype, \
-                         'text'::pg_catalog.regtype, 'varchar'::pg_catalog.regtype, \
-                         'bpchar'::pg_catalog.regtype) \
+                    CASE WHEN coalesce(nullif(t.typbasetype, 0), t.oid) IN \
+                             ('int2'::pg_catalog.regtype, 'int4'::pg_catalog.regtype, \
+                              'int8'::pg_catalog.regtype, 'numeric'::pg_catalog.regtype) THEN 'integer' \
+                         WHEN coalesce(nullif(t.typbasetype, 0), t.oid) IN \
+                             ('uuid'::pg_catalog.regtype, 'text'::pg_catalog.regtype, \
+                              'varchar'::pg_catalog.regtype, 'bpchar'::pg_catalog.regtype) THEN 'text' \
+                         ELSE 'other' END \
              FROM pg_catalog.pg_attribute a JOIN pg_catalog.pg_type t ON t.oid = a.atttypid \
              WHERE a.attrelid = $1 AND a.attname = $2",
             &[relid.into(), column.into()],
         )?;
-        if integral != Some(true) {
+        let accepted = match kind.as_deref() {
+            Some("integer") => true,
+            Some("text") => !direct::legacy_bigint_keys(),
+            _ => false,
+        };
+        if !accepted {
             return Err(ErpSyncError::UnsupportedKeyType {
                 table: table.to_string(),
                 field: field.to_string(),
                 column: column.to_string(),
                 type_name: type_name.unwrap_or_default(),
+                legacy_schema: kind.as_deref() == Some("text"),
             });
         }
     }
@@ -301,9 +310,9 @@ fn untrack(tbl: pg_sys::Oid) -> String {
     untrack_impl(tbl).or_raise()
 }
 
-/// The manual "sync now" button: re-check admission from the contact's current row, then queue
-/// it (and wake a sidecar) or record the rejection. Returns what happened.
-pub fn request_sync_impl(contact_id: i64) -> ErpResult<Value> {
+/// The manual "sync now" button: re-check admission (and the khid) from the contact's current
+/// row, then queue it (and wake a sidecar) or record the rejection. Returns what happened.
+pub fn request_sync_impl(contact_id: &str) -> ErpResult<Value> {
     let row = match lookup::contact(contact_id)? {
         Lookup::NotTracked => return Err(ErpSyncError::NoContactTable),
         Lookup::NotFound => {
@@ -314,15 +323,11 @@ pub fn request_sync_impl(contact_id: i64) -> ErpResult<Value> {
         }
         Lookup::Found(row) => row,
     };
-    let verdict = lookup::admit(
-        ContactView::from_json(&row),
-        contact_id,
-        &config::admission_settings()?,
-    )?;
+    let (verdict, khid) = lookup::verdict(contact_id, &row)?;
     let mut batch = Batch::default();
     let status = if verdict.passed {
-        batch.clear_rejection(contact_id);
-        batch.enqueue(contact_id, "customer", None);
+        batch.clear_rejection(contact_id.to_string());
+        batch.enqueue(contact_id.to_string(), "customer", None);
         let inserted = batch.flush(Coalesce::Arbiter)?;
         wake::wake_now()?;
         if inserted > 0 {
@@ -331,18 +336,27 @@ pub fn request_sync_impl(contact_id: i64) -> ErpResult<Value> {
             "already_queued"
         }
     } else {
-        batch.reject(contact_id, &verdict);
+        batch.reject(contact_id.to_string(), &verdict);
         batch.flush(Coalesce::Arbiter)?;
         "rejected"
     };
     Ok(
-        json!({"contact_id": contact_id, "khid": khid(contact_id), "status": status, "admission": verdict.to_json()}),
+        json!({"contact_id": contact_id, "khid": khid, "status": status, "admission": verdict.to_json()}),
     )
 }
 
-#[pg_extern(volatile, strict, parallel_unsafe)]
-fn request_sync(contact_id: i64) -> JsonB {
+/// `erp_sync.request_sync(contact_id text)`: the key is the text form of the contact's id
+/// (`request_sync('42')`, `request_sync('0b6f2c1e-…')`).
+#[pg_extern(volatile, strict, parallel_unsafe, name = "request_sync")]
+fn request_sync_text(contact_id: &str) -> JsonB {
     JsonB(request_sync_impl(contact_id).or_raise())
+}
+
+/// `request_sync(bigint)` of the released 0.1.0 install script (`request_sync_wrapper`): kept
+/// for a database still at 0.1.0 with this library; not part of 0.2.0's SQL.
+#[pg_extern(sql = false)]
+fn request_sync(contact_id: i64) -> JsonB {
+    JsonB(request_sync_impl(&contact_id.to_string()).or_raise())
 }
 
 /// Statement trigger on settings / followup_templates / tracked_tables: drop the configuration

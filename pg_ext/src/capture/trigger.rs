@@ -25,6 +25,7 @@ use super::wake;
 use crate::config;
 use erp_sync_rules::admission::{Admission, AdmissionSettings, Val};
 use erp_sync_rules::assignment::tier_for;
+use erp_sync_rules::customer::admit_khid;
 use erp_sync_rules::templates::pick_template;
 use pgrx::prelude::*;
 use pgrx::spi::SpiResult;
@@ -38,8 +39,8 @@ enum Op {
     Update,
 }
 
-/// What a row was going to write (contact id, kind, ref_id), so a failure can be recorded.
-type Seen = RefCell<Vec<(i64, &'static str, Option<i64>)>>;
+/// What a row was going to write (contact key, kind, ref_id), so a failure can be recorded.
+type Seen = RefCell<Vec<(String, &'static str, Option<i64>)>>;
 
 #[pg_trigger]
 fn capture<'a>(
@@ -70,11 +71,11 @@ fn capture<'a>(
     Ok(None)
 }
 
-fn record_failure(seen: Vec<(i64, &'static str, Option<i64>)>, reason: &str) -> SpiResult<()> {
+fn record_failure(seen: Vec<(String, &'static str, Option<i64>)>, reason: &str) -> SpiResult<()> {
     let mut batch = Batch::default();
     let mut once = HashSet::new();
     for (contact_id, kind, ref_id) in seen {
-        if once.insert((contact_id, kind, ref_id)) {
+        if once.insert((contact_id.clone(), kind, ref_id)) {
             batch.skip(contact_id, kind, ref_id, None, reason.to_string());
         }
     }
@@ -124,8 +125,16 @@ fn handle(trigger: &PgTrigger<'_>, seen: &Seen, coalesce: Coalesce) -> SpiResult
     match entity.as_str() {
         "contact" => {
             let settings = config::admission_settings()?;
+            let format = config::khid_format()?;
             for (new, old) in &rows {
-                on_contact(op, new, old.as_ref(), &settings, &mut batch, seen)?;
+                on_contact(
+                    op,
+                    new,
+                    old.as_ref(),
+                    (&settings, &format),
+                    &mut batch,
+                    seen,
+                )?;
             }
         }
         "thread" => {
@@ -174,7 +183,7 @@ fn on_contact(
     op: Op,
     new: &Row,
     old: Option<&Row>,
-    settings: &AdmissionSettings,
+    (settings, khid_format): (&AdmissionSettings, &str),
     batch: &mut Batch,
     seen: &Seen,
 ) -> SpiResult<()> {
@@ -183,20 +192,18 @@ fn on_contact(
             return Ok(()); // nothing the ERP sees changed
         }
     }
-    let Some(id) = new.int("id") else {
-        pgrx::warning!(
-            "erp_sync: contact row without a usable id ({:?}); not captured",
-            new.raw("id")
-        );
+    let Some(id) = new.key("id") else {
+        pgrx::warning!("erp_sync: contact row without an id (NULL); not captured");
         return Ok(());
     };
-    seen.borrow_mut().push((id, "customer", None));
-    let verdict = lookup::admit(new.contact_view(), id, settings)?;
+    seen.borrow_mut().push((id.clone(), "customer", None));
+    let mut verdict = lookup::admit(new.contact_view(), &id, settings)?;
+    admit_khid(&mut verdict, &id, khid_format);
     if verdict.passed {
-        batch.enqueue(id, "customer", None);
         if op == Op::Update {
-            batch.clear_rejection(id);
+            batch.clear_rejection(id.clone());
         }
+        batch.enqueue(id, "customer", None);
     } else {
         batch.reject(id, &verdict);
     }
@@ -205,11 +212,11 @@ fn on_contact(
 
 /// Admission of the contacts a statement's threads / signals refer to, looked up once each.
 #[derive(Default)]
-struct Admissions(HashMap<i64, Result<Admission, String>>);
+struct Admissions(HashMap<String, Result<Admission, String>>);
 
 impl Admissions {
-    fn of(&mut self, contact_id: i64) -> SpiResult<&Result<Admission, String>> {
-        Ok(match self.0.entry(contact_id) {
+    fn of(&mut self, contact_id: &str) -> SpiResult<&Result<Admission, String>> {
+        Ok(match self.0.entry(contact_id.to_string()) {
             Entry::Occupied(known) => known.into_mut(),
             Entry::Vacant(slot) => slot.insert(lookup::contact_admission(contact_id)?),
         })
@@ -229,31 +236,29 @@ fn on_thread(
             return Ok(());
         }
     }
-    let Some(contact_id) = new.int("contact_id") else {
-        pgrx::warning!(
-            "erp_sync: thread without a usable contact_id ({:?}); not captured",
-            new.raw("contact_id")
-        );
+    let Some(contact_id) = new.key("contact_id") else {
+        pgrx::warning!("erp_sync: thread without a contact_id (NULL); not captured");
         return Ok(());
     };
     let thread_id = new.int("id");
-    seen.borrow_mut().push((contact_id, "customer", None));
-    match contacts.of(contact_id)? {
+    seen.borrow_mut()
+        .push((contact_id.clone(), "customer", None));
+    match contacts.of(&contact_id)? {
         Ok(verdict) if verdict.passed => {}
         _ => return Ok(()), // the contact's own rejection says why; nothing to send yet
     }
-    batch.enqueue(contact_id, "customer", None);
+    batch.enqueue(contact_id.clone(), "customer", None);
     let new_tier = tier_for(new.int("score"), top, regular);
     let tier_changed = match old {
         None => true,
         Some(old) => {
             tier_for(old.int("score"), top, regular) != new_tier
-                || old.int("contact_id") != Some(contact_id)
+                || old.raw("contact_id") != Some(contact_id.as_str())
         }
     };
     if tier_changed {
         if let Some(last) = seen.borrow_mut().last_mut() {
-            *last = (contact_id, "assign", thread_id);
+            *last = (contact_id.clone(), "assign", thread_id);
         }
         batch.enqueue(contact_id, "assign", thread_id);
     }
@@ -270,15 +275,13 @@ fn on_signal(
     batch: &mut Batch,
     seen: &Seen,
 ) -> SpiResult<()> {
-    let Some(contact_id) = new.int("contact_id") else {
-        pgrx::warning!(
-            "erp_sync: signal without a usable contact_id ({:?}); not captured",
-            new.raw("contact_id")
-        );
+    let Some(contact_id) = new.key("contact_id") else {
+        pgrx::warning!("erp_sync: signal without a contact_id (NULL); not captured");
         return Ok(());
     };
     let Some(signal_id) = new.int("id") else {
-        seen.borrow_mut().push((contact_id, "followup", None));
+        seen.borrow_mut()
+            .push((contact_id.clone(), "followup", None));
         batch.skip(
             contact_id,
             "followup",
@@ -289,12 +292,12 @@ fn on_signal(
         return Ok(());
     };
     seen.borrow_mut()
-        .push((contact_id, "followup", Some(signal_id)));
-    match contacts.of(contact_id)? {
+        .push((contact_id.clone(), "followup", Some(signal_id)));
+    match contacts.of(&contact_id)? {
         Ok(verdict) if verdict.passed => {
-            if conversation_admits && lookup::rejected(contact_id)? {
-                batch.clear_rejection(contact_id);
-                batch.enqueue(contact_id, "customer", None);
+            if conversation_admits && lookup::rejected(&contact_id)? {
+                batch.clear_rejection(contact_id.clone());
+                batch.enqueue(contact_id.clone(), "customer", None);
             }
             batch.enqueue_followup(contact_id, signal_id, template)
         }

@@ -60,9 +60,23 @@ fn mask_account(account: &str) -> String {
     mask::mask_account(account)
 }
 
-#[pg_extern(immutable, strict, parallel_safe)]
-fn khid(contact_id: i64) -> String {
-    erp_sync_rules::khid(contact_id)
+/// The ERP customer number of the contact with key `contact_id` (the text form of its id) under
+/// `customer.khid_format` (`WX{key}` by default; STABLE: it reads the setting). NULL when the
+/// format gives no khid the ERP keeps as sent (over 50 characters, no `{key}`): such a contact is
+/// rejected, with the reason, in `erp_sync.rejections`. SECURITY DEFINER (pinned search_path):
+/// `contact_status` calls it for every reader, who may not read `erp_sync.settings` itself; it
+/// reads nothing but that setting.
+#[pg_extern(stable, strict, security_definer, parallel_safe, name = "khid")]
+#[search_path(pg_catalog, pg_temp)]
+fn khid_text(contact_id: &str) -> Option<String> {
+    erp_sync_rules::khid(contact_id, &config::khid_format().or_raise()).ok()
+}
+
+/// `khid(bigint)` of the released 0.1.0 install script (`khid_wrapper`, used by its
+/// `contact_status`): kept for a database still at 0.1.0 with this library; not in 0.2.0's SQL.
+#[pg_extern(sql = false)]
+fn khid(contact_id: i64) -> Option<String> {
+    erp_sync_rules::khid(&contact_id.to_string(), &config::khid_format().or_raise()).ok()
 }
 
 #[pg_extern(immutable, strict, parallel_safe)]

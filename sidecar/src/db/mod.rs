@@ -113,7 +113,8 @@ pub fn make_pool(cfg: &DatabaseConfig) -> Result<Pool> {
 #[derive(Debug, Clone, PartialEq)]
 pub struct OutboxRow {
     pub id: i64,
-    pub contact_id: i64,
+    /// The platform's key of the contact, as text (`42`, a uuid, a text id).
+    pub contact_id: String,
     pub kind: String,
     pub ref_id: Option<i64>,
     pub template_id: Option<i32>,
@@ -235,7 +236,7 @@ pub enum LinkChange {
     /// An assign row: `(tier, assigned_to)`.
     Assign(String, Option<String>),
     /// A rolled-back create: `(contact_id, erp_ord)` has no ERP customer any more.
-    Unlink(i64, i64),
+    Unlink(String, i64),
 }
 
 /// What a handler reads before its ERP calls (`row_context.sql`, one round trip; for a head
@@ -303,7 +304,7 @@ pub async fn write_back(
     let reason = reason.flatten();
     let (mut change, mut khid, mut ord, mut ctype, mut person, mut hash) =
         (None, None, None, None, None::<bool>, None);
-    let (mut tier, mut to, mut unlink_contact) = (None, None, None::<i64>);
+    let (mut tier, mut to, mut unlink_contact) = (None, None, None::<&str>);
     match &fx.link {
         Some(LinkChange::Upsert(l)) => {
             change = Some("upsert");
@@ -320,7 +321,7 @@ pub async fn write_back(
         }
         Some(LinkChange::Unlink(contact, o)) => {
             change = Some("unlink");
-            unlink_contact = Some(*contact);
+            unlink_contact = Some(contact.as_str());
             ord = Some(*o);
         }
         None => {}
@@ -548,7 +549,7 @@ pub async fn mark_send_started(c: &impl GenericClient, id: i64, worker: &str) ->
     Ok(c.query_one(&st, &[&id, &worker]).await?.try_get(0)?)
 }
 
-pub async fn contact_payload(c: &impl GenericClient, contact_id: i64) -> Result<Option<Value>> {
+pub async fn contact_payload(c: &impl GenericClient, contact_id: &str) -> Result<Option<Value>> {
     let st = c.prepare_cached(q::CONTACT_PAYLOAD).await?;
     let row = c.query_one(&st, &[&contact_id]).await?;
     Ok(row.try_get(0)?)
@@ -566,7 +567,7 @@ pub async fn assignment_for(c: &impl GenericClient, score: f64) -> Result<Option
     Ok(row.try_get(0)?)
 }
 
-pub async fn link_get(c: &impl GenericClient, contact_id: i64) -> Result<Option<Link>> {
+pub async fn link_get(c: &impl GenericClient, contact_id: &str) -> Result<Option<Link>> {
     let st = c.prepare_cached(q::LINK_GET).await?;
     let Some(r) = c.query_opt(&st, &[&contact_id]).await? else {
         return Ok(None);
@@ -574,7 +575,7 @@ pub async fn link_get(c: &impl GenericClient, contact_id: i64) -> Result<Option<
     Ok(Some(Link::from_row(&r, 0)?))
 }
 
-pub async fn rejection(c: &impl GenericClient, contact_id: i64) -> Result<Option<Value>> {
+pub async fn rejection(c: &impl GenericClient, contact_id: &str) -> Result<Option<Value>> {
     let st = c.prepare_cached(q::REJECTION_GET).await?;
     match c.query_opt(&st, &[&contact_id]).await? {
         Some(r) => Ok(Some(
@@ -586,7 +587,7 @@ pub async fn rejection(c: &impl GenericClient, contact_id: i64) -> Result<Option
 
 pub async fn prior_customer_row(
     c: &impl GenericClient,
-    contact_id: i64,
+    contact_id: &str,
     before_id: i64,
 ) -> Result<Option<(String, Option<String>)>> {
     let st = c.prepare_cached(q::PRIOR_CUSTOMER_ROW).await?;
@@ -602,7 +603,7 @@ pub struct LoggedAction {
     pub action: String,
     pub erp_ord: Option<i64>,
     pub old_data: Option<Value>,
-    pub contact_id: Option<i64>,
+    pub contact_id: Option<String>,
     pub rolled_back: bool,
     pub outcome: String,
 }

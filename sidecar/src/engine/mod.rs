@@ -245,9 +245,10 @@ impl Ctx {
 
 /// Group claimed rows by contact, each group in id order.
 pub fn chains(rows: Vec<OutboxRow>) -> Vec<Vec<OutboxRow>> {
-    let mut by: BTreeMap<i64, Vec<OutboxRow>> = BTreeMap::new();
+    // grouped by contact key; the order of the keys does not matter (chains are sorted by id)
+    let mut by: BTreeMap<String, Vec<OutboxRow>> = BTreeMap::new();
     for r in rows {
-        by.entry(r.contact_id).or_default().push(r);
+        by.entry(r.contact_id.clone()).or_default().push(r);
     }
     let mut out: Vec<Vec<OutboxRow>> = by
         .into_values()
@@ -608,7 +609,7 @@ mod tests {
     fn row(id: i64, contact: i64) -> OutboxRow {
         OutboxRow {
             id,
-            contact_id: contact,
+            contact_id: contact.to_string(),
             kind: "customer".into(),
             ref_id: None,
             template_id: None,

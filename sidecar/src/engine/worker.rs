@@ -339,9 +339,9 @@ async fn write_back_once(ctx: &Ctx, row: &OutboxRow, fx: &Effects, ack: &Ack) ->
 /// Dry run of one row: what would be sent, logged and recorded with outcome `dry_run`.
 pub async fn plan_row(ctx: &Ctx, row: &OutboxRow) -> Result<()> {
     let c = ctx.db().await?;
-    let link = db::link_get(&c, row.contact_id).await?;
+    let link = db::link_get(&c, &row.contact_id).await?;
     let (action, request, note) = match row.kind.as_str() {
-        "customer" => match db::contact_payload(&c, row.contact_id).await? {
+        "customer" => match db::contact_payload(&c, &row.contact_id).await? {
             None => ("skip", None, "contact no longer exists".to_string()),
             Some(p) => match mapping::contact_view(&p) {
                 Err(e) => ("skip", None, format!("cannot map contact: {e}")),
@@ -382,7 +382,7 @@ pub async fn plan_row(ctx: &Ctx, row: &OutboxRow) -> Result<()> {
             ("followup", req, "would add a follow-up".to_string())
         }
         "assign" => {
-            let score = match db::contact_payload(&c, row.contact_id).await? {
+            let score = match db::contact_payload(&c, &row.contact_id).await? {
                 Some(p) => mapping::contact_view(&p).map(|v| v.score).unwrap_or(0.0),
                 None => 0.0,
             };

@@ -275,7 +275,7 @@ async fn status_json(st: &AppState) -> Result<Value> {
             "failures": failures.iter().map(|r| Ok(json!({
                 "id": r.try_get::<_, i64>("id")?,
                 "at": r.try_get::<_, Option<f64>>("at_epoch")?,
-                "contact_id": r.try_get::<_, Option<i64>>("contact_id")?,
+                "contact_id": r.try_get::<_, Option<String>>("contact_id")?,
                 "action": r.try_get::<_, String>("action")?,
                 "error": r.try_get::<_, Option<String>>("error")?,
                 "outcome": r.try_get::<_, String>("outcome")?,

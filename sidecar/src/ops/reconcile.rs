@@ -39,7 +39,8 @@ const ITEM_BATCH: usize = 500;
 /// A linked platform contact.
 #[derive(Debug, Clone, PartialEq)]
 pub struct PlatformRow {
-    pub contact_id: i64,
+    /// The platform's key of the contact, as text.
+    pub contact_id: String,
     pub khid: Option<String>,
     pub erp_ord: Option<i64>,
     /// `contact_payload()`; `None` when the contact row is gone.
@@ -81,7 +82,7 @@ impl ItemKind {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Item {
     pub kind: ItemKind,
-    pub contact_id: Option<i64>,
+    pub contact_id: Option<String>,
     pub erp_ord: Option<i64>,
     pub field: Option<String>,
     pub platform_value: Option<String>,
@@ -146,7 +147,7 @@ pub fn diff(
         .collect();
     let mut items = Vec::new();
     let mut matched: HashSet<i64> = HashSet::new();
-    let mut ord_of_contact: HashMap<i64, i64> = HashMap::new();
+    let mut ord_of_contact: HashMap<&str, i64> = HashMap::new();
     let mut unmappable = 0u64;
     for p in platform {
         let found = p
@@ -157,7 +158,7 @@ pub fn diff(
             if p.payload.is_some() {
                 items.push(Item {
                     kind: ItemKind::MissingInErp,
-                    contact_id: Some(p.contact_id),
+                    contact_id: Some(p.contact_id.clone()),
                     erp_ord: p.erp_ord,
                     field: None,
                     platform_value: p.khid.clone(),
@@ -167,11 +168,11 @@ pub fn diff(
             continue;
         };
         matched.insert(e.erp_ord);
-        ord_of_contact.insert(p.contact_id, e.erp_ord);
+        ord_of_contact.insert(&p.contact_id, e.erp_ord);
         let Some(payload) = &p.payload else {
             items.push(Item {
                 kind: ItemKind::MissingInPlatform,
-                contact_id: Some(p.contact_id),
+                contact_id: Some(p.contact_id.clone()),
                 erp_ord: Some(e.erp_ord),
                 field: None,
                 platform_value: None,
@@ -182,7 +183,7 @@ pub fn diff(
         let view = match mapping::contact_view(payload) {
             Ok(v) => v,
             Err(err) => {
-                tracing::debug!(contact_id = p.contact_id, error = %err, "reconcile: payload not mappable");
+                tracing::debug!(contact_id = %p.contact_id, error = %err, "reconcile: payload not mappable");
                 unmappable += 1;
                 continue;
             }
@@ -219,7 +220,7 @@ pub fn diff(
             if !same {
                 items.push(Item {
                     kind: ItemKind::FieldMismatch,
-                    contact_id: Some(p.contact_id),
+                    contact_id: Some(p.contact_id.clone()),
                     erp_ord: Some(e.erp_ord),
                     field: Some(field.to_string()),
                     platform_value: Some(mine),
@@ -228,7 +229,7 @@ pub fn diff(
             }
         }
     }
-    let contact_of_ord: HashMap<i64, i64> = ord_of_contact.iter().map(|(c, o)| (*o, *c)).collect();
+    let contact_of_ord: HashMap<i64, &str> = ord_of_contact.iter().map(|(c, o)| (*o, *c)).collect();
     let mut by_mobile: BTreeMap<String, Vec<&ErpRow>> = BTreeMap::new();
     for e in erp {
         if !matched.contains(&e.erp_ord)
@@ -254,7 +255,7 @@ pub fn diff(
         for e in group {
             items.push(Item {
                 kind: ItemKind::DuplicateMobile,
-                contact_id: contact_of_ord.get(&e.erp_ord).copied(),
+                contact_id: contact_of_ord.get(&e.erp_ord).map(|c| c.to_string()),
                 erp_ord: Some(e.erp_ord),
                 field: Some("mobile".into()),
                 platform_value: None,
@@ -262,10 +263,11 @@ pub fn diff(
             });
         }
     }
+    // a stable report order (by kind, then contact key as text, ERP ord and field)
     items.sort_by(|a, b| {
-        (a.kind, a.contact_id, a.erp_ord, &a.field).cmp(&(
+        (a.kind, &a.contact_id, a.erp_ord, &a.field).cmp(&(
             b.kind,
-            b.contact_id,
+            &b.contact_id,
             b.erp_ord,
             &b.field,
         ))
@@ -392,7 +394,7 @@ mod tests {
 
     fn link(id: i64, ord: i64, p: Option<Value>) -> PlatformRow {
         PlatformRow {
-            contact_id: id,
+            contact_id: id.to_string(),
             khid: Some(format!("WX{id}")),
             erp_ord: Some(ord),
             payload: p,
@@ -436,7 +438,10 @@ mod tests {
         type Row<'a> = (&'a str, Option<i64>, Option<i64>, Option<&'a str>);
         let got: Vec<Row> = items
             .iter()
-            .map(|i| (i.kind.as_str(), i.contact_id, i.erp_ord, i.field.as_deref()))
+            .map(|i| {
+                let contact = i.contact_id.as_deref().and_then(|c| c.parse::<i64>().ok());
+                (i.kind.as_str(), contact, i.erp_ord, i.field.as_deref())
+            })
             .collect();
         assert_eq!(
             got,

@@ -826,6 +826,26 @@ mod tests {
         assert_eq!(check_customer_form(&c, &m), Ok(()));
     }
 
+    /// 客户编号 "文本，50字以内": a longer khid is refused, whole, by both save paths (characters,
+    /// not bytes); the simulator's own field table, not the client's rule.
+    #[test]
+    fn khid_over_50_characters_is_refused() {
+        let c = cat();
+        let mut m = f(&[("name", "甲"), ("sort1", "11"), ("person_name", "张")]);
+        m.insert("khid".into(), format!("WX{}", "k".repeat(48)));
+        assert_eq!(check_customer_form(&c, &m), Ok(()));
+        m.insert("khid".into(), "客".repeat(50));
+        assert_eq!(check_customer_form(&c, &m), Ok(()));
+        m.insert("khid".into(), format!("WX{}", "k".repeat(49)));
+        assert_eq!(
+            check_customer_form(&c, &m),
+            Err("客户编号不能超过50个字".into())
+        );
+        let mut b = f(&[("name", "甲"), ("sort", "11"), ("sort1", "1")]);
+        b.insert("khid".into(), "k".repeat(51));
+        assert_eq!(webapi_fields(&b), Err("客户编号不能超过50个字".into()));
+    }
+
     #[test]
     fn prefilled_khid_and_first_contact() {
         let mut s = Store::new(100);

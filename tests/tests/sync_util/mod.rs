@@ -176,7 +176,7 @@ impl World {
             diag.push_str(&format!(
                 "  #{} contact {} {} {} attempts={} {}\n",
                 r.get::<_, i64>(0),
-                r.get::<_, i64>(1),
+                r.get::<_, String>(1),
                 r.get::<_, String>(2),
                 r.get::<_, String>(3),
                 r.get::<_, i32>(4),
@@ -227,7 +227,7 @@ impl World {
     /// Resolve every follow-up in doubt from what the ERP holds (see [`World::settle_resolving`]).
     pub fn resolve_in_doubt_from_erp(&self) -> Result<(usize, usize)> {
         let rows = self.query(
-            "SELECT o.id, o.contact_id, s.content FROM erp_sync.outbox o
+            "SELECT o.id, o.contact_id::bigint, s.content FROM erp_sync.outbox o
              JOIN mp.signals s ON s.id = o.ref_id
              WHERE o.status = 'in_doubt' ORDER BY o.id",
             &[],
@@ -257,7 +257,7 @@ impl World {
     pub fn rows_of(&self, contact_id: i64) -> Result<Vec<(String, String, Option<String>)>> {
         Ok(self
             .query(
-                "SELECT kind, status, last_error FROM erp_sync.outbox WHERE contact_id = $1 ORDER BY id",
+                "SELECT kind, status, last_error FROM erp_sync.outbox WHERE contact_id = $1::bigint::text ORDER BY id",
                 &[&contact_id],
             )?
             .iter()
@@ -267,7 +267,7 @@ impl World {
 
     pub fn erp_ord(&self, contact_id: i64) -> Result<Option<i64>> {
         let rows = self.query(
-            "SELECT erp_ord FROM erp_sync.customer_link WHERE contact_id = $1",
+            "SELECT erp_ord FROM erp_sync.customer_link WHERE contact_id = $1::bigint::text",
             &[&contact_id],
         )?;
         Ok(rows.first().and_then(|r| r.get::<_, Option<i64>>(0)))

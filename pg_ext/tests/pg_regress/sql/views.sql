@@ -13,11 +13,11 @@ INSERT INTO mp.contacts (id, type, name, company, phone, phone_verified, score, 
 INSERT INTO mp.threads (contact_id, score, summary) VALUES (1, 85, '想要报价'), (3, 40, '随便看看');
 INSERT INTO mp.signals (contact_id, content) VALUES (1, '客户说很好，发合同'), (3, '无人接听');
 -- what the sidecar would write: contact 2 synced, contact 5 failed
-UPDATE erp_sync.outbox SET status = 'done', finished_at = now() WHERE contact_id = 2;
+UPDATE erp_sync.outbox SET status = 'done', finished_at = now() WHERE contact_id = '2';
 INSERT INTO erp_sync.customer_link (contact_id, khid, erp_ord, synced_at)
     VALUES (2, 'WX2', 5002, '2025-10-19 12:00:00+08');
 UPDATE erp_sync.outbox SET status = 'dead', last_error = 'ERP: 手机号 +86 136-0013-6005 已存在', finished_at = now()
-    WHERE contact_id = 5;
+    WHERE contact_id = '5';
 
 -- as the owner (superuser): full mobiles; mobiles inside texts are masked for everyone
 SELECT contact_id, khid, mobile, admission_passed, sync_state, erp_ord, last_error, last_synced_at
@@ -42,11 +42,11 @@ RESET ROLE;
 -- the manual sync button on a contact that is still grey, then the grey -> white upgrade
 INSERT INTO mp.contacts (id, type, name, phone, phone_verified, score, list_status)
     VALUES (9, 'personal', '孙八八', '13800138009', true, 75, 'grey');
-SELECT erp_sync.request_sync(9) ->> 'status' AS status;
-SELECT contact_id, sync_state, admission_reasons FROM erp_sync.contact_status WHERE contact_id = 9;
+SELECT erp_sync.request_sync('9') ->> 'status' AS status;
+SELECT contact_id, sync_state, admission_reasons FROM erp_sync.contact_status WHERE contact_id = '9';
 UPDATE mp.contacts SET list_status = 'white' WHERE id = 9;
-SELECT contact_id, sync_state, admission_reasons FROM erp_sync.contact_status WHERE contact_id = 9;
-SELECT erp_sync.request_sync(9) ->> 'status' AS status;
+SELECT contact_id, sync_state, admission_reasons FROM erp_sync.contact_status WHERE contact_id = '9';
+SELECT erp_sync.request_sync('9') ->> 'status' AS status;
 
 -- The platform's own application role writes with no privilege on erp_sync at all: capture still
 -- queues (SECURITY DEFINER trigger) and it cannot call or attach the trigger function itself.
@@ -58,8 +58,8 @@ INSERT INTO mp.contacts (id, type, name, phone, phone_verified, score, list_stat
     VALUES (20, 'personal', '周杰伦', '13800138020', true, 80, 'white'),
            (21, 'personal', '蔡依林', '123', true, 80, 'white');
 RESET ROLE;
-SELECT contact_id, kind, status FROM erp_sync.outbox WHERE contact_id IN (20, 21) ORDER BY id;
-SELECT contact_id, reasons FROM erp_sync.rejections WHERE contact_id IN (20, 21);
+SELECT contact_id, kind, status FROM erp_sync.outbox WHERE contact_id IN ('20', '21') ORDER BY id;
+SELECT contact_id, reasons FROM erp_sync.rejections WHERE contact_id IN ('20', '21');
 SELECT has_function_privilege('erp_sync_test_app', 'erp_sync.capture()', 'EXECUTE') AS app_executes_capture;
 DROP OWNED BY erp_sync_test_app;
 DROP ROLE erp_sync_test_app;

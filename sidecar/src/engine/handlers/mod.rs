@@ -158,12 +158,12 @@ fn fields_json(v: &ContactView) -> Value {
 /// Why a contact has no ERP customer, as the verdict of a dependent row (follow-up, assignment).
 async fn no_customer_verdict(ctx: &Ctx, row: &OutboxRow, fx: &mut Effects) -> Result<Verdict> {
     let c = ctx.db().await?;
-    if let Some(reasons) = db::rejection(&c, row.contact_id).await? {
+    if let Some(reasons) = db::rejection(&c, &row.contact_id).await? {
         let r = format!("contact rejected at admission: {reasons}");
         skip_log(fx, &r, None);
         return Ok(Verdict::Skipped(r));
     }
-    if let Some(p) = db::contact_payload(&c, row.contact_id).await? {
+    if let Some(p) = db::contact_payload(&c, &row.contact_id).await? {
         let adm = mapping::admission(&p);
         if !adm.passed {
             let r = format!("contact rejected at admission: {}", adm.reasons.join(", "));
@@ -175,7 +175,7 @@ async fn no_customer_verdict(ctx: &Ctx, row: &OutboxRow, fx: &mut Effects) -> Re
         skip_log(fx, r, None);
         return Ok(Verdict::Skipped(r.into()));
     }
-    if let Some((status, err)) = db::prior_customer_row(&c, row.contact_id, row.id).await? {
+    if let Some((status, err)) = db::prior_customer_row(&c, &row.contact_id, row.id).await? {
         if status == "skipped" {
             let r = format!("customer was skipped: {}", err.unwrap_or_default());
             skip_log(fx, &r, None);

@@ -28,7 +28,7 @@ pub(super) async fn rollback(ctx: &Ctx, row: &OutboxRow, fx: &mut Effects) -> Re
     let Some(ord) = entry.erp_ord else {
         return Ok(Verdict::Dead(format!("sync_log #{log_id} has no ERP ord")));
     };
-    let link = db::link_get(&c, row.contact_id).await?;
+    let link = db::link_get(&c, &row.contact_id).await?;
     drop(c);
     let t = ctx.erp.traced();
     match entry.action.as_str() {
@@ -44,7 +44,7 @@ pub(super) async fn rollback(ctx: &Ctx, row: &OutboxRow, fx: &mut Effects) -> Re
             )
             .await?;
             fx.link = Some(LinkChange::Unlink(
-                entry.contact_id.unwrap_or(row.contact_id),
+                entry.contact_id.unwrap_or_else(|| row.contact_id.clone()),
                 ord,
             ));
         }
