@@ -556,7 +556,8 @@ BEGIN
                       t.columns->>'id',
                       CASE WHEN t.columns ? 'phone' THEN format('(c.%I)::text', t.columns->>'phone')
                            ELSE 'NULL::text' END,
-                      CASE WHEN t.columns ? 'name' THEN format('(c.%I)::text', t.columns->>'name')
+                      -- through the whole row: no dependency on the column, which may be dropped
+                      CASE WHEN t.columns ? 'name' THEN format('(pg_catalog.to_jsonb(c) ->> %L)', t.columns->>'name')
                            ELSE 'NULL::text' END,
                       t.qual);
     ELSE
@@ -1204,3 +1205,14 @@ GRANT SELECT ON erp_sync.operator_actions TO erp_sync_reader;
 ALTER FUNCTION erp_sync.request_sync(text) SECURITY DEFINER SET search_path = pg_catalog, pg_temp;
 GRANT EXECUTE ON FUNCTION erp_sync.request_sync(text), erp_sync.rollback(bigint) TO erp_sync_worker;
 -- ==== end of the operator page ====
+
+-- ==== sync triggers (since 0.2.0): tables whose rows ask for a sync of their contact ====
+CREATE TABLE erp_sync.sync_triggers (
+    relid      regclass PRIMARY KEY,
+    columns    jsonb NOT NULL CHECK (jsonb_typeof(columns) = 'object' AND columns ? 'contact_id'),
+    tracked_at timestamptz NOT NULL DEFAULT now()
+);
+COMMENT ON TABLE erp_sync.sync_triggers IS 'tables whose rows ask for a sync of their contact (erp_sync.track(tbl, ''trigger'', ...))';
+SELECT pg_catalog.pg_extension_config_dump('erp_sync.sync_triggers', '');
+GRANT SELECT ON erp_sync.sync_triggers TO erp_sync_worker, erp_sync_reader;
+-- ==== end of the sync triggers ====

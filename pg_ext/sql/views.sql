@@ -39,7 +39,8 @@ BEGIN
                       t.columns->>'id',
                       CASE WHEN t.columns ? 'phone' THEN format('(c.%I)::text', t.columns->>'phone')
                            ELSE 'NULL::text' END,
-                      CASE WHEN t.columns ? 'name' THEN format('(c.%I)::text', t.columns->>'name')
+                      -- through the whole row: no dependency on the column, which may be dropped
+                      CASE WHEN t.columns ? 'name' THEN format('(pg_catalog.to_jsonb(c) ->> %L)', t.columns->>'name')
                            ELSE 'NULL::text' END,
                       t.qual);
     ELSE

@@ -20,7 +20,10 @@ pub const CONTACT_FIELDS: &[&str] = &[
 ];
 pub const THREAD_FIELDS: &[&str] = &["id", "contact_id", "score", "summary"];
 pub const SIGNAL_FIELDS: &[&str] = &["id", "contact_id", "content", "ts"];
-pub const ENTITIES: &[&str] = &["contact", "thread", "signal"];
+/// A sync trigger: a row of any other table (an order, a payment) asks for a sync of its contact;
+/// `condition`, when mapped, is a boolean column and only a row where it is (or turns) true asks.
+pub const TRIGGER_FIELDS: &[&str] = &["contact_id", "condition"];
+pub const ENTITIES: &[&str] = &["contact", "thread", "signal", "trigger"];
 
 /// Spec field names of an entity (empty for an unknown entity).
 pub fn fields(entity: &str) -> &'static [&'static str] {
@@ -28,6 +31,7 @@ pub fn fields(entity: &str) -> &'static [&'static str] {
         "contact" => CONTACT_FIELDS,
         "thread" => THREAD_FIELDS,
         "signal" => SIGNAL_FIELDS,
+        "trigger" => TRIGGER_FIELDS,
         _ => &[],
     }
 }
@@ -37,6 +41,7 @@ pub fn required(entity: &str) -> &'static [&'static str] {
     match entity {
         "contact" => &["id"],
         "thread" | "signal" => &["id", "contact_id"],
+        "trigger" => &["contact_id"],
         _ => &[],
     }
 }
@@ -70,6 +75,8 @@ mod tests {
         );
         assert_eq!(fields("thread"), &["id", "contact_id", "score", "summary"]);
         assert_eq!(fields("signal"), &["id", "contact_id", "content", "ts"]);
+        assert_eq!(fields("trigger"), &["contact_id", "condition"]);
+        assert_eq!(required("trigger"), &["contact_id"]);
         assert!(fields("nope").is_empty());
         assert_eq!(required("contact"), &["id"]);
         assert_eq!(required("thread"), &["id", "contact_id"]);

@@ -6,7 +6,7 @@ use std::fmt;
 
 #[derive(Debug)]
 pub enum ErpSyncError {
-    /// `entity` is not contact/thread/signal.
+    /// `entity` is not contact/thread/signal/trigger.
     UnknownEntity(String),
     /// The column map is not a JSON object of strings.
     BadColumnMap(String),
@@ -130,7 +130,7 @@ impl ErpSyncError {
     pub fn hint(&self) -> Option<String> {
         use ErpSyncError::*;
         Some(match self {
-            UnknownEntity(_) => "entity must be one of: contact, thread, signal".into(),
+            UnknownEntity(_) => format!("entity must be one of: {}", crate::entities::ENTITIES.join(", ")),
             BadColumnMap(_) => "pass a JSON object mapping spec field names to column names, e.g. '{\"phone\": \"mobile_no\"}'".into(),
             UnknownField { entity, .. } => format!("fields of {entity}: {}", crate::entities::fields(entity).join(", ")),
             UnknownColumn { .. } => "map the field to an existing column, or leave it out of the map".into(),

@@ -18,6 +18,7 @@
 //! 7. sql/schedules.sql  schedule_runs: one run per schedule and period across sidecars
 //! 8. sql/rollback.sql   rollback(sync_log_id): the operator's undo of one ERP write
 //! 9. sql/erp_session.sql the ERP session shared by the sidecars (worker only)
+//!     sql/sync_triggers.sql tables whose rows ask for a sync of their contact (track(.., 'trigger'))
 //! 10. sql/operator.sql  operator_actions: the audit of the sidecar's operator page; its grants
 //! 11. sql/dump.sql      what pg_dump keeps: default templates, contact_status after a restore
 //! 12. sql/roles.sql     roles, grants, SECURITY DEFINER for the trigger (last)
@@ -101,6 +102,11 @@ extension_sql_file!(
     requires = ["bootstrap"]
 );
 extension_sql_file!(
+    "../sql/sync_triggers.sql",
+    name = "sync_triggers",
+    requires = ["bootstrap"]
+);
+extension_sql_file!(
     "../sql/operator.sql",
     name = "operator",
     requires = [
@@ -120,7 +126,8 @@ extension_sql_file!(
         "schedules",
         "rollback",
         "erp_session",
-        "operator"
+        "operator",
+        "sync_triggers"
     ]
 );
 extension_sql_file!("../sql/roles.sql", name = "roles", finalize);

@@ -2,6 +2,7 @@
 //! Each test runs in its own transaction, rolled back at the end.
 
 mod keys;
+mod sync_triggers;
 
 #[pgrx::pg_schema]
 mod tests {
@@ -1058,7 +1059,7 @@ mod tests {
                    "score":"pts","list_status":"ls","wechat_id":"wx","notes":"memo"}')"#,
         );
         assert_eq!(map["columns"]["phone"], json!("mobile"));
-        run("INSERT INTO crm.people VALUES (1, 'personal', '孙八八', 13800138000, 'true', '99', 'white', 42, NULL)");
+        run("INSERT INTO crm.people VALUES (1, 'personal', '孙八八', 13800138000, 'true', 'ninety-nine', 'white', 42, NULL)");
         let reasons =
             jsonb("SELECT reasons FROM erp_sync.rejections WHERE contact_id = '1'").to_string();
         assert!(

@@ -205,6 +205,76 @@ fn rebuild_contact_status() -> ErpResult<()> {
     Spi::run("SELECT erp_sync.rebuild_contact_status()").map_err(Into::into)
 }
 
+/// `track(tbl, 'trigger', {"contact_id": .., "condition": ..})`: rows of `tbl` ask for a sync of
+/// their contact. Kept in `erp_sync.sync_triggers` (any number of tables); a table is tracked
+/// once, so one already tracked as contact/thread/signal is refused. The INSERT trigger always;
+/// the UPDATE trigger only with a condition column (a row whose condition turns true asks).
+fn track_sync_trigger(
+    relid: pg_sys::Oid,
+    info: &TableInfo,
+    resolved: Map<String, Value>,
+) -> ErpResult<Value> {
+    let other = Spi::get_one_with_args::<String>(
+        "SELECT entity FROM erp_sync.tracked_tables WHERE relid = $1::regclass",
+        &[relid.into()],
+    );
+    match other {
+        Ok(Some(e)) => {
+            return Err(ErpSyncError::InvalidArgument {
+                message: format!("{} is tracked as the {e} table; a table is tracked once", info.qualname),
+                hint: format!("a {e} row already syncs its contact; to make it a sync trigger instead, call erp_sync.untrack('{}') first", info.qualname),
+            })
+        }
+        Ok(None) | Err(pgrx::spi::Error::InvalidPosition) => {}
+        Err(e) => return Err(e.into()),
+    }
+    let condition = resolved
+        .get("condition")
+        .and_then(Value::as_str)
+        .map(str::to_string);
+    if let Some(col) = &condition {
+        let ty = Spi::get_one_with_args::<String>(
+            "SELECT pg_catalog.format_type(a.atttypid, a.atttypmod) FROM pg_catalog.pg_attribute a \
+             WHERE a.attrelid = $1 AND a.attname = $2",
+            &[relid.into(), col.as_str().into()],
+        )?
+        .unwrap_or_default();
+        if ty != "boolean" {
+            return Err(ErpSyncError::InvalidArgument {
+                message: format!("{}.{col} (field condition) is of type {ty}: a condition must be a boolean column", info.qualname),
+                hint: format!("map condition to a boolean column, e.g. ALTER TABLE {} ADD COLUMN first_payment boolean GENERATED ALWAYS AS (...) STORED, or leave it out (every INSERT asks)", info.qualname),
+            });
+        }
+    }
+    let resolved_json = Value::Object(resolved.clone());
+    Spi::run_with_args(
+        "INSERT INTO erp_sync.sync_triggers (relid, columns) VALUES ($1::regclass, $2::jsonb) \
+         ON CONFLICT (relid) DO UPDATE SET columns = EXCLUDED.columns, tracked_at = now()",
+        &[relid.into(), resolved_json.to_string().into()],
+    )?;
+    let mut args = vec![quote_literal("trigger")];
+    for f in fields("trigger") {
+        args.push(quote_literal(
+            resolved.get(*f).and_then(Value::as_str).unwrap_or(""),
+        ));
+    }
+    let args = args.join(", ");
+    drop_triggers(relid, &info.qualname)?;
+    Spi::run(&format!(
+        "CREATE TRIGGER {TRIGGER_INSERT} AFTER INSERT ON {} REFERENCING NEW TABLE AS erp_sync_new \
+         FOR EACH STATEMENT EXECUTE FUNCTION erp_sync.capture({args})",
+        info.qualname
+    ))?;
+    if condition.is_some() {
+        Spi::run(&format!(
+            "CREATE TRIGGER {TRIGGER_UPDATE} AFTER UPDATE ON {} REFERENCING OLD TABLE AS erp_sync_old NEW TABLE AS erp_sync_new \
+             FOR EACH STATEMENT EXECUTE FUNCTION erp_sync.capture({args})",
+            info.qualname
+        ))?;
+    }
+    Ok(json!({"entity": "trigger", "table": info.qualname, "columns": resolved_json}))
+}
+
 pub fn track_impl(relid: pg_sys::Oid, entity: &str, columns: &Value) -> ErpResult<Value> {
     if !ENTITIES.contains(&entity) {
         return Err(ErpSyncError::UnknownEntity(entity.to_string()));
@@ -212,6 +282,15 @@ pub fn track_impl(relid: pg_sys::Oid, entity: &str, columns: &Value) -> ErpResul
     let info = table_info(relid)?;
     let resolved = resolve_columns(entity, columns, &info.qualname, &info.columns)?;
     check_key_types(relid, entity, &info.qualname, &resolved)?;
+
+    if entity == "trigger" {
+        return track_sync_trigger(relid, &info, resolved);
+    }
+    // A table that was a sync trigger is now this entity: it can only be one.
+    Spi::run_with_args(
+        "DELETE FROM erp_sync.sync_triggers WHERE relid = $1::regclass",
+        &[relid.into()],
+    )?;
 
     // A different table tracked for this entity before: detach it.
     let previous = Spi::get_one_with_args::<pg_sys::Oid>(
@@ -265,6 +344,16 @@ pub fn track_impl(relid: pg_sys::Oid, entity: &str, columns: &Value) -> ErpResul
     Ok(json!({"entity": entity, "table": info.qualname, "columns": resolved_json}))
 }
 
+/// Forget a sync trigger table; false when it was none.
+fn untrack_sync_trigger(relid: pg_sys::Oid) -> ErpResult<bool> {
+    Ok(Spi::get_one_with_args::<bool>(
+        "WITH d AS (DELETE FROM erp_sync.sync_triggers WHERE relid = $1::regclass RETURNING 1) \
+         SELECT count(*) > 0 FROM d",
+        &[relid.into()],
+    )?
+    .unwrap_or(false))
+}
+
 pub fn untrack_impl(relid: pg_sys::Oid) -> ErpResult<String> {
     let entity = Spi::get_one_with_args::<String>(
         "DELETE FROM erp_sync.tracked_tables WHERE relid = $1::regclass RETURNING entity",
@@ -272,6 +361,9 @@ pub fn untrack_impl(relid: pg_sys::Oid) -> ErpResult<String> {
     );
     let entity = match entity {
         Ok(Some(e)) => e,
+        Ok(None) | Err(pgrx::spi::Error::InvalidPosition) if untrack_sync_trigger(relid)? => {
+            "trigger".to_string()
+        }
         Ok(None) | Err(pgrx::spi::Error::InvalidPosition) => {
             let name = table_info(relid)
                 .map_or_else(|_| format!("relation {}", relid.to_u32()), |t| t.qualname);

@@ -13,6 +13,10 @@
 //!   `admission.require_conversation` on, a contact rejected before its first signal is admitted
 //!   by it: rejection cleared, `customer` queued ahead of the `followup`.
 //!
+//! * trigger (a table tracked with `track(tbl, 'trigger', ..)`, e.g. orders): an INSERT, or with a
+//!   condition column a row whose condition is or turns true → what `request_sync()` does for the
+//!   row's contact (customer queued, or the rejection recorded).
+//!
 //! Nothing here may fail the platform's write: the whole statement's capture runs in ONE
 //! subtransaction (see [`super::guard`]); on failure every row it saw is recorded as `skipped`.
 
@@ -171,6 +175,24 @@ fn handle(trigger: &PgTrigger<'_>, seen: &Seen, coalesce: Coalesce) -> SpiResult
                 )?;
             }
         }
+        "trigger" => {
+            let mut contacts = Admissions::default();
+            let has_condition = cols.get(1).is_some_and(|c| !c.is_empty());
+            let table = trigger.table_name().unwrap_or_else(|_| "?".into());
+            for (new, old) in &rows {
+                let asks = match (has_condition, old) {
+                    (false, None) => true,
+                    (false, Some(_)) => false, // without a condition only an INSERT asks
+                    (true, _) => {
+                        let is_true = |r: &Row| matches!(r.get("condition"), Val::Bool(true));
+                        is_true(new) && !old.as_ref().is_some_and(is_true)
+                    }
+                };
+                if asks {
+                    on_sync_trigger(new, &table, &mut contacts, &mut batch, seen)?;
+                }
+            }
+        }
         _ => {}
     }
     if batch.flush(coalesce)? > 0 {
@@ -221,6 +243,39 @@ impl Admissions {
             Entry::Vacant(slot) => slot.insert(lookup::contact_admission(contact_id)?),
         })
     }
+}
+
+/// A row of a sync-trigger table (an order, a payment) that asks for a sync of its contact: what
+/// `erp_sync.request_sync()` does — admission re-checked on the contact's current row, then its
+/// customer row queued (rejection cleared) or the rejection recorded; a contact that cannot be
+/// read is a `skipped` customer row with the reason. A row without a contact asks for nothing.
+fn on_sync_trigger(
+    new: &Row,
+    table: &str,
+    contacts: &mut Admissions,
+    batch: &mut Batch,
+    seen: &Seen,
+) -> SpiResult<()> {
+    let Some(contact_id) = new.key("contact_id") else {
+        return Ok(());
+    };
+    seen.borrow_mut()
+        .push((contact_id.clone(), "customer", None));
+    match contacts.of(&contact_id)? {
+        Ok(verdict) if verdict.passed => {
+            batch.clear_rejection(contact_id.clone());
+            batch.enqueue(contact_id, "customer", None);
+        }
+        Ok(verdict) => batch.reject(contact_id, verdict),
+        Err(why) => batch.skip(
+            contact_id,
+            "customer",
+            None,
+            None,
+            format!("sync requested by a row of {table}: {why}"),
+        ),
+    }
+    Ok(())
 }
 
 fn on_thread(
