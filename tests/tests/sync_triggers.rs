@@ -21,7 +21,9 @@ fn first_payment_syncs_the_contact() -> Result<()> {
                                  amount numeric NOT NULL, first_payment boolean NOT NULL DEFAULT false);
          SELECT erp_sync.track('mp.orders', 'trigger', '{\"condition\": \"first_payment\"}');",
     )?;
-    w.faults(json!({"refuse": [{"field": "name", "value": "付款客户", "text": "保存失败：暂不接收"}]}))?;
+    w.faults(
+        json!({"refuse": [{"field": "name", "value": "付款客户", "text": "保存失败：暂不接收"}]}),
+    )?;
     let s = w.sidecar("trg1", &[])?;
     let id = w.contact(&NewContact::personal("付款客户", &mobile(801)))?;
     w.settle(WAIT, &[&s])?;

@@ -178,7 +178,10 @@ fn handle(trigger: &PgTrigger<'_>, seen: &Seen, coalesce: Coalesce) -> SpiResult
         "trigger" => {
             let mut contacts = Admissions::default();
             let has_condition = cols.get(1).is_some_and(|c| !c.is_empty());
-            let table = trigger.table_name().unwrap_or_else(|_| "?".into());
+            let table = match (trigger.table_schema(), trigger.table_name()) {
+                (Ok(schema), Ok(name)) => format!("{schema}.{name}"),
+                _ => "?".into(),
+            };
             for (new, old) in &rows {
                 let asks = match (has_condition, old) {
                     (false, None) => true,

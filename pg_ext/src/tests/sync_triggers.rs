@@ -55,8 +55,11 @@ mod tests {
         );
         // a contact that does not exist: a skipped row says so
         run("INSERT INTO mp.orders (customer, amount) VALUES (404, 1)");
-        assert!(text("SELECT last_error FROM erp_sync.outbox WHERE contact_id = '404' AND status = 'skipped'")
-            .contains("sync requested by a row of mp.orders: contact 404 not found"));
+        let why = text("SELECT last_error FROM erp_sync.outbox WHERE contact_id = '404' AND status = 'skipped'");
+        assert!(
+            why.contains("sync requested by a row of mp.orders: contact 404 not found"),
+            "{why}"
+        );
     }
 
     #[pg_test]
@@ -73,14 +76,14 @@ mod tests {
         run("UPDATE erp_sync.outbox SET status = 'done', finished_at = now()");
         run("UPDATE mp.orders SET amount = 120 WHERE id = 1");
         assert_eq!(customer_rows("1", "pending"), 0, "still true: asks no more");
-        run("INSERT INTO mp.orders (customer, amount, first_paid) VALUES (1, 9, true)");
+        run("INSERT INTO mp.orders (id, customer, amount, first_paid) VALUES (2, 1, 9, true)");
         assert_eq!(
             customer_rows("1", "pending"),
             1,
             "an insert with the condition true asks"
         );
         // the platform's write never fails because of it
-        run("INSERT INTO mp.orders (customer, amount, first_paid) VALUES (999999, 1, true)");
+        run("INSERT INTO mp.orders (id, customer, amount, first_paid) VALUES (3, 999999, 1, true)");
     }
 
     #[pg_test]
