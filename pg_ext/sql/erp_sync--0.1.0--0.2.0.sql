@@ -191,6 +191,24 @@ ALTER TABLE erp_sync.sync_log ADD CONSTRAINT sync_log_outcome_check
 -- contact_status (sync_state in_doubt, the login wait, masked texts) is rebuilt once, in the
 -- masking section below, after erp_sync.mask_text exists.
 
+-- The ERP login as the live sidecars (heartbeat within notify.idle_fresh) report it, one row:
+-- live sidecars; refused = those whose login the ERP refuses, since when, the first refusal's
+-- text and who; all_refused = every live sidecar is refused (then nothing can be sent). Read by
+-- the alert erp_login_failed (any refused) and by contact_status (all refused, rows waiting).
+CREATE VIEW erp_sync.erp_login_state AS
+SELECT count(*) AS live,
+       count(*) FILTER (WHERE w.erp_login_error IS NOT NULL) AS refused,
+       min(w.erp_login_failed_since) FILTER (WHERE w.erp_login_error IS NOT NULL) AS since,
+       (array_agg(w.erp_login_error ORDER BY w.erp_login_failed_since, w.worker_id)
+            FILTER (WHERE w.erp_login_error IS NOT NULL))[1] AS error,
+       string_agg(w.worker_id, ', ' ORDER BY w.worker_id)
+            FILTER (WHERE w.erp_login_error IS NOT NULL) AS workers,
+       count(*) > 0 AND bool_and(w.erp_login_error IS NOT NULL) AS all_refused
+FROM erp_sync.workers w
+WHERE w.heartbeat_at >= now() - (SELECT e.effective::interval FROM erp_sync.settings_effective e
+                                 WHERE e.key = 'notify.idle_fresh');
+GRANT SELECT ON erp_sync.erp_login_state TO erp_sync_worker, erp_sync_reader;
+
 CREATE OR REPLACE VIEW erp_sync.alerts AS
 WITH cfg AS (
     SELECT max(effective) FILTER (WHERE key = 'alerts.window')::interval            AS win,
@@ -199,10 +217,9 @@ WITH cfg AS (
            max(effective) FILTER (WHERE key = 'alerts.max_failures')::bigint        AS max_failures,
            max(effective) FILTER (WHERE key = 'alerts.no_success_after')::interval  AS quiet,
            max(effective) FILTER (WHERE key = 'alerts.max_dead')::bigint            AS max_dead,
-           max(effective) FILTER (WHERE key = 'alerts.stuck_after')::interval       AS stuck,
-           max(effective) FILTER (WHERE key = 'notify.idle_fresh')::interval        AS fresh
+           max(effective) FILTER (WHERE key = 'alerts.stuck_after')::interval       AS stuck
     FROM erp_sync.settings_effective
-    WHERE key LIKE 'alerts.%' OR key = 'notify.idle_fresh'
+    WHERE key LIKE 'alerts.%'
 ), s AS (
     SELECT st.* FROM cfg, LATERAL erp_sync.stats(cfg.win) st
 ), dead AS (
@@ -210,11 +227,7 @@ WITH cfg AS (
 ), doubt AS (
     SELECT count(*) AS n FROM erp_sync.outbox WHERE status = 'in_doubt'
 ), login AS (
-    SELECT count(*) AS n, min(w.erp_login_failed_since) AS since,
-           (array_agg(w.erp_login_error ORDER BY w.erp_login_failed_since, w.worker_id))[1] AS error,
-           string_agg(w.worker_id, ', ' ORDER BY w.worker_id) AS workers
-    FROM erp_sync.workers w, cfg
-    WHERE w.erp_login_error IS NOT NULL AND w.heartbeat_at >= now() - cfg.fresh
+    SELECT g.refused AS n, g.since, g.error, g.workers FROM erp_sync.erp_login_state g
 ), oldest AS (
     SELECT (SELECT o.created_at FROM erp_sync.outbox o
             WHERE o.status IN ('pending', 'running') ORDER BY o.id LIMIT 1) AS at
@@ -600,12 +613,9 @@ BEGIN
             WHERE o.contact_id = s.contact_id AND o.status = 'in_doubt' ORDER BY o.id LIMIT 1) doubt ON true
         LEFT JOIN (
             SELECT 'waiting for a working ERP login: the ERP refuses it since '
-                   || to_char(min(w.erp_login_failed_since), 'YYYY-MM-DD HH24:MI:SS TZ') || ': '
-                   || (array_agg(w.erp_login_error ORDER BY w.erp_login_failed_since, w.worker_id))[1] AS error
-            FROM erp_sync.workers w
-            WHERE w.heartbeat_at >= now() - (SELECT e.effective::interval FROM erp_sync.settings_effective e
-                                             WHERE e.key = 'notify.idle_fresh')
-            HAVING count(*) > 0 AND bool_and(w.erp_login_error IS NOT NULL)) login ON act.active
+                   || to_char(g.since, 'YYYY-MM-DD HH24:MI:SS TZ') || ': ' || g.error AS error
+            FROM erp_sync.erp_login_state g
+            WHERE g.all_refused) login ON act.active
         $view$, src);
     RETURN CASE WHEN t.qual IS NULL THEN 'erp_sync.contact_status: no contact table tracked'
                 ELSE 'erp_sync.contact_status: over ' || t.qual END;

@@ -90,10 +90,9 @@ WITH cfg AS (
            max(effective) FILTER (WHERE key = 'alerts.max_failures')::bigint        AS max_failures,
            max(effective) FILTER (WHERE key = 'alerts.no_success_after')::interval  AS quiet,
            max(effective) FILTER (WHERE key = 'alerts.max_dead')::bigint            AS max_dead,
-           max(effective) FILTER (WHERE key = 'alerts.stuck_after')::interval       AS stuck,
-           max(effective) FILTER (WHERE key = 'notify.idle_fresh')::interval        AS fresh
+           max(effective) FILTER (WHERE key = 'alerts.stuck_after')::interval       AS stuck
     FROM erp_sync.settings_effective
-    WHERE key LIKE 'alerts.%' OR key = 'notify.idle_fresh'
+    WHERE key LIKE 'alerts.%'
 ), s AS (
     SELECT st.* FROM cfg, LATERAL erp_sync.stats(cfg.win) st
 ), dead AS (
@@ -101,11 +100,7 @@ WITH cfg AS (
 ), doubt AS (
     SELECT count(*) AS n FROM erp_sync.outbox WHERE status = 'in_doubt'
 ), login AS (
-    SELECT count(*) AS n, min(w.erp_login_failed_since) AS since,
-           (array_agg(w.erp_login_error ORDER BY w.erp_login_failed_since, w.worker_id))[1] AS error,
-           string_agg(w.worker_id, ', ' ORDER BY w.worker_id) AS workers
-    FROM erp_sync.workers w, cfg
-    WHERE w.erp_login_error IS NOT NULL AND w.heartbeat_at >= now() - cfg.fresh
+    SELECT g.refused AS n, g.since, g.error, g.workers FROM erp_sync.erp_login_state g
 ), oldest AS (
     SELECT (SELECT o.created_at FROM erp_sync.outbox o
             WHERE o.status IN ('pending', 'running') ORDER BY o.id LIMIT 1) AS at

@@ -83,12 +83,9 @@ BEGIN
             WHERE o.contact_id = s.contact_id AND o.status = 'in_doubt' ORDER BY o.id LIMIT 1) doubt ON true
         LEFT JOIN (
             SELECT 'waiting for a working ERP login: the ERP refuses it since '
-                   || to_char(min(w.erp_login_failed_since), 'YYYY-MM-DD HH24:MI:SS TZ') || ': '
-                   || (array_agg(w.erp_login_error ORDER BY w.erp_login_failed_since, w.worker_id))[1] AS error
-            FROM erp_sync.workers w
-            WHERE w.heartbeat_at >= now() - (SELECT e.effective::interval FROM erp_sync.settings_effective e
-                                             WHERE e.key = 'notify.idle_fresh')
-            HAVING count(*) > 0 AND bool_and(w.erp_login_error IS NOT NULL)) login ON act.active
+                   || to_char(g.since, 'YYYY-MM-DD HH24:MI:SS TZ') || ': ' || g.error AS error
+            FROM erp_sync.erp_login_state g
+            WHERE g.all_refused) login ON act.active
         $view$, src);
     RETURN CASE WHEN t.qual IS NULL THEN 'erp_sync.contact_status: no contact table tracked'
                 ELSE 'erp_sync.contact_status: over ' || t.qual END;
@@ -116,7 +113,25 @@ SELECT s.key, NULL, s.value, s.value, s.description
 FROM erp_sync.settings s
 WHERE NOT EXISTS (SELECT 1 FROM erp_sync.setting_defaults() d WHERE d.key = s.key);
 
--- contact_status reads notify.idle_fresh from settings_effective: built once both exist.
+-- The ERP login as the live sidecars (heartbeat within notify.idle_fresh) report it, one row:
+-- live sidecars; refused = those whose login the ERP refuses, since when, the first refusal's
+-- text and who; all_refused = every live sidecar is refused (then nothing can be sent). Read by
+-- the alert erp_login_failed (any refused) and by contact_status (all refused, rows waiting).
+CREATE VIEW erp_sync.erp_login_state AS
+SELECT count(*) AS live,
+       count(*) FILTER (WHERE w.erp_login_error IS NOT NULL) AS refused,
+       min(w.erp_login_failed_since) FILTER (WHERE w.erp_login_error IS NOT NULL) AS since,
+       (array_agg(w.erp_login_error ORDER BY w.erp_login_failed_since, w.worker_id)
+            FILTER (WHERE w.erp_login_error IS NOT NULL))[1] AS error,
+       string_agg(w.worker_id, ', ' ORDER BY w.worker_id)
+            FILTER (WHERE w.erp_login_error IS NOT NULL) AS workers,
+       count(*) > 0 AND bool_and(w.erp_login_error IS NOT NULL) AS all_refused
+FROM erp_sync.workers w
+WHERE w.heartbeat_at >= now() - (SELECT e.effective::interval FROM erp_sync.settings_effective e
+                                 WHERE e.key = 'notify.idle_fresh');
+GRANT SELECT ON erp_sync.erp_login_state TO erp_sync_worker, erp_sync_reader;
+
+-- contact_status reads erp_login_state (over settings_effective): built once both exist.
 SELECT erp_sync.rebuild_contact_status();
 
 -- The capture trigger keeps these tables in a per-backend snapshot; a change drops it here at once
