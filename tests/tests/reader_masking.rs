@@ -311,13 +311,16 @@ fn the_reader_sees_no_unmasked_mobile_anywhere() -> Result<()> {
             "erp_sync.alert_state",
             "erp_sync.alerts",
             "erp_sync.contact_status",
+            "erp_sync.erp_login_state",
             "erp_sync.erp_only_customers",
+            "erp_sync.operator_actions",
             "erp_sync.queue",
             "erp_sync.recent_failures",
             "erp_sync.reconcile_report",
             "erp_sync.reconcile_runs",
             "erp_sync.schedule_runs",
             "erp_sync.settings_effective",
+            "erp_sync.sync_triggers",
         ],
         "what erp_sync_reader may read (pg_ext/sql/SECURITY.md)"
     );

@@ -214,6 +214,16 @@ fn track_sync_trigger(
     info: &TableInfo,
     resolved: Map<String, Value>,
 ) -> ErpResult<Value> {
+    if Spi::get_one::<bool>("SELECT to_regclass('erp_sync.sync_triggers') IS NOT NULL")?
+        != Some(true)
+    {
+        return Err(ErpSyncError::InvalidArgument {
+            message:
+                "sync triggers need the erp_sync 0.2.0 schema; this database is still at 0.1.0"
+                    .into(),
+            hint: "run ALTER EXTENSION erp_sync UPDATE first".into(),
+        });
+    }
     let other = Spi::get_one_with_args::<String>(
         "SELECT entity FROM erp_sync.tracked_tables WHERE relid = $1::regclass",
         &[relid.into()],
@@ -287,10 +297,7 @@ pub fn track_impl(relid: pg_sys::Oid, entity: &str, columns: &Value) -> ErpResul
         return track_sync_trigger(relid, &info, resolved);
     }
     // A table that was a sync trigger is now this entity: it can only be one.
-    Spi::run_with_args(
-        "DELETE FROM erp_sync.sync_triggers WHERE relid = $1::regclass",
-        &[relid.into()],
-    )?;
+    untrack_sync_trigger(relid)?;
 
     // A different table tracked for this entity before: detach it.
     let previous = Spi::get_one_with_args::<pg_sys::Oid>(
@@ -344,8 +351,13 @@ pub fn track_impl(relid: pg_sys::Oid, entity: &str, columns: &Value) -> ErpResul
     Ok(json!({"entity": entity, "table": info.qualname, "columns": resolved_json}))
 }
 
-/// Forget a sync trigger table; false when it was none.
+/// Forget a sync trigger table; false when it was none (or the schema is still 0.1.0's, which has
+/// no sync triggers: this library also serves a database before `ALTER EXTENSION erp_sync UPDATE`).
 fn untrack_sync_trigger(relid: pg_sys::Oid) -> ErpResult<bool> {
+    let exists = Spi::get_one::<bool>("SELECT to_regclass('erp_sync.sync_triggers') IS NOT NULL")?;
+    if exists != Some(true) {
+        return Ok(false);
+    }
     Ok(Spi::get_one_with_args::<bool>(
         "WITH d AS (DELETE FROM erp_sync.sync_triggers WHERE relid = $1::regclass RETURNING 1) \
          SELECT count(*) > 0 FROM d",
