@@ -598,7 +598,7 @@ BEGIN
                l.erp_ord,
                erp_sync.mask_text(coalesce(doubt.error, login.error, lo.last_error)) AS last_error,
                l.synced_at AS last_synced_at,
-               s.name
+               erp_sync.mask_text(s.name) AS name
         FROM (%s) s
         LEFT JOIN erp_sync.rejections r ON r.contact_id = s.contact_id
         LEFT JOIN erp_sync.customer_link l ON l.contact_id = s.contact_id

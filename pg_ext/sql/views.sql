@@ -6,8 +6,8 @@
 -- (re)built by erp_sync.rebuild_contact_status(), which track()/untrack() call. Before a contact
 -- table is tracked it lists the contacts the extension knows of (outbox, rejections, links).
 -- The columns never change, so grants survive a rebuild (CREATE OR REPLACE VIEW); a column
--- added in a later version goes last (name, since 0.2.0: the mapped name column, for the
--- operator page's search).
+-- added in a later version goes last (name, since 0.2.0: the mapped name column, masked like
+-- every free text, for the operator page's search).
 --
 -- mobile: the normalised phone for members of erp_sync_worker (and superusers); everyone else,
 -- erp_sync_reader included, sees it masked (138****1234).
@@ -68,7 +68,7 @@ BEGIN
                l.erp_ord,
                erp_sync.mask_text(coalesce(doubt.error, login.error, lo.last_error)) AS last_error,
                l.synced_at AS last_synced_at,
-               s.name
+               erp_sync.mask_text(s.name) AS name
         FROM (%s) s
         LEFT JOIN erp_sync.rejections r ON r.contact_id = s.contact_id
         LEFT JOIN erp_sync.customer_link l ON l.contact_id = s.contact_id
