@@ -4,6 +4,8 @@
 //! - [`listener`]: LISTEN connection, reconnect, health check.
 //! - [`handlers`]: `customer`, `followup`, `assign`, `rollback`.
 //! - [`worker`]: runs one contact's claimed chain in order and writes each result back.
+//! - `ctx`: [`Ctx`], what every task shares (pool, ERP client, limits, rows in hand, login pause);
+//!   `heartbeat`: the worker row and the leases of the rows in hand; `dry_run`: `run --dry-run`.
 //!
 //! It uses [`crate::db`] (queries), [`crate::erp`] (the ERP), [`crate::mapping`] (payload → ERP
 //! fields), [`crate::backoff`] and [`crate::metrics`]; never `crate::ops`.
@@ -22,23 +24,27 @@
 //! `dry_run`. Each row is planned once per process. A later real run then does the real work:
 //! marking rows done would lose them, and leaving them claimable would re-plan them forever.
 
+mod ctx;
+mod dry_run;
 pub mod handlers;
+mod heartbeat;
 pub mod listener;
 pub mod worker;
 
+pub use ctx::{Ctx, InHand};
+use dry_run::dry_run;
+use heartbeat::spawn_heartbeat;
+
 use std::collections::BTreeMap;
-use std::num::NonZeroU32;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use deadpool_postgres::Pool;
-use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
-use tokio::sync::{watch, Notify, Semaphore};
+use tokio::sync::{watch, Notify};
 use tokio::task::JoinSet;
 
 use crate::backoff::Backoff;
-use crate::config::{Config, EngineConfig};
+use crate::config::Config;
 use crate::db::{self, erp_session, OutboxRow};
 use crate::erp::ErpClient;
 use crate::error::{Error, Result};
@@ -73,173 +79,6 @@ impl RunSummary {
         self.retried += o.retried;
         self.released += o.released;
         self.planned += o.planned;
-    }
-}
-
-/// Everything a handler needs; shared by all tasks.
-pub struct Ctx {
-    pub pool: Pool,
-    pub erp: ErpClient,
-    pub worker: String,
-    pub cfg: EngineConfig,
-    pub backoff: Backoff,
-    sem: Semaphore,
-    limiter: Option<DefaultDirectRateLimiter>,
-    /// Set on shutdown: tasks stop between rows and release the rest of their chain.
-    pub stopping: AtomicBool,
-    /// The ERP refused our login: no claiming until then (a credentials problem is not the rows'
-    /// fault, so they are not spent; one explicit login is tried when the pause ends).
-    login_paused_until: std::sync::Mutex<Option<std::time::Instant>>,
-    /// Ids of the rows this process is working on (claimed, not yet handed back).
-    in_hand: std::sync::Mutex<std::collections::HashSet<i64>>,
-    /// Serialises writes of this worker's `erp_sync.workers` row (engine loop and heartbeat).
-    worker_row: tokio::sync::Mutex<()>,
-}
-
-/// Removes a chain's ids from [`Ctx::in_hand`] when dropped (also on panic or abort).
-pub struct InHand {
-    ctx: Arc<Ctx>,
-    ids: Vec<i64>,
-}
-
-impl Drop for InHand {
-    fn drop(&mut self) {
-        let mut g = match self.ctx.in_hand.lock() {
-            Ok(g) => g,
-            Err(poisoned) => poisoned.into_inner(),
-        };
-        for id in &self.ids {
-            g.remove(id);
-        }
-    }
-}
-
-impl Ctx {
-    pub fn new(pool: Pool, erp: ErpClient, worker: String, cfg: EngineConfig) -> Ctx {
-        let limiter = NonZeroU32::new(cfg.rate_limit_per_s)
-            .map(|r| RateLimiter::direct(Quota::per_second(r)));
-        Ctx {
-            pool,
-            erp,
-            worker,
-            backoff: Backoff::new(cfg.backoff_base_ms, cfg.backoff_max_ms),
-            sem: Semaphore::new(cfg.concurrency),
-            limiter,
-            stopping: AtomicBool::new(false),
-            login_paused_until: std::sync::Mutex::new(None),
-            in_hand: std::sync::Mutex::new(std::collections::HashSet::new()),
-            worker_row: tokio::sync::Mutex::new(()),
-            cfg,
-        }
-    }
-
-    pub async fn db(&self) -> Result<deadpool_postgres::Client> {
-        self.pool.get().await.map_err(db::pool_err)
-    }
-
-    /// One ERP call under the global concurrency cap and the rate limit.
-    pub async fn erp_call<T, F>(&self, fut: F) -> Result<T>
-    where
-        F: std::future::Future<Output = Result<T>>,
-    {
-        let _permit = self
-            .sem
-            .acquire()
-            .await
-            .map_err(|_| Error::Config("ERP concurrency semaphore closed".into()))?;
-        if let Some(l) = &self.limiter {
-            l.until_ready().await;
-        }
-        let started = std::time::Instant::now();
-        let res = fut.await;
-        crate::metrics::erp_call(started.elapsed(), res.is_ok());
-        res
-    }
-
-    /// Record whether this worker is idle (`flag` and its `erp_sync.workers` row). Serialised with
-    /// the heartbeat, which reads the flag under the same lock: a heartbeat that read "busy" can
-    /// no longer land after the engine wrote "idle" and hide the idle worker from the capture
-    /// trigger (no NOTIFY until the next heartbeat).
-    async fn set_idle(&self, flag: &AtomicBool, idle: bool) -> Result<()> {
-        let _row = self.worker_row.lock().await;
-        flag.store(idle, Ordering::Relaxed);
-        db::set_idle(
-            &self.pool,
-            &self.worker,
-            idle,
-            self.erp.login_refused().as_deref(),
-        )
-        .await
-    }
-
-    pub fn stopping(&self) -> bool {
-        self.stopping.load(Ordering::Relaxed)
-    }
-
-    /// Snapshot of the ids in hand.
-    pub fn in_hand(&self) -> Vec<i64> {
-        let g = match self.in_hand.lock() {
-            Ok(g) => g,
-            Err(poisoned) => poisoned.into_inner(),
-        };
-        g.iter().copied().collect()
-    }
-
-    /// Mark rows as in hand until the returned guard is dropped.
-    pub fn hold(self: &Arc<Self>, ids: Vec<i64>) -> InHand {
-        {
-            let mut g = match self.in_hand.lock() {
-                Ok(g) => g,
-                Err(poisoned) => poisoned.into_inner(),
-            };
-            g.extend(ids.iter().copied());
-        }
-        InHand {
-            ctx: self.clone(),
-            ids,
-        }
-    }
-
-    /// How long claiming pauses after the ERP refused the login.
-    pub fn login_pause(&self) -> Duration {
-        Duration::from_millis(self.cfg.backoff_max_ms.clamp(100, 60_000))
-    }
-
-    /// Pause claiming: the ERP refused our credentials.
-    pub fn pause_for_login(&self) {
-        let until = std::time::Instant::now() + self.login_pause();
-        match self.login_paused_until.lock() {
-            Ok(mut g) => *g = Some(until),
-            Err(poisoned) => *poisoned.into_inner() = Some(until),
-        }
-    }
-
-    fn paused_until(&self) -> Option<std::time::Instant> {
-        match self.login_paused_until.lock() {
-            Ok(g) => *g,
-            Err(poisoned) => *poisoned.into_inner(),
-        }
-    }
-
-    fn clear_pause(&self) {
-        match self.login_paused_until.lock() {
-            Ok(mut g) => *g = None,
-            Err(poisoned) => *poisoned.into_inner() = None,
-        }
-    }
-
-    /// Before claiming: `Some(wait)` while paused for a refused login. When the pause is over,
-    /// claiming resumes and the next ERP call tries the login again under the client's own policy
-    /// (it stops logging in automatically after `erp.max_login_failures`, as the real server asks
-    /// for a captcha after more than 3 failures: fix the credentials and restart the sidecar).
-    async fn login_gate(&self) -> Option<Duration> {
-        let until = self.paused_until()?;
-        let now = std::time::Instant::now();
-        if now < until {
-            return Some(until - now);
-        }
-        self.clear_pause();
-        None
     }
 }
 
@@ -518,88 +357,6 @@ fn collect(summary: &mut RunSummary, res: std::result::Result<RunSummary, tokio:
             tracing::error!(error = %e, "contact task panicked (its rows are released by lease expiry)")
         }
     }
-}
-
-fn spawn_heartbeat(
-    ctx: Arc<Ctx>,
-    idle: Arc<AtomicBool>,
-    mut stop: watch::Receiver<bool>,
-) -> tokio::task::JoinHandle<()> {
-    tokio::spawn(async move {
-        let mut tick = tokio::time::interval(Duration::from_millis(ctx.cfg.heartbeat_ms));
-        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        loop {
-            tokio::select! {
-                _ = tick.tick() => {}
-                _ = stop.changed() => return,
-            }
-            let beat = async {
-                {
-                    let _row = ctx.worker_row.lock().await;
-                    let refused = ctx.erp.login_refused();
-                    db::set_idle(
-                        &ctx.pool,
-                        &ctx.worker,
-                        idle.load(Ordering::Relaxed),
-                        refused.as_deref(),
-                    )
-                    .await?;
-                }
-                db::extend_leases(&ctx.pool, &ctx.worker, ctx.cfg.lease_ms, &ctx.in_hand()).await
-            };
-            match tokio::time::timeout(Duration::from_millis(ctx.cfg.heartbeat_ms), beat).await {
-                Ok(Ok(n)) => tracing::trace!(extended = n, "heartbeat"),
-                Ok(Err(e)) => tracing::warn!(error = %e, "heartbeat failed"),
-                Err(_) => tracing::warn!("heartbeat timed out"),
-            }
-        }
-    })
-}
-
-/// `run --dry-run`: plan, log and record; change nothing else.
-async fn dry_run(
-    ctx: &Arc<Ctx>,
-    opts: RunOptions,
-    mut shutdown: watch::Receiver<bool>,
-) -> Result<RunSummary> {
-    tracing::info!("dry run: no ERP calls, outbox untouched");
-    let mut summary = RunSummary::default();
-    let mut after: i64 = 0;
-    let poll = Duration::from_millis(ctx.cfg.poll_interval_ms);
-    loop {
-        if *shutdown.borrow() {
-            break;
-        }
-        let page = match db::dry_run_plan(&ctx.pool, after, ctx.cfg.batch_size.max(1) * 10).await {
-            Ok(p) => p,
-            Err(e) => {
-                tracing::warn!(error = %e, "dry run: cannot read the queue");
-                Vec::new()
-            }
-        };
-        let full = page.len() as i64 >= ctx.cfg.batch_size.max(1) * 10;
-        for row in &page {
-            after = after.max(row.id);
-            match worker::plan_row(ctx, row).await {
-                Ok(()) => summary.planned += 1,
-                Err(e) => {
-                    tracing::warn!(outbox_id = row.id, contact_id = row.contact_id, error = %e, "dry run: cannot plan row")
-                }
-            }
-        }
-        if full {
-            continue;
-        }
-        if opts.once {
-            break;
-        }
-        tokio::select! {
-            _ = tokio::time::sleep(poll) => {}
-            _ = shutdown.changed() => {}
-        }
-    }
-    tracing::info!(planned = summary.planned, "dry run finished");
-    Ok(summary)
 }
 
 #[cfg(test)]
