@@ -1,6 +1,7 @@
 //! `#[pg_test]`s: every SQL function and every trigger path, inside Postgres (`cargo pgrx test`).
 //! Each test runs in its own transaction, rolled back at the end.
 
+mod import;
 mod keys;
 
 #[pgrx::pg_schema]
