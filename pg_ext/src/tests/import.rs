@@ -31,7 +31,7 @@ mod tests {
             q(name),
             q(khid),
             q(mobile),
-            pgrx::spi::quote_literal(&raw.to_string())
+            pgrx::spi::quote_literal(raw.to_string())
         ));
     }
 
