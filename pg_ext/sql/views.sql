@@ -51,7 +51,7 @@ BEGIN
     EXECUTE format($view$
         CREATE OR REPLACE VIEW erp_sync.contact_status AS
         SELECT s.contact_id,
-               erp_sync.khid(s.contact_id) AS khid,
+               coalesce(l.khid, erp_sync.khid(s.contact_id)) AS khid,
                CASE WHEN s.phone IS NULL THEN NULL
                     WHEN pg_catalog.pg_has_role(current_user, 'erp_sync_worker', 'MEMBER')
                         THEN coalesce(erp_sync.normalize_mobile(s.phone), s.phone)

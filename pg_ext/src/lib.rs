@@ -15,6 +15,8 @@
 //! 5. sql/monitoring.sql stats, alerts, recent_failures, alert_state, cleanup (+ their grants)
 //! 6. sql/reconcile.sql  pulled ERP customers, reconciliation runs/items, reconcile_report,
 //!                       erp_only_customers, reconcile_fix
+//!    sql/import.sql     import_erp_customers: the ERP-only customers into the contact table,
+//!                       linked (suppress_capture: no echo)
 //! 7. sql/schedules.sql  schedule_runs: one run per schedule and period across sidecars
 //! 8. sql/rollback.sql   rollback(sync_log_id): the operator's undo of one ERP write
 //! 9. sql/erp_session.sql the ERP session shared by the sidecars (worker only)
@@ -82,6 +84,18 @@ extension_sql_file!(
     ]
 );
 extension_sql_file!(
+    "../sql/import.sql",
+    name = "import",
+    requires = [
+        "reconcile",
+        "views",
+        rules::sql::setting,
+        rules::sql::normalize_mobile,
+        rules::sql::mask_text,
+        capture::quiet::suppress_capture
+    ]
+);
+extension_sql_file!(
     "../sql/outbox.sql",
     name = "outbox",
     requires = [
@@ -123,6 +137,7 @@ extension_sql_file!(
         "views",
         "monitoring",
         "reconcile",
+        "import",
         "schedules",
         "rollback",
         "erp_session",

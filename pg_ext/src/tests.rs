@@ -5,6 +5,7 @@
 mod admission;
 mod capture;
 mod dump;
+mod import;
 mod keys;
 mod notify;
 mod operator_functions;

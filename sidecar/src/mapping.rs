@@ -3,8 +3,8 @@
 //! | platform                        | ERP           |
 //! |---------------------------------|---------------|
 //! | company, else name              | name          |
-//! | payload `khid` (`customer.khid_format`, `WX{key}` by default; ≤ 50 characters) | khid |
-//! | fixed 171 (网站注册 = WeChat)     | ly            |
+//! | payload `khid` (the linked customer's khid, else `customer.khid_format`, `WX{key}` by default; ≤ 50 characters) | khid |
+//! | fixed 171 (网站注册 = WeChat)     | ly            (on create only: an update leaves the ERP's source alone) |
 //! | phone                           | mobile        |
 //! | wechat_id                       | weixinAcc     |
 //! | address                         | address       |

@@ -102,8 +102,36 @@ pub fn admit(
     Ok(admission::evaluate(&view, s))
 }
 
-/// The verdict on a contact's current row: the admission checks ([`admit`]), then its khid
-/// (`erp_sync_rules::customer::admit_khid` with `customer.khid_format`); the khid when there is one.
+/// The khid of the ERP customer the contact is linked to (`customer_link.khid`), if any. A
+/// database still at the 0.1.0 schema (bigint keys, before `ALTER EXTENSION erp_sync UPDATE`)
+/// has no imported customers: its khid is the format's, as 0.1.0 had it.
+pub fn linked_khid(contact_id: &str) -> SpiResult<Option<String>> {
+    if super::direct::legacy_bigint_keys() {
+        return Ok(None);
+    }
+    let khid = Spi::connect_mut(|client| {
+        let plan = db::plan(
+            client,
+            "SELECT khid FROM erp_sync.customer_link WHERE contact_id = $1",
+            &[TEXT],
+        )?;
+        client
+            .update(&*plan, Some(1), &[contact_id.into()])?
+            .first()
+            .get_one::<String>()
+    });
+    match khid {
+        Err(pgrx::spi::Error::InvalidPosition) => Ok(None),
+        other => other,
+    }
+}
+
+/// The verdict on a contact's current row: the admission checks ([`admit`]), then its khid; the
+/// khid when there is one. The khid rule, in one place: a contact linked to an ERP customer
+/// (`customer_link.khid`, e.g. one brought home by `erp_sync.import_erp_customers()`, or synced
+/// before a change of the format) is that customer's khid, so the sidecar finds and updates that
+/// customer; any other contact's is `customer.khid_format`
+/// (`erp_sync_rules::customer::admit_khid`, which rejects a khid the ERP would not keep).
 pub fn verdict(
     contact_id: &str,
     row: &Map<String, Value>,
@@ -113,6 +141,9 @@ pub fn verdict(
         contact_id,
         &config::admission_settings()?,
     )?;
-    let khid = admit_khid(&mut verdict, contact_id, &config::khid_format()?);
+    let khid = match linked_khid(contact_id)? {
+        Some(k) => Some(k),
+        None => admit_khid(&mut verdict, contact_id, &config::khid_format()?),
+    };
     Ok((verdict, khid))
 }

@@ -7,6 +7,7 @@ pub mod guard;
 pub mod lookup;
 pub mod outbox;
 pub mod payload;
+pub mod quiet;
 pub mod track;
 pub mod transition;
 pub mod trigger;

@@ -97,6 +97,9 @@ fn handle(trigger: &PgTrigger<'_>, seen: &Seen, coalesce: Coalesce) -> SpiResult
         pgrx::warning!("erp_sync: capture trigger without arguments; re-run erp_sync.track()");
         return Ok(());
     };
+    if trigger.relid().is_ok_and(super::quiet::suppressed) {
+        return Ok(()); // erp_sync.suppress_capture(): rows the ERP holds already (import)
+    }
     let fields = crate::entities::fields(entity);
     if fields.is_empty() {
         pgrx::warning!(

@@ -115,6 +115,10 @@ pub(super) async fn customer(
             };
             let mut fields = view.fields.clone();
             fields.ord = Some(ord);
+            // 客户来源 is the ERP's fact about where the customer came from: set (171, WeChat)
+            // only when the platform creates the customer, never changed by an update (an
+            // ERP-born customer brought home by erp_sync.import_erp_customers() keeps its own).
+            fields.ly = None;
             // The vendor requires 客户分类 on every save: keep the one the ERP has (a salesperson
             // may have reclassified the customer); the configured one only for a customer without.
             fields.sort1 = detail
