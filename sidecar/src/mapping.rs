@@ -8,8 +8,8 @@
 //! | phone                           | mobile        |
 //! | wechat_id                       | weixinAcc     |
 //! | address                         | address       |
-//! | score_to_value(thread score)    | jz            |
-//! | "来自微信中台，评分: N"           | intro         |
+//! | score_to_value(thread score)    | jz            (only with a score: else the ERP's stays) |
+//! | "来自微信中台，评分: N"           | intro         (only with a score: else the ERP's stays) |
 //! | thread summary                  | product       |
 //! | contact_person, else name       | person_name   (required by the vendor for both kinds) |
 //! | `erp.customer_category`         | sort1         (客户分类, filled in by the ERP client) |
@@ -120,9 +120,10 @@ pub fn contact_view(payload: &Value) -> Result<ContactView, String> {
         _ => CustomerKind::Personal,
     };
     let thread = payload.get("thread").unwrap_or(&Value::Null);
-    let score = number(thread, "score")
-        .or_else(|| number(payload, "score"))
-        .unwrap_or(0.0);
+    // No score on the platform (e.g. a customer brought home from the ERP and not scored yet):
+    // jz and intro are not sent, so the ERP's own rating and remarks stay.
+    let known_score = number(thread, "score").or_else(|| number(payload, "score"));
+    let score = known_score.unwrap_or(0.0);
     let person_name = text(payload, "name");
     let name = text(payload, "company")
         .or_else(|| person_name.clone())
@@ -137,8 +138,8 @@ pub fn contact_view(payload: &Value) -> Result<ContactView, String> {
         mobile: text(payload, "phone"),
         weixin_acc: wechat_id.clone(),
         address: text(payload, "address"),
-        jz: Some(score_to_value(score).to_string()),
-        intro: Some(format!("来自微信中台，评分: {}", format_number(score))),
+        jz: known_score.map(|s| score_to_value(s).to_string()),
+        intro: known_score.map(|s| format!("来自微信中台，评分: {}", format_number(s))),
         product: text(thread, "summary"),
         // The vendor requires 联系人姓名 for personal customers too: the contact's own name.
         person_name: person_name.clone(),
@@ -314,6 +315,23 @@ mod tests {
         assert_eq!(v.fields.person_name.as_deref(), Some("王五"));
         assert_eq!(v.fields.email, None);
         assert!(v.person.is_none());
+    }
+
+    #[test]
+    fn without_a_score_the_erps_rating_and_remarks_stay() {
+        let v = contact_view(&json!({
+            "id": "7", "type": "personal", "name": "赵六", "phone": "13700003333", "score": null,
+            "thread": null, "admission": {"passed": true}, "khid": "KH-ERP-7"
+        }))
+        .expect("view");
+        assert_eq!((v.fields.jz, v.fields.intro), (None, None));
+        assert_eq!(v.score, 0.0, "assignment still reads no score as 0");
+        let v = contact_view(&json!({
+            "id": "7", "type": "personal", "name": "赵六", "phone": "13700003333", "score": " 85 ",
+            "thread": null, "admission": {"passed": true}, "khid": "KH-ERP-7"
+        }))
+        .expect("view");
+        assert_eq!(v.fields.jz.as_deref(), Some("289"), "a score given as text counts");
     }
 
     #[test]
