@@ -331,7 +331,11 @@ mod tests {
             "thread": null, "admission": {"passed": true}, "khid": "KH-ERP-7"
         }))
         .expect("view");
-        assert_eq!(v.fields.jz.as_deref(), Some("289"), "a score given as text counts");
+        assert_eq!(
+            v.fields.jz.as_deref(),
+            Some("289"),
+            "a score given as text counts"
+        );
     }
 
     #[test]

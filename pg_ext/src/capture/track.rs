@@ -205,6 +205,39 @@ fn rebuild_contact_status() -> ErpResult<()> {
     Spi::run("SELECT erp_sync.rebuild_contact_status()").map_err(Into::into)
 }
 
+/// (Re)attach the capture triggers of `entity` to the table: AFTER INSERT, and AFTER UPDATE when
+/// `on_update`, each FOR EACH STATEMENT with its transition tables; the column map travels as the
+/// trigger's arguments in [`fields`] order (`''` for an unmapped field).
+fn attach_capture(
+    relid: pg_sys::Oid,
+    info: &TableInfo,
+    entity: &str,
+    resolved: &Map<String, Value>,
+    on_update: bool,
+) -> ErpResult<()> {
+    let mut args = vec![quote_literal(entity)];
+    for f in fields(entity) {
+        args.push(quote_literal(
+            resolved.get(*f).and_then(Value::as_str).unwrap_or(""),
+        ));
+    }
+    let args = args.join(", ");
+    drop_triggers(relid, &info.qualname)?;
+    Spi::run(&format!(
+        "CREATE TRIGGER {TRIGGER_INSERT} AFTER INSERT ON {} REFERENCING NEW TABLE AS erp_sync_new \
+         FOR EACH STATEMENT EXECUTE FUNCTION erp_sync.capture({args})",
+        info.qualname
+    ))?;
+    if on_update {
+        Spi::run(&format!(
+            "CREATE TRIGGER {TRIGGER_UPDATE} AFTER UPDATE ON {} REFERENCING OLD TABLE AS erp_sync_old NEW TABLE AS erp_sync_new \
+             FOR EACH STATEMENT EXECUTE FUNCTION erp_sync.capture({args})",
+            info.qualname
+        ))?;
+    }
+    Ok(())
+}
+
 /// `track(tbl, 'trigger', {"contact_id": .., "condition": ..})`: rows of `tbl` ask for a sync of
 /// their contact. Kept in `erp_sync.sync_triggers` (any number of tables); a table is tracked
 /// once, so one already tracked as contact/thread/signal is refused. The INSERT trigger always;
@@ -262,26 +295,7 @@ fn track_sync_trigger(
          ON CONFLICT (relid) DO UPDATE SET columns = EXCLUDED.columns, tracked_at = now()",
         &[relid.into(), resolved_json.to_string().into()],
     )?;
-    let mut args = vec![quote_literal("trigger")];
-    for f in fields("trigger") {
-        args.push(quote_literal(
-            resolved.get(*f).and_then(Value::as_str).unwrap_or(""),
-        ));
-    }
-    let args = args.join(", ");
-    drop_triggers(relid, &info.qualname)?;
-    Spi::run(&format!(
-        "CREATE TRIGGER {TRIGGER_INSERT} AFTER INSERT ON {} REFERENCING NEW TABLE AS erp_sync_new \
-         FOR EACH STATEMENT EXECUTE FUNCTION erp_sync.capture({args})",
-        info.qualname
-    ))?;
-    if condition.is_some() {
-        Spi::run(&format!(
-            "CREATE TRIGGER {TRIGGER_UPDATE} AFTER UPDATE ON {} REFERENCING OLD TABLE AS erp_sync_old NEW TABLE AS erp_sync_new \
-             FOR EACH STATEMENT EXECUTE FUNCTION erp_sync.capture({args})",
-            info.qualname
-        ))?;
-    }
+    attach_capture(relid, info, "trigger", &resolved, condition.is_some())?;
     Ok(json!({"entity": "trigger", "table": info.qualname, "columns": resolved_json}))
 }
 
@@ -324,26 +338,7 @@ pub fn track_impl(relid: pg_sys::Oid, entity: &str, columns: &Value) -> ErpResul
         &[entity.into(), relid.into(), resolved_json.to_string().into()],
     )?;
 
-    let mut args = vec![quote_literal(entity)];
-    for f in fields(entity) {
-        args.push(quote_literal(
-            resolved.get(*f).and_then(Value::as_str).unwrap_or(""),
-        ));
-    }
-    let args = args.join(", ");
-    drop_triggers(relid, &info.qualname)?;
-    Spi::run(&format!(
-        "CREATE TRIGGER {TRIGGER_INSERT} AFTER INSERT ON {} REFERENCING NEW TABLE AS erp_sync_new \
-         FOR EACH STATEMENT EXECUTE FUNCTION erp_sync.capture({args})",
-        info.qualname
-    ))?;
-    if entity != "signal" {
-        Spi::run(&format!(
-            "CREATE TRIGGER {TRIGGER_UPDATE} AFTER UPDATE ON {} REFERENCING OLD TABLE AS erp_sync_old NEW TABLE AS erp_sync_new \
-             FOR EACH STATEMENT EXECUTE FUNCTION erp_sync.capture({args})",
-            info.qualname
-        ))?;
-    }
+    attach_capture(relid, &info, entity, &resolved, entity != "signal")?;
     config::invalidate();
     if entity == "contact" || was_contact {
         rebuild_contact_status()?;
