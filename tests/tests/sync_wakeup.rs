@@ -182,8 +182,12 @@ fn the_notify_channel_is_the_extensions_setting() -> Result<()> {
     )?;
     let s = slow_poll_sidecar(&w, &http_addr())?;
     assert!(wait_until(Duration::from_secs(10), || idle(&w)));
+    // The worker row can say idle a moment before the listener's log line is written: wait for it.
     assert!(
-        s.proc.output().contains("channel=Erp Sync Wake"),
+        wait_until(Duration::from_secs(10), || s
+            .proc
+            .output()
+            .contains("channel=Erp Sync Wake")),
         "{}",
         s.proc.output()
     );
