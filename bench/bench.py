@@ -85,7 +85,10 @@ class Cluster:
             cmd += ["-c", sql]
         if file is not None:
             cmd += ["-f", str(file)]
-        return subprocess.run(cmd, check=True, capture_output=True, text=True).stdout.strip()
+        done = subprocess.run(cmd, capture_output=True, text=True)
+        if done.returncode != 0:
+            raise SystemExit(f"psql -d {db} {sql or file} failed (exit {done.returncode}):\n{done.stderr}")
+        return done.stdout.strip()
 
     def url(self, db):
         return f"postgres://postgres@127.0.0.1:{self.port}/{db}"

@@ -23,11 +23,14 @@ DROP FUNCTION erp_sync.request_sync(bigint);
 DROP FUNCTION erp_sync.retry_failed(bigint, text);
 DROP FUNCTION erp_sync.khid(bigint);
 
-ALTER TABLE erp_sync.outbox ALTER COLUMN contact_id TYPE text USING contact_id::text;
-ALTER TABLE erp_sync.rejections ALTER COLUMN contact_id TYPE text USING contact_id::text;
-ALTER TABLE erp_sync.customer_link ALTER COLUMN contact_id TYPE text USING contact_id::text;
-ALTER TABLE erp_sync.sync_log ALTER COLUMN contact_id TYPE text USING contact_id::text;
-ALTER TABLE erp_sync.reconcile_items ALTER COLUMN contact_id TYPE text USING contact_id::text;
+-- Keys are compared bytewise (COLLATE "C"); outbox_contact_active_idx is gone: the history
+-- index has the same key and serves every plan (bootstrap.sql).
+DROP INDEX erp_sync.outbox_contact_active_idx;
+ALTER TABLE erp_sync.outbox ALTER COLUMN contact_id TYPE text COLLATE "C" USING contact_id::text;
+ALTER TABLE erp_sync.rejections ALTER COLUMN contact_id TYPE text COLLATE "C" USING contact_id::text;
+ALTER TABLE erp_sync.customer_link ALTER COLUMN contact_id TYPE text COLLATE "C" USING contact_id::text;
+ALTER TABLE erp_sync.sync_log ALTER COLUMN contact_id TYPE text COLLATE "C" USING contact_id::text;
+ALTER TABLE erp_sync.reconcile_items ALTER COLUMN contact_id TYPE text COLLATE "C" USING contact_id::text;
 
 -- The generated schema's text (src/rules/sql.rs, src/capture/payload.rs, src/capture/track.rs).
 -- The 0.1.0 symbols (khid_wrapper, contact_payload_wrapper, request_sync_wrapper) stay in the
@@ -565,7 +568,7 @@ BEGIN
     JOIN pg_namespace n ON n.oid = c.relnamespace
     WHERE tt.entity = 'contact';
     IF FOUND THEN
-        src := format('SELECT (c.%I)::text AS contact_id, %s AS phone, %s AS name FROM %s c',
+        src := format('SELECT (c.%I)::text COLLATE "C" AS contact_id, %s AS phone, %s AS name FROM %s c',
                       t.columns->>'id',
                       CASE WHEN t.columns ? 'phone' THEN format('(c.%I)::text', t.columns->>'phone')
                            ELSE 'NULL::text' END,
@@ -1180,7 +1183,7 @@ CREATE TABLE erp_sync.operator_actions (
     at          timestamptz NOT NULL DEFAULT now(),
     operator    text NOT NULL CHECK (length(btrim(operator)) BETWEEN 1 AND 100),
     action      text NOT NULL CHECK (action IN ('sync_now', 'retry', 'resolve_in_doubt', 'rollback')),
-    contact_id  text,
+    contact_id  text COLLATE "C",
     target      bigint,
     ok          boolean NOT NULL,
     result      text,

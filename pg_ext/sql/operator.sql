@@ -7,7 +7,7 @@ CREATE TABLE erp_sync.operator_actions (
     at          timestamptz NOT NULL DEFAULT now(),
     operator    text NOT NULL CHECK (length(btrim(operator)) BETWEEN 1 AND 100),
     action      text NOT NULL CHECK (action IN ('sync_now', 'retry', 'resolve_in_doubt', 'rollback')),
-    contact_id  text,
+    contact_id  text COLLATE "C",
     target      bigint,
     ok          boolean NOT NULL,
     result      text,

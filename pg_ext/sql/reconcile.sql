@@ -35,7 +35,7 @@ CREATE TABLE erp_sync.reconcile_items (
     run_id         bigint NOT NULL REFERENCES erp_sync.reconcile_runs (id) ON DELETE CASCADE,
     kind           text NOT NULL CHECK (kind IN ('missing_in_erp', 'missing_in_platform',
                                                  'field_mismatch', 'duplicate_mobile')),
-    contact_id     text,
+    contact_id     text COLLATE "C",
     erp_ord        bigint,
     field          text,
     platform_value text,

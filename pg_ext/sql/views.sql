@@ -35,7 +35,7 @@ BEGIN
     JOIN pg_namespace n ON n.oid = c.relnamespace
     WHERE tt.entity = 'contact';
     IF FOUND THEN
-        src := format('SELECT (c.%I)::text AS contact_id, %s AS phone, %s AS name FROM %s c',
+        src := format('SELECT (c.%I)::text COLLATE "C" AS contact_id, %s AS phone, %s AS name FROM %s c',
                       t.columns->>'id',
                       CASE WHEN t.columns ? 'phone' THEN format('(c.%I)::text', t.columns->>'phone')
                            ELSE 'NULL::text' END,

@@ -180,7 +180,12 @@ fn handle(trigger: &PgTrigger<'_>, seen: &Seen, coalesce: Coalesce) -> SpiResult
         }
         "trigger" => {
             let mut contacts = Admissions::default();
-            let has_condition = cols.get(1).is_some_and(|c| !c.is_empty());
+            // the trigger's arguments follow the entity's field list (TRIGGER_FIELDS)
+            let has_condition = fields
+                .iter()
+                .position(|f| *f == "condition")
+                .and_then(|i| cols.get(i))
+                .is_some_and(|c| !c.is_empty());
             let table = match (trigger.table_schema(), trigger.table_name()) {
                 (Ok(schema), Ok(name)) => format!("{schema}.{name}"),
                 _ => "?".into(),

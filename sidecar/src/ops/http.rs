@@ -54,7 +54,8 @@ struct AppState {
 /// The HTTP server started by [`spawn_monitoring`].
 pub struct Monitoring {
     stop: watch::Sender<bool>,
-    tasks: Vec<(&'static str, tokio::task::JoinHandle<()>)>,
+    /// the server's task; `None` when it was not started
+    task: Option<tokio::task::JoinHandle<()>>,
 }
 
 impl Monitoring {
@@ -63,9 +64,9 @@ impl Monitoring {
         if self.stop.send(true).is_err() {
             tracing::debug!("monitoring tasks already gone");
         }
-        for (name, h) in self.tasks {
+        if let Some(h) = self.task {
             if let Err(e) = h.await {
-                tracing::warn!(task = name, error = %e, "monitoring task failed");
+                tracing::warn!(error = %e, "ops HTTP server task failed");
             }
         }
     }
@@ -75,9 +76,8 @@ impl Monitoring {
 /// logged. (Alerts, retention and schedules run in [`super::periodic`].)
 pub fn spawn_monitoring(cfg: &Config, worker: &str) -> Monitoring {
     let (stop, stop_rx) = watch::channel(false);
-    let mut tasks = Vec::new();
     if cfg.http.listen_addr == "off" {
-        return Monitoring { stop, tasks };
+        return Monitoring { stop, task: None };
     }
     let mut db = cfg.database.clone();
     db.pool_size = 2;
@@ -85,7 +85,7 @@ pub fn spawn_monitoring(cfg: &Config, worker: &str) -> Monitoring {
         Ok(p) => p,
         Err(e) => {
             tracing::error!(error = %e, "ops HTTP server disabled: cannot build its database pool");
-            return Monitoring { stop, tasks };
+            return Monitoring { stop, task: None };
         }
     };
     let gate = Gate::new(&cfg.http.admin_token);
@@ -101,15 +101,15 @@ pub fn spawn_monitoring(cfg: &Config, worker: &str) -> Monitoring {
         worker: worker.to_string(),
     };
     let addr = cfg.http.listen_addr.clone();
-    tasks.push((
-        "http",
-        tokio::spawn(async move {
-            if let Err(e) = serve(&addr, router(state, op), stop_rx).await {
-                tracing::error!(listen_addr = %addr, error = %e, "ops HTTP server not running");
-            }
-        }),
-    ));
-    Monitoring { stop, tasks }
+    let task = tokio::spawn(async move {
+        if let Err(e) = serve(&addr, router(state, op), stop_rx).await {
+            tracing::error!(listen_addr = %addr, error = %e, "ops HTTP server not running");
+        }
+    });
+    Monitoring {
+        stop,
+        task: Some(task),
+    }
 }
 
 /// The router (also used by unit tests).

@@ -67,8 +67,8 @@ pub fn period_key(tick: &DateTime<FixedOffset>) -> String {
 
 /// Should start-up run the current period's job? Only for a schedule that ran before and whose
 /// current period nobody claimed.
-pub fn catch_up_due(enabled: bool, ran_before: bool, claimed: bool) -> bool {
-    enabled && ran_before && !claimed
+pub fn catch_up_due(ran_before: bool, claimed: bool) -> bool {
+    ran_before && !claimed
 }
 
 /// What the jobs need.
@@ -201,7 +201,7 @@ impl Scheduled {
             Ok::<(bool, bool), Error>((r.try_get("ran_before")?, r.try_get("claimed")?))
         };
         match history.await {
-            Ok((ran_before, claimed)) if catch_up_due(true, ran_before, claimed) => {
+            Ok((ran_before, claimed)) if catch_up_due(ran_before, claimed) => {
                 tracing::info!(job = name, period = %key, "running a missed period");
                 Some(tick.with_timezone(&Utc))
             }
@@ -382,12 +382,8 @@ mod tests {
 
     #[test]
     fn catch_up_only_after_history() {
-        assert!(catch_up_due(true, true, false));
-        assert!(
-            !catch_up_due(true, false, false),
-            "fresh install: no start-up run"
-        );
-        assert!(!catch_up_due(true, true, true), "period already claimed");
-        assert!(!catch_up_due(false, true, false));
+        assert!(catch_up_due(true, false));
+        assert!(!catch_up_due(false, false), "fresh install: no start-up run");
+        assert!(!catch_up_due(true, true), "period already claimed");
     }
 }
