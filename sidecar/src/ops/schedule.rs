@@ -383,7 +383,10 @@ mod tests {
     #[test]
     fn catch_up_only_after_history() {
         assert!(catch_up_due(true, false));
-        assert!(!catch_up_due(false, false), "fresh install: no start-up run");
+        assert!(
+            !catch_up_due(false, false),
+            "fresh install: no start-up run"
+        );
         assert!(!catch_up_due(true, true), "period already claimed");
     }
 }
