@@ -16,7 +16,6 @@
 //! `Origin` equal to the page's own. Each action runs in one transaction with its row in
 //! `erp_sync.operator_actions` (who, what, on which contact, the result); a refused or failed
 //! action is recorded there too. The token is never logged.
-
 //!
 //! Files: `mod.rs` the reads (search, timeline, the status page's rejections), `session.rs` who
 //! may act (admin token, sessions, CSRF, Origin; sign-in and sign-out), `actions.rs` the actions
