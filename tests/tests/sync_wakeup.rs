@@ -97,17 +97,31 @@ fn notify_wakes_an_idle_sidecar_even_after_a_postgres_restart() -> Result<()> {
     Ok(())
 }
 
-/// The capture trigger NOTIFYs only when a fresh worker is idle, once per idle period
-/// (pg_ext/src/capture/wake.rs): a sidecar kept busy (30 ms per ERP call) while 15 contacts are
-/// written, each in its own transaction and connection, is told about the first and perhaps one
-/// written before it marked itself busy, not about each write; and it still drains them all
-/// without its (10-minute) poll.
+/// The capture trigger NOTIFYs only when a fresh worker is idle (pg_ext/src/capture/wake.rs): a
+/// sidecar is woken by the first of 15 contacts and then held busy by the simulator (every ERP
+/// call takes 4 s) while the other 14 are written, each in its own transaction and connection.
+/// It is told about the first write only, not about the 14 written while it was busy, and it
+/// still drains them all without its (10-minute) poll.
+///
+/// Whether the sidecar is busy is read from the database, not left to timing: the 14 writes
+/// happen after its worker row says busy and before any outbox row has finished, so a slow
+/// machine cannot turn a real idle period into a false failure (the earlier form of this test,
+/// 30 ms per call, failed in CI when the sidecar drained a batch and rightly went idle between
+/// two writes).
 #[test]
 fn busy_sidecar_gets_no_notifications_but_drains() -> Result<()> {
+    const HOLD_MS: u64 = 4000;
     let w = World::start()?;
-    w.faults(serde_json::json!({"latency_ms": 30}))?;
     let addr = http_addr();
-    let s = slow_poll_sidecar(&w, &addr)?;
+    let s = w.sidecar(
+        "w1",
+        &[
+            POLL,
+            ("ERP_SYNC_HTTP_LISTEN_ADDR", &addr),
+            // longer than the held calls: they must complete, not time out and retry
+            ("ERP_SYNC_ERP_TIMEOUT_MS", "20000"),
+        ],
+    )?;
     assert!(wait_until(Duration::from_secs(10), || idle(&w)));
     assert!(
         listening(&addr, 1.0, Duration::from_secs(5)),
@@ -115,22 +129,45 @@ fn busy_sidecar_gets_no_notifications_but_drains() -> Result<()> {
         s.proc.output()
     );
     let before = notifications(&addr)?;
-    let mut ids = Vec::new();
-    for i in 0..15 {
+    w.faults(serde_json::json!({ "latency_ms": HOLD_MS }))?;
+    let busy = || {
+        w.count("SELECT count(*) FROM erp_sync.workers WHERE NOT idle")
+            .is_ok_and(|n| n == 1)
+    };
+    let mut ids = vec![w.contact(&NewContact::personal("批量00", &mobile(80)))?];
+    assert!(
+        wait_until(Duration::from_secs(5), busy),
+        "the first write did not make the sidecar busy: {}",
+        s.proc.output()
+    );
+    let t = Instant::now();
+    for i in 1..15 {
         ids.push(w.contact(&NewContact::personal(
             &format!("批量{i:02}"),
             &mobile(80 + i),
         ))?);
     }
+    let writing = t.elapsed();
+    // No outbox row has finished: the first (held) ERP call is still in hand, so the sidecar has
+    // been busy through every write; it cannot have gone idle in between.
+    let finished =
+        w.count("SELECT count(*) FROM erp_sync.outbox WHERE status NOT IN ('pending', 'running')")?;
+    assert!(
+        busy() && finished == 0,
+        "the held ERP call ended during the 14 writes ({writing:?}, {finished} rows finished): cannot judge"
+    );
+    let while_busy = notifications(&addr)? - before;
+    w.faults(serde_json::json!({ "latency_ms": 0 }))?;
     w.settle(Duration::from_secs(30), &[&s])?;
     for id in &ids {
         assert!(w.erp_ord(*id)?.is_some(), "contact {id} not synced");
     }
     let received = notifications(&addr)? - before;
-    eprintln!("15 writes, {received} notifications");
-    assert!(
-        (1.0..=2.0).contains(&received),
-        "a busy sidecar received {received} notifications for 15 writes (expected 1..=2): {}",
+    eprintln!("15 writes ({writing:?} for the 14 while busy), {received} notifications");
+    assert_eq!(
+        (while_busy, received),
+        (1.0, 1.0),
+        "notifications (during the writes, in all): only the write to the idle sidecar wakes it: {}",
         s.proc.output()
     );
     Ok(())
