@@ -197,7 +197,7 @@ async fn real_main(cli: Cli) -> ExitCode {
             }
             let monitoring = sidecar::ops::http::spawn_monitoring(&cfg, &cfg.engine.worker_id);
             // Alert webhook, retention, scheduled pull / sweep / reconciliation: one loop.
-            let periodic = sidecar::ops::periodic::spawn(
+            let periodic = sidecar::ops::spawn_periodic(
                 &cfg,
                 &cfg.engine.worker_id,
                 shutdown.clone(),

@@ -1,7 +1,7 @@
 //! The one periodic-service loop of `erp-sync run`.
 //!
-//! Alerts ([`super::alerts`]), retention ([`super::retention`]) and the cron schedules
-//! ([`super::schedule`]) are [`Service`]s: each says when it is first due and, after a run, when it
+//! Alerts, retention and the cron schedules are [`Service`]s (assembled by
+//! [`super::spawn_periodic`]; this file knows none of them): each says when it is first due and, after a run, when it
 //! is due next. One loop sleeps until the earliest due time, starts every due service as a task,
 //! and never runs one service twice at once (a due time that finds the previous run still going is
 //! skipped and logged). At shutdown the running tasks see the stop signal and get
@@ -17,8 +17,6 @@ use futures::future::BoxFuture;
 use futures::FutureExt;
 use tokio::sync::watch;
 use tokio::task::JoinSet;
-
-use crate::config::Config;
 
 /// Something that runs now and then.
 pub trait Service: Send + Sync + 'static {
@@ -140,19 +138,14 @@ pub struct PeriodicHandle {
     deadline: Duration,
 }
 
-/// Start the loop of `erp-sync run` with alerts (when `alerts.webhook_url` is set), retention
-/// (when `retention.interval_ms` > 0) and the schedules (unless `schedules_off`, e.g. `--once` or
-/// a dry run, or `schedule.enabled = false`). It stops when `signal` turns true or at
-/// [`PeriodicHandle::stop`]. Never fails the run: problems are logged.
+/// Start the loop over `services` (nothing to start when there are none). It stops when `signal`
+/// turns true or at [`PeriodicHandle::stop`]; running services then get `deadline`.
 pub fn spawn(
-    cfg: &Config,
-    worker: &str,
+    services: Vec<Arc<dyn Service>>,
+    deadline: Duration,
     mut signal: watch::Receiver<bool>,
-    schedules_off: bool,
 ) -> PeriodicHandle {
     let (tx, rx) = watch::channel(false);
-    let deadline = Duration::from_millis(cfg.schedule.shutdown_deadline_ms);
-    let services = services(cfg, worker, schedules_off);
     if services.is_empty() {
         return PeriodicHandle {
             stop: tx,
@@ -181,44 +174,6 @@ pub fn spawn(
         task: Some(task),
         deadline,
     }
-}
-
-fn services(cfg: &Config, worker: &str, schedules_off: bool) -> Vec<Arc<dyn Service>> {
-    let mut out: Vec<Arc<dyn Service>> = Vec::new();
-    let wants_schedules = !schedules_off && cfg.schedule.enabled;
-    if cfg.alerts.webhook_url.is_empty() && cfg.retention.interval_ms == 0 && !wants_schedules {
-        return out;
-    }
-    let pool = match super::pull::ops_pool(&cfg.database) {
-        Ok(p) => p,
-        Err(e) => {
-            tracing::error!(error = %e, "alerts, retention and schedules disabled: cannot build their database pool");
-            return out;
-        }
-    };
-    if !cfg.alerts.webhook_url.is_empty() {
-        match super::alerts::Alerts::new(pool.clone(), cfg.alerts.clone(), worker.to_string()) {
-            Ok(a) => out.push(Arc::new(a)),
-            Err(e) => {
-                tracing::error!(error = %e, "alerts disabled: cannot build the webhook client")
-            }
-        }
-    }
-    if cfg.retention.interval_ms > 0 {
-        out.push(Arc::new(super::retention::Retention::new(
-            pool.clone(),
-            cfg.retention.clone(),
-        )));
-    }
-    if wants_schedules {
-        match super::schedule::services(cfg, pool, worker) {
-            Ok(list) => out.extend(list),
-            Err(e) => tracing::error!(error = %e, "schedules disabled"),
-        }
-    } else {
-        tracing::info!("schedules disabled");
-    }
-    out
 }
 
 impl PeriodicHandle {

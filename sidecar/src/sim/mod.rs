@@ -46,6 +46,7 @@
 pub mod admin;
 pub mod app;
 pub mod faults;
+pub mod request;
 pub mod routes;
 pub mod rules;
 pub mod state;

@@ -13,7 +13,7 @@ use axum::response::Response;
 use serde_json::{json, Map, Value};
 
 use super::app::{Endpoint, LoginOutcome, Sim};
-use super::routes::{json_response, refusal_rule, stringify, Req};
+use super::request::{json_response, refusal_rule, stringify, Req};
 use super::rules::{self, Catalog, Fields, ListParams, SaveOpts, WebapiOp};
 use super::state::{Customer, Page};
 use super::vendor::{self as v, Kind};
