@@ -13,7 +13,7 @@ pub struct DatabaseConfig {
     pub url: String,
     /// File holding the database password (overrides any password in `url`). Empty = none.
     pub password_file: String,
-    /// The password read from `password_file` by [`Config::load`] (never serialized or printed);
+    /// The password read from `password_file` by [`super::Config::load`] (never serialized or printed);
     /// given to the connection by `db::pg_config`.
     #[serde(skip)]
     pub password: Option<String>,

@@ -1,10 +1,10 @@
 //! The one periodic-service loop of `erp-sync run`.
 //!
 //! Alerts, retention and the cron schedules are [`Service`]s (assembled by
-//! [`super::spawn_periodic`]; this file knows none of them): each says when it is first due and, after a run, when it
-//! is due next. One loop sleeps until the earliest due time, starts every due service as a task,
-//! and never runs one service twice at once (a due time that finds the previous run still going is
-//! skipped and logged). At shutdown the running tasks see the stop signal and get
+//! [`super::spawn_periodic`]; this file knows none of them): each says when it is first due and,
+//! after a run, when it is due next. One loop sleeps until the earliest due time, starts every
+//! due service as a task, and never runs one service twice at once (a due time that finds the
+//! previous run still going is skipped and logged). At shutdown the running tasks see the stop signal and get
 //! `schedule.shutdown_deadline_ms`; what still runs after it is abandoned. A service that panics
 //! is logged and keeps its place in the loop.
 

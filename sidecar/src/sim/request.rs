@@ -1,4 +1,4 @@
-//! What the simulator's protocol handlers share: a parsed request ([`Req`]), JSON replies, the
+//! What the simulator's protocol handlers share: a parsed request (`Req`), JSON replies, the
 //! refusal rules of the fault settings. Used by [`super::routes`] and [`super::strict`].
 
 use std::collections::BTreeMap;
