@@ -13,9 +13,12 @@ use sync_util::{http_addr, metric_of, mobile, NewContact, World};
 
 const POLL: (&str, &str) = ("ERP_SYNC_ENGINE_POLL_INTERVAL_MS", "600000");
 
-/// A sidecar polling only every 10 minutes, with its ops HTTP server on `addr`.
-fn slow_poll_sidecar(w: &World, addr: &str) -> Result<Sidecar> {
-    w.sidecar("w1", &[POLL, ("ERP_SYNC_HTTP_LISTEN_ADDR", addr)])
+/// A sidecar polling only every 10 minutes, with its ops HTTP server on `addr` (and `extra`
+/// settings).
+fn slow_poll_sidecar(w: &World, addr: &str, extra: &[(&str, &str)]) -> Result<Sidecar> {
+    let mut env = vec![POLL, ("ERP_SYNC_HTTP_LISTEN_ADDR", addr)];
+    env.extend_from_slice(extra);
+    w.sidecar("w1", &env)
 }
 
 /// `erp_sync_listener_connects_total` (0 while it cannot be scraped).
@@ -44,6 +47,11 @@ fn idle(w: &World) -> bool {
         .is_ok_and(|n| n == 1)
 }
 
+fn busy(w: &World) -> bool {
+    w.count("SELECT count(*) FROM erp_sync.workers WHERE NOT idle")
+        .is_ok_and(|n| n == 1)
+}
+
 fn synced_within(w: &World, id: i64, t: Duration) -> bool {
     wait_until(t, || matches!(w.erp_ord(id), Ok(Some(_))))
 }
@@ -52,7 +60,7 @@ fn synced_within(w: &World, id: i64, t: Duration) -> bool {
 fn notify_wakes_an_idle_sidecar_even_after_a_postgres_restart() -> Result<()> {
     let w = World::start()?;
     let addr = http_addr();
-    let s = slow_poll_sidecar(&w, &addr)?;
+    let s = slow_poll_sidecar(&w, &addr, &[])?;
     assert!(
         wait_until(Duration::from_secs(10), || idle(&w)),
         "worker never went idle: {}",
@@ -113,15 +121,8 @@ fn busy_sidecar_gets_no_notifications_but_drains() -> Result<()> {
     const HOLD_MS: u64 = 4000;
     let w = World::start()?;
     let addr = http_addr();
-    let s = w.sidecar(
-        "w1",
-        &[
-            POLL,
-            ("ERP_SYNC_HTTP_LISTEN_ADDR", &addr),
-            // longer than the held calls: they must complete, not time out and retry
-            ("ERP_SYNC_ERP_TIMEOUT_MS", "20000"),
-        ],
-    )?;
+    // ERP timeout longer than the held calls: they must complete, not time out and retry.
+    let s = slow_poll_sidecar(&w, &addr, &[("ERP_SYNC_ERP_TIMEOUT_MS", "20000")])?;
     assert!(wait_until(Duration::from_secs(10), || idle(&w)));
     assert!(
         listening(&addr, 1.0, Duration::from_secs(5)),
@@ -130,13 +131,9 @@ fn busy_sidecar_gets_no_notifications_but_drains() -> Result<()> {
     );
     let before = notifications(&addr)?;
     w.faults(serde_json::json!({ "latency_ms": HOLD_MS }))?;
-    let busy = || {
-        w.count("SELECT count(*) FROM erp_sync.workers WHERE NOT idle")
-            .is_ok_and(|n| n == 1)
-    };
     let mut ids = vec![w.contact(&NewContact::personal("批量00", &mobile(80)))?];
     assert!(
-        wait_until(Duration::from_secs(5), busy),
+        wait_until(Duration::from_secs(5), || busy(&w)),
         "the first write did not make the sidecar busy: {}",
         s.proc.output()
     );
@@ -153,7 +150,7 @@ fn busy_sidecar_gets_no_notifications_but_drains() -> Result<()> {
     let finished =
         w.count("SELECT count(*) FROM erp_sync.outbox WHERE status NOT IN ('pending', 'running')")?;
     assert!(
-        busy() && finished == 0,
+        busy(&w) && finished == 0,
         "the held ERP call ended during the 14 writes ({writing:?}, {finished} rows finished): cannot judge"
     );
     let while_busy = notifications(&addr)? - before;
@@ -177,7 +174,7 @@ fn busy_sidecar_gets_no_notifications_but_drains() -> Result<()> {
 fn killed_listener_backend_is_replaced() -> Result<()> {
     let w = World::start()?;
     let addr = http_addr();
-    let s = slow_poll_sidecar(&w, &addr)?;
+    let s = slow_poll_sidecar(&w, &addr, &[])?;
     assert!(wait_until(Duration::from_secs(10), || idle(&w)));
     assert!(
         listening(&addr, 1.0, Duration::from_secs(5)),
@@ -217,7 +214,7 @@ fn the_notify_channel_is_the_extensions_setting() -> Result<()> {
     w.exec(
         "INSERT INTO erp_sync.settings (key, value) VALUES ('notify.channel', 'Erp Sync Wake')",
     )?;
-    let s = slow_poll_sidecar(&w, &http_addr())?;
+    let s = slow_poll_sidecar(&w, &http_addr(), &[])?;
     assert!(wait_until(Duration::from_secs(10), || idle(&w)));
     // The worker row can say idle a moment before the listener's log line is written: wait for it.
     assert!(

@@ -13,8 +13,8 @@ pub struct DatabaseConfig {
     pub url: String,
     /// File holding the database password (overrides any password in `url`). Empty = none.
     pub password_file: String,
-    /// The password read from `password_file` by [`super::Config::load`] (never serialized or printed);
-    /// given to the connection by `db::pg_config`.
+    /// The password read from `password_file` by [`super::Config::load`] (never serialized or
+    /// printed); given to the connection by `db::pg_config`.
     #[serde(skip)]
     pub password: Option<String>,
     /// Connections in the pool used by the workers (the listener has one more of its own).

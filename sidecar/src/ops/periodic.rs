@@ -4,8 +4,9 @@
 //! [`super::spawn_periodic`]; this file knows none of them): each says when it is first due and,
 //! after a run, when it is due next. One loop sleeps until the earliest due time, starts every
 //! due service as a task, and never runs one service twice at once (a due time that finds the
-//! previous run still going is skipped and logged). At shutdown the running tasks see the stop signal and get
-//! `schedule.shutdown_deadline_ms`; what still runs after it is abandoned. A service that panics
+//! previous run still going is skipped and logged). At shutdown the running tasks see the stop
+//! signal and get the deadline given to [`spawn`] (`schedule.shutdown_deadline_ms`); what still
+//! runs after it is abandoned. A service that panics
 //! is logged and keeps its place in the loop.
 
 use std::panic::AssertUnwindSafe;
@@ -177,7 +178,7 @@ pub fn spawn(
 }
 
 impl PeriodicHandle {
-    /// Stop the loop and wait for it (running services get `schedule.shutdown_deadline_ms`).
+    /// Stop the loop and wait for it (running services get the deadline given to [`spawn`]).
     pub async fn stop(mut self) {
         if self.stop.send(true).is_err() {
             tracing::debug!("periodic services already stopped");

@@ -417,9 +417,7 @@ fn login(sim: &Sim, req: &Req) -> Response {
 }
 
 fn dispatch(sim: &Sim, ep: Endpoint, req: &Req) -> Response {
-    let write =
-        req.cmdkey.as_deref() == Some(p::CMD_SAVE) || req.cmdkey.as_deref() == Some("delete");
-    if write {
+    if req.is_write() {
         if let Some(text) = refusal_rule(sim, req) {
             return refuse(sim, req, &text);
         }
