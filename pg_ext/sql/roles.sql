@@ -17,6 +17,9 @@ ALTER FUNCTION erp_sync.capture() SECURITY DEFINER
 REVOKE EXECUTE ON FUNCTION erp_sync.capture() FROM PUBLIC;
 REVOKE EXECUTE ON FUNCTION erp_sync.track(regclass, text, jsonb) FROM PUBLIC;
 REVOKE EXECUTE ON FUNCTION erp_sync.untrack(regclass) FROM PUBLIC;
+REVOKE EXECUTE ON FUNCTION erp_sync.track_source(regclass, jsonb) FROM PUBLIC;
+REVOKE EXECUTE ON FUNCTION erp_sync.check_source(text, regclass) FROM PUBLIC;
+REVOKE EXECUTE ON FUNCTION erp_sync.check_sources() FROM PUBLIC;
 REVOKE EXECUTE ON FUNCTION erp_sync.rebuild_contact_status() FROM PUBLIC;
 REVOKE EXECUTE ON FUNCTION erp_sync.contact_payload(text) FROM PUBLIC;
 REVOKE EXECUTE ON FUNCTION erp_sync.signal_payload(bigint) FROM PUBLIC;

@@ -21,6 +21,8 @@
 //! 8. sql/rollback.sql   rollback(sync_log_id): the operator's undo of one ERP write
 //! 9. sql/erp_session.sql the ERP session shared by the sidecars (worker only)
 //!     sql/sync_triggers.sql tables whose rows ask for a sync of their contact (track(.., 'trigger'))
+//!     sql/sources.sql   change sources (track_source) and check_source/check_sources for
+//!                       payload views (track(view, entity))
 //! 10. sql/operator.sql  operator_actions: the audit of the sidecar's operator page; its grants
 //! 11. sql/dump.sql      what pg_dump keeps: default templates, contact_status after a restore
 //! 12. sql/roles.sql     roles, grants, SECURITY DEFINER for the trigger (last)
@@ -121,6 +123,11 @@ extension_sql_file!(
     requires = ["bootstrap"]
 );
 extension_sql_file!(
+    "../sql/sources.sql",
+    name = "sources",
+    requires = ["bootstrap"]
+);
+extension_sql_file!(
     "../sql/operator.sql",
     name = "operator",
     requires = [
@@ -142,7 +149,8 @@ extension_sql_file!(
         "rollback",
         "erp_session",
         "operator",
-        "sync_triggers"
+        "sync_triggers",
+        "sources"
     ]
 );
 extension_sql_file!("../sql/roles.sql", name = "roles", finalize);

@@ -11,6 +11,7 @@ mod notify;
 mod operator_functions;
 mod robustness;
 mod rules;
+mod sources;
 mod sync_triggers;
 mod track;
 mod views_roles;

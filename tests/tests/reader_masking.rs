@@ -310,6 +310,7 @@ fn the_reader_sees_no_unmasked_mobile_anywhere() -> Result<()> {
         [
             "erp_sync.alert_state",
             "erp_sync.alerts",
+            "erp_sync.change_sources",
             "erp_sync.contact_status",
             "erp_sync.erp_login_state",
             "erp_sync.erp_only_customers",

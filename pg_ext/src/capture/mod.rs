@@ -1,5 +1,5 @@
-//! Capture: the statement trigger, column maps, track()/untrack(), the outbox writes and the payload
-//! functions the sidecar reads through.
+//! Capture: the statement trigger, column maps, track()/untrack(), change sources
+//! (track_source()), the outbox writes and the payload functions the sidecar reads through.
 
 pub mod columns;
 pub mod direct;
@@ -8,6 +8,7 @@ pub mod lookup;
 pub mod outbox;
 pub mod payload;
 pub mod quiet;
+pub mod source;
 pub mod track;
 pub mod transition;
 pub mod trigger;

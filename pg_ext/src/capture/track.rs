@@ -15,12 +15,11 @@ use serde_json::{json, Map, Value};
 
 /// Statement-level capture triggers: INSERT (new rows) and UPDATE (old and new rows; a trigger
 /// with transition tables fires for one event only). Signals are captured on INSERT only.
-const TRIGGER_INSERT: &str = "erp_sync_capture";
-const TRIGGER_UPDATE: &str = "erp_sync_capture_update";
+use super::source::{TRIGGER_INSERT, TRIGGER_UPDATE};
 
 /// Drops the capture triggers present on a table (`DROP TRIGGER IF EXISTS` would print a NOTICE
 /// for each one that is missing, e.g. on every first `track()`).
-fn drop_triggers(relid: pg_sys::Oid, qualname: &str) -> ErpResult<()> {
+pub(crate) fn drop_triggers(relid: pg_sys::Oid, qualname: &str) -> ErpResult<()> {
     let sql = Spi::get_one_with_args::<String>(
         &format!(
             "SELECT coalesce(string_agg(format('DROP TRIGGER %I ON %s', tgname, $2::text), '; '), '') \
@@ -35,12 +34,15 @@ fn drop_triggers(relid: pg_sys::Oid, qualname: &str) -> ErpResult<()> {
     Ok(())
 }
 
-struct TableInfo {
-    qualname: String,
-    columns: Vec<String>,
+pub(crate) struct TableInfo {
+    pub qualname: String,
+    pub columns: Vec<String>,
+    /// a view (or materialized view): a payload view, read but never given triggers
+    pub is_view: bool,
 }
 
-fn table_info(relid: pg_sys::Oid) -> ErpResult<TableInfo> {
+/// A table (`track`, `track_source`) or, with `views`, a view or materialized view.
+fn relation_info(relid: pg_sys::Oid, views: bool) -> ErpResult<TableInfo> {
     let row = Spi::get_two_with_args::<String, String>(
         "SELECT c.relkind::text, format('%I.%I', n.nspname, c.relname) \
          FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace \
@@ -57,7 +59,8 @@ fn table_info(relid: pg_sys::Oid) -> ErpResult<TableInfo> {
         }
         Err(e) => return Err(e.into()),
     };
-    if kind != "r" && kind != "p" {
+    let is_view = kind == "v" || kind == "m";
+    if kind != "r" && kind != "p" && !(views && is_view) {
         return Err(ErpSyncError::NotATable(qualname));
     }
     let columns = Spi::connect(|client| {
@@ -75,7 +78,43 @@ fn table_info(relid: pg_sys::Oid) -> ErpResult<TableInfo> {
         }
         Ok::<_, pgrx::spi::Error>(cols)
     })?;
-    Ok(TableInfo { qualname, columns })
+    Ok(TableInfo {
+        qualname,
+        columns,
+        is_view,
+    })
+}
+
+/// A table that can have capture triggers.
+pub(crate) fn table_info(relid: pg_sys::Oid) -> ErpResult<TableInfo> {
+    relation_info(relid, false)
+}
+
+/// Refuse to make `relid` `what` while it is tracked as an entity's table or a sync trigger: a
+/// table has one set of capture triggers.
+pub(crate) fn refuse_if_tracked(relid: pg_sys::Oid, qualname: &str, what: &str) -> ErpResult<()> {
+    let other = Spi::get_one_with_args::<String>(
+        "SELECT entity FROM erp_sync.tracked_tables WHERE relid = $1::regclass \
+         UNION ALL SELECT 'trigger' FROM erp_sync.sync_triggers WHERE relid = $1::regclass",
+        &[relid.into()],
+    );
+    match other {
+        Ok(Some(e)) => Err(ErpSyncError::InvalidArgument {
+            message: format!("{qualname} is tracked as the {e} table; a table is tracked once"),
+            hint: format!("to make it {what} instead, call erp_sync.untrack('{qualname}') first"),
+        }),
+        Ok(None) | Err(pgrx::spi::Error::InvalidPosition) => Ok(()),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// The problems `erp_sync.check_source()` finds with a payload view, errors only, as one text.
+fn source_errors(entity: &str, relid: pg_sys::Oid) -> ErpResult<Option<String>> {
+    Ok(Spi::get_one_with_args::<String>(
+        "SELECT string_agg(problem || ' (' || hint || ')', '; ') \
+         FROM erp_sync.check_source($1, $2::regclass) WHERE severity = 'error'",
+        &[entity.into(), relid.into()],
+    )?)
 }
 
 /// Key columns hold the contact's key, which the outbox carries as text (`contact_id text`, khid
@@ -303,15 +342,34 @@ pub fn track_impl(relid: pg_sys::Oid, entity: &str, columns: &Value) -> ErpResul
     if !ENTITIES.contains(&entity) {
         return Err(ErpSyncError::UnknownEntity(entity.to_string()));
     }
-    let info = table_info(relid)?;
+    let info = relation_info(relid, entity != "trigger")?;
     let resolved = resolve_columns(entity, columns, &info.qualname, &info.columns)?;
     check_key_types(relid, entity, &info.qualname, &resolved)?;
 
+    // A table that was a change source is now this entity or a sync trigger: it can only be one.
+    super::source::untrack_source(relid)?;
     if entity == "trigger" {
         return track_sync_trigger(relid, &info, resolved);
     }
     // A table that was a sync trigger is now this entity: it can only be one.
     untrack_sync_trigger(relid)?;
+    if info.is_view {
+        if !columns.as_object().is_some_and(serde_json::Map::is_empty) {
+            return Err(ErpSyncError::InvalidArgument {
+                message: format!("{} is a view: a payload view names its columns by the {entity} fields itself", info.qualname),
+                hint: format!("leave out the column map: name the columns in the view (SELECT c.uuid AS id, ...), then erp_sync.track('{}', '{entity}')", info.qualname),
+            });
+        }
+        if let Some(errors) = source_errors(entity, relid)? {
+            return Err(ErpSyncError::InvalidArgument {
+                message: format!("{} cannot be the {entity} source: {errors}", info.qualname),
+                hint: format!(
+                    "SELECT * FROM erp_sync.check_source('{entity}', '{}') lists every problem",
+                    info.qualname
+                ),
+            });
+        }
+    }
 
     // A different table tracked for this entity before: detach it.
     let previous = Spi::get_one_with_args::<pg_sys::Oid>(
@@ -338,10 +396,18 @@ pub fn track_impl(relid: pg_sys::Oid, entity: &str, columns: &Value) -> ErpResul
         &[entity.into(), relid.into(), resolved_json.to_string().into()],
     )?;
 
-    attach_capture(relid, &info, entity, &resolved, entity != "signal")?;
+    if !info.is_view {
+        attach_capture(relid, &info, entity, &resolved, entity != "signal")?;
+    }
     config::invalidate();
     if entity == "contact" || was_contact {
         rebuild_contact_status()?;
+    }
+    if info.is_view {
+        return Ok(
+            json!({"entity": entity, "view": info.qualname, "columns": resolved_json,
+            "note": "a payload view has no triggers: track the tables behind it with erp_sync.track_source()"}),
+        );
     }
     Ok(json!({"entity": entity, "table": info.qualname, "columns": resolved_json}))
 }
@@ -371,8 +437,13 @@ pub fn untrack_impl(relid: pg_sys::Oid) -> ErpResult<String> {
         Ok(None) | Err(pgrx::spi::Error::InvalidPosition) if untrack_sync_trigger(relid)? => {
             "trigger".to_string()
         }
+        Ok(None) | Err(pgrx::spi::Error::InvalidPosition)
+            if super::source::untrack_source(relid)? =>
+        {
+            "source".to_string()
+        }
         Ok(None) | Err(pgrx::spi::Error::InvalidPosition) => {
-            let name = table_info(relid)
+            let name = relation_info(relid, true)
                 .map_or_else(|_| format!("relation {}", relid.to_u32()), |t| t.qualname);
             return Err(ErpSyncError::NotTracked(name));
         }

@@ -16,6 +16,9 @@
 //! * trigger (a table tracked with `track(tbl, 'trigger', ..)`, e.g. orders): an INSERT, or with a
 //!   condition column a row whose condition is or turns true → what `request_sync()` does for the
 //!   row's contact (customer queued, or the rejection recorded).
+//! * source (a change source, `erp_sync.track_source(tbl, path)`): the statement's rows resolved
+//!   to contact keys along the path in one query → for each contact what `request_sync()` does,
+//!   plus its assignment; or, for a follow-up source, each new row → a follow-up as a signal's.
 //!
 //! Nothing here may fail the platform's write: the whole statement's capture runs in ONE
 //! subtransaction (see [`super::guard`]); on failure every row it saw is recorded as `skipped`.
@@ -100,6 +103,11 @@ fn handle(trigger: &PgTrigger<'_>, seen: &Seen, coalesce: Coalesce) -> SpiResult
     if trigger.relid().is_ok_and(super::quiet::suppressed) {
         return Ok(()); // erp_sync.suppress_capture(): rows the ERP holds already (import)
     }
+    if entity == "source" {
+        let mut batch = Batch::default();
+        on_change_source(trigger, cols, &mut batch, seen)?;
+        return flush(batch, coalesce);
+    }
     let fields = crate::entities::fields(entity);
     if fields.is_empty() {
         pgrx::warning!(
@@ -160,18 +168,21 @@ fn handle(trigger: &PgTrigger<'_>, seen: &Seen, coalesce: Coalesce) -> SpiResult
         }
         "signal" if op == Op::Insert => {
             let mut contacts = Admissions::default();
-            let default = config::setting_num("template.default")? as i32;
-            let templates = config::templates()?;
-            let conversation_admits = config::admission_settings()?.require_conversation;
+            let templates = Templates::load()?;
             for (new, _) in &rows {
-                let template = match new.get("content") {
-                    Val::Text(content) => pick_template(content, &templates, default),
-                    _ => default,
+                let Some(contact_id) = new.key("contact_id") else {
+                    pgrx::warning!("erp_sync: signal without a contact_id (NULL); not captured");
+                    continue;
                 };
+                let template = match new.get("content") {
+                    Val::Text(content) => templates.pick(content),
+                    _ => templates.default,
+                };
+                let signal = (new.int("id"), template);
                 on_signal(
-                    new,
-                    template,
-                    conversation_admits,
+                    contact_id,
+                    signal,
+                    &templates,
                     &mut contacts,
                     &mut batch,
                     seen,
@@ -199,15 +210,94 @@ fn handle(trigger: &PgTrigger<'_>, seen: &Seen, coalesce: Coalesce) -> SpiResult
                         is_true(new) && !old.as_ref().is_some_and(is_true)
                     }
                 };
-                if asks {
-                    on_sync_trigger(new, &table, &mut contacts, &mut batch, seen)?;
+                if let (true, Some(contact_id)) = (asks, new.key("contact_id")) {
+                    let why = format!("sync requested by a row of {table}");
+                    resync(contact_id, &why, false, &mut contacts, &mut batch, seen)?;
                 }
             }
         }
         _ => {}
     }
+    flush(batch, coalesce)
+}
+
+fn flush(batch: Batch, coalesce: Coalesce) -> SpiResult<()> {
     if batch.flush(coalesce)? > 0 {
         wake::wake();
+    }
+    Ok(())
+}
+
+/// The follow-up templates and the settings a signal's capture reads, once per statement.
+struct Templates {
+    default: i32,
+    list: std::rc::Rc<Vec<erp_sync_rules::templates::Template>>,
+    /// `admission.require_conversation`: a signal may be what admits a contact
+    conversation_admits: bool,
+}
+
+impl Templates {
+    fn load() -> SpiResult<Templates> {
+        Ok(Templates {
+            default: config::setting_num("template.default")? as i32,
+            list: config::templates()?,
+            conversation_admits: config::admission_settings()?.require_conversation,
+        })
+    }
+
+    fn pick(&self, content: &str) -> i32 {
+        pick_template(content, &self.list, self.default)
+    }
+}
+
+/// A statement on a change source (`erp_sync.track_source`): its path resolves the statement's
+/// rows to contact keys in one query (see [`super::source`]); each contact is resynced (and its
+/// assignment queued), or, for a follow-up source, each new row becomes a follow-up.
+fn on_change_source(
+    trigger: &PgTrigger<'_>,
+    args: &[String],
+    batch: &mut Batch,
+    seen: &Seen,
+) -> SpiResult<()> {
+    let (Some(sql), Some(flags)) = (args.first(), args.get(1)) else {
+        pgrx::warning!(
+            "erp_sync: change source trigger without its path; re-run erp_sync.track_source()"
+        );
+        return Ok(());
+    };
+    let flags: serde_json::Value = serde_json::from_str(flags).unwrap_or_default();
+    let followup = flags["followup"].as_bool().unwrap_or(false);
+    let assign = flags["assign"].as_bool().unwrap_or(!followup);
+    let table = match (trigger.table_schema(), trigger.table_name()) {
+        (Ok(schema), Ok(name)) => format!("{schema}.{name}"),
+        _ => "?".into(),
+    };
+    let rows = super::source::resolve(trigger.trigger_data(), sql)?;
+    let mut contacts = Admissions::default();
+    if followup {
+        let templates = Templates::load()?;
+        for r in rows {
+            let template = r
+                .content
+                .as_deref()
+                .map_or(templates.default, |c| templates.pick(c));
+            on_signal(
+                r.key,
+                (r.ref_id, template),
+                &templates,
+                &mut contacts,
+                batch,
+                seen,
+            )?;
+        }
+        return Ok(());
+    }
+    let mut once = HashSet::new();
+    let why = format!("a change of {table}");
+    for r in rows {
+        if once.insert(r.key.clone()) {
+            resync(r.key, &why, assign, &mut contacts, batch, seen)?;
+        }
     }
     Ok(())
 }
@@ -256,35 +346,31 @@ impl Admissions {
     }
 }
 
-/// A row of a sync-trigger table (an order, a payment) that asks for a sync of its contact: what
-/// `erp_sync.request_sync()` does — admission re-checked on the contact's current row, then its
-/// customer row queued (rejection cleared) or the rejection recorded; a contact that cannot be
-/// read is a `skipped` customer row with the reason. A row without a contact asks for nothing.
-fn on_sync_trigger(
-    new: &Row,
-    table: &str,
+/// What `erp_sync.request_sync()` does for a contact a row asks to resync (a sync-trigger row:
+/// an order, a payment; a change-source row: a thread's bucket, a score): admission re-checked on
+/// the contact's current row, then its customer row queued (rejection cleared; with `assign`, its
+/// assignment too) or the rejection recorded; a contact that cannot be read is a `skipped`
+/// customer row with the reason (`why` names what asked).
+fn resync(
+    contact_id: String,
+    why: &str,
+    assign: bool,
     contacts: &mut Admissions,
     batch: &mut Batch,
     seen: &Seen,
 ) -> SpiResult<()> {
-    let Some(contact_id) = new.key("contact_id") else {
-        return Ok(());
-    };
     seen.borrow_mut()
         .push((contact_id.clone(), "customer", None));
     match contacts.of(&contact_id)? {
         Ok(verdict) if verdict.passed => {
             batch.clear_rejection(contact_id.clone());
-            batch.enqueue(contact_id, "customer", None);
+            batch.enqueue(contact_id.clone(), "customer", None);
+            if assign {
+                batch.enqueue(contact_id, "assign", None);
+            }
         }
         Ok(verdict) => batch.reject(contact_id, verdict),
-        Err(why) => batch.skip(
-            contact_id,
-            "customer",
-            None,
-            None,
-            format!("sync requested by a row of {table}: {why}"),
-        ),
+        Err(e) => batch.skip(contact_id, "customer", None, None, format!("{why}: {e}")),
     }
     Ok(())
 }
@@ -331,21 +417,19 @@ fn on_thread(
     Ok(())
 }
 
-/// `conversation_admits`: `admission.require_conversation` is on, so this signal may be what
-/// admits a contact held back until now (its rejection is cleared and its customer queued first).
+/// A signal (or a follow-up source's row) `(id, template)` of a contact: a follow-up for an
+/// admitted contact, else a `skipped` row with the reason. With `admission.require_conversation`
+/// on, this signal may be what admits a contact held back until now (its rejection is cleared
+/// and its customer queued first).
 fn on_signal(
-    new: &Row,
-    template: i32,
-    conversation_admits: bool,
+    contact_id: String,
+    (signal_id, template): (Option<i64>, i32),
+    templates: &Templates,
     contacts: &mut Admissions,
     batch: &mut Batch,
     seen: &Seen,
 ) -> SpiResult<()> {
-    let Some(contact_id) = new.key("contact_id") else {
-        pgrx::warning!("erp_sync: signal without a contact_id (NULL); not captured");
-        return Ok(());
-    };
-    let Some(signal_id) = new.int("id") else {
+    let Some(signal_id) = signal_id else {
         seen.borrow_mut()
             .push((contact_id.clone(), "followup", None));
         batch.skip(
@@ -361,7 +445,7 @@ fn on_signal(
         .push((contact_id.clone(), "followup", Some(signal_id)));
     match contacts.of(&contact_id)? {
         Ok(verdict) if verdict.passed => {
-            if conversation_admits && lookup::rejected(&contact_id)? {
+            if templates.conversation_admits && lookup::rejected(&contact_id)? {
                 batch.clear_rejection(contact_id.clone());
                 batch.enqueue(contact_id.clone(), "customer", None);
             }

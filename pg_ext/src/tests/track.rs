@@ -63,7 +63,12 @@ mod tests {
         let s = sqlstate(r#"SELECT erp_sync.track('public.people', 'contact', '{"id": 5}')"#);
         assert!(s.starts_with("22023"), "{s}");
         run("CREATE VIEW public.people_v AS SELECT * FROM public.people");
+        // a view is a payload view: it names its columns itself, and has no triggers
         let s = sqlstate(r#"SELECT erp_sync.track('public.people_v', 'contact', '{"id": "pid"}')"#);
+        assert!(s.starts_with("22023: leave out the column map"), "{s}");
+        let s = sqlstate(
+            r#"SELECT erp_sync.track('public.people_v', 'trigger', '{"contact_id": "pid"}')"#,
+        );
         assert!(s.starts_with("42809"), "{s}");
         let s = sqlstate("SELECT erp_sync.untrack('public.people')");
         assert!(s.starts_with("42704"), "{s}");
