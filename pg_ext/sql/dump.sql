@@ -24,6 +24,12 @@
 --   erp_session                 no       the ERP session token is a credential (a dump file must
 --                                        not carry a live login) and stale after a restore; the
 --                                        first sidecar on the restored database logs in again
+--   capture_log (_0, _1), capture_cursor
+--                               no       capture.mode = log only: transaction ids and a snapshot
+--                                        of this cluster, meaningless in another; statements
+--                                        captured and not expanded when the dump is taken are not
+--                                        in it (README "Known limits": let erp_sync.captured
+--                                        empty first, or dump in capture.mode = direct)
 -- (bootstrap.sql, reconcile.sql and monitoring.sql mark their tables; this file marks the rest.)
 
 -- ---- follow-up templates ----

@@ -532,6 +532,81 @@ REVOKE EXECUTE ON FUNCTION erp_sync.followup_templates_apply_deleted() FROM PUBL
 REVOKE EXECUTE ON FUNCTION erp_sync.tracked_tables_changed() FROM PUBLIC;
 -- ==== end of pg_dump / pg_restore ====
 
+-- ==== capture log (sql/capture_log.sql, src/capture/log.rs): before contact_status and queue read it ====
+CREATE FUNCTION erp_sync."expand"(
+	"max_statements" INT /* i32 */
+) RETURNS bigint /* i64 */
+STRICT VOLATILE PARALLEL UNSAFE SECURITY DEFINER
+SET search_path TO pg_catalog, pg_temp
+LANGUAGE c /* Rust */
+AS 'MODULE_PATHNAME', 'expand_wrapper';
+REVOKE EXECUTE ON FUNCTION erp_sync.expand(int) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION erp_sync.expand(int) TO erp_sync_worker;
+-- erp_sync capture log (since 0.2.0; used with the setting capture.mode = 'log', see
+-- src/capture/log.rs): the capture trigger writes one narrow row per statement and kind of work,
+-- erp_sync.expand() (called by erp_sync.claim()) turns committed rows into outbox rows.
+--
+-- Rows go to capture_log_0 or capture_log_1 by their transaction id (capture.log_rotate_xids ids
+-- per turn); reading capture_log reads both. A table whose rows are all expanded and that no
+-- writer holds is truncated by expand(): append-only, no DELETE, no dead rows. The only index is
+-- the one expansion reads by (txid).
+CREATE TABLE erp_sync.capture_log (
+    txid      xid8 NOT NULL DEFAULT pg_catalog.pg_current_xact_id(),
+    source    oid NOT NULL,                 -- the captured table (regclass)
+    op        "char" NOT NULL,              -- c: resync, a: resync + assign, f: follow-up
+    keys      text[] NOT NULL,              -- contact keys
+    refs      bigint[],                     -- a: thread ids, f: signal ids (per key)
+    templates int[],                        -- f: follow-up templates (per key)
+    at        timestamptz NOT NULL DEFAULT now()
+);
+CREATE TABLE erp_sync.capture_log_0 () INHERITS (erp_sync.capture_log);
+CREATE TABLE erp_sync.capture_log_1 () INHERITS (erp_sync.capture_log);
+CREATE INDEX capture_log_0_txid_idx ON erp_sync.capture_log_0 (txid);
+CREATE INDEX capture_log_1_txid_idx ON erp_sync.capture_log_1 (txid);
+COMMENT ON TABLE erp_sync.capture_log IS 'captured statements waiting for expansion into the outbox (capture.mode = log)';
+
+-- The snapshot of the last expansion: a log row is expanded once its transaction is visible in
+-- it. One row; expand() locks it SKIP LOCKED (one expansion at a time across sidecars).
+CREATE TABLE erp_sync.capture_cursor (
+    id          int PRIMARY KEY CHECK (id = 1),
+    last        pg_snapshot NOT NULL,
+    expanded_at timestamptz
+);
+INSERT INTO erp_sync.capture_cursor (id, last) VALUES (1, pg_catalog.pg_current_snapshot());
+
+-- What is captured and not expanded yet, one row per key (the queue view and contact_status
+-- count it as pending).
+CREATE VIEW erp_sync.captured AS
+SELECT k.key AS contact_id,
+       CASE l.op WHEN 'f' THEN 'followup' ELSE 'customer' END AS kind,
+       l.at AS captured_at
+FROM erp_sync.capture_log l
+CROSS JOIN erp_sync.capture_cursor c
+CROSS JOIN LATERAL unnest(l.keys) AS k(key)
+WHERE l.txid >= pg_catalog.pg_snapshot_xmin(c.last)
+  AND NOT pg_catalog.pg_visible_in_snapshot(l.txid, c.last);
+
+-- queue: outbox counts by kind and status; age of the oldest pending row. Changes captured and
+-- not expanded yet (capture.mode = log) count as pending, one per contact key; `captured` says
+-- how many of the pending rows they are.
+CREATE OR REPLACE VIEW erp_sync.queue AS
+SELECT q.kind,
+       q.status,
+       sum(q.rows)::bigint AS rows,
+       min(q.oldest) AS oldest_created_at,
+       CASE WHEN q.status = 'pending' THEN now() - min(q.oldest) END AS oldest_pending_age,
+       sum(q.captured)::bigint AS captured
+FROM (SELECT o.kind, o.status, count(*) AS rows, min(o.created_at) AS oldest, 0::bigint AS captured
+      FROM erp_sync.outbox o
+      GROUP BY o.kind, o.status
+      UNION ALL
+      SELECT c.kind, 'pending', count(*), min(c.captured_at), count(*)
+      FROM erp_sync.captured c
+      GROUP BY c.kind) q
+GROUP BY q.kind, q.status;
+
+-- ==== end of the capture log ====
+
 -- ==== issue 13 fix 5: masking of everything a reader sees (begin) ============================
 -- One masking rule (erp_sync_rules::mask, shared with the sidecar): a mobile in any notation
 -- (+86 139-0000-0779, 0086 13900000779, full-width digits, next to CJK text, ...) shows as
@@ -591,9 +666,9 @@ BEGIN
                     ELSE erp_sync.mask_mobile(s.phone) END AS mobile,
                r.contact_id IS NULL AS admission_passed,
                erp_sync.mask_jsonb(coalesce(r.reasons, '[]'::jsonb)) AS admission_reasons,
-               CASE WHEN r.contact_id IS NOT NULL THEN 'rejected'
+               CASE WHEN r.contact_id IS NOT NULL AND cap.captured IS NULL THEN 'rejected'
                     WHEN doubt.error IS NOT NULL THEN 'in_doubt'
-                    WHEN act.active THEN 'pending'
+                    WHEN act.active OR cap.captured THEN 'pending'
                     WHEN lo.status = 'dead' THEN 'failed'
                     WHEN lo.status = 'skipped' THEN 'skipped'
                     WHEN l.synced_at IS NOT NULL OR lo.status = 'done' THEN 'synced'
@@ -611,6 +686,8 @@ BEGIN
         LEFT JOIN LATERAL (
             SELECT true AS active FROM erp_sync.outbox o
             WHERE o.contact_id = s.contact_id AND o.status IN ('pending', 'running') LIMIT 1) act ON true
+        LEFT JOIN (SELECT DISTINCT c.contact_id, true AS captured FROM erp_sync.captured c) cap
+            ON cap.contact_id = s.contact_id
         LEFT JOIN LATERAL (
             SELECT o.last_error AS error FROM erp_sync.outbox o
             WHERE o.contact_id = s.contact_id AND o.status = 'in_doubt' ORDER BY o.id LIMIT 1) doubt ON true
@@ -768,6 +845,9 @@ RETURNS TABLE (id bigint, contact_id text, kind text, ref_id bigint, template_id
 AS $claim$
 #variable_conflict use_column
 BEGIN
+    -- capture.mode = log: first the committed capture log rows become outbox rows (a no-op when
+    -- the log is empty or another sidecar is expanding right now)
+    PERFORM erp_sync.expand(1000);
     RETURN QUERY
     WITH heads AS (
         -- What the claim makes of a head (see the UPDATE below), computed on the row version it locks.

@@ -54,6 +54,9 @@ RETURNS TABLE (id bigint, contact_id text, kind text, ref_id bigint, template_id
 AS $claim$
 #variable_conflict use_column
 BEGIN
+    -- capture.mode = log: first the committed capture log rows become outbox rows (a no-op when
+    -- the log is empty or another sidecar is expanding right now)
+    PERFORM erp_sync.expand(1000);
     RETURN QUERY
     WITH heads AS (
         -- What the claim makes of a head (see the UPDATE below), computed on the row version it locks.

@@ -20,6 +20,7 @@ REVOKE EXECUTE ON FUNCTION erp_sync.untrack(regclass) FROM PUBLIC;
 REVOKE EXECUTE ON FUNCTION erp_sync.track_source(regclass, jsonb) FROM PUBLIC;
 REVOKE EXECUTE ON FUNCTION erp_sync.check_source(text, regclass) FROM PUBLIC;
 REVOKE EXECUTE ON FUNCTION erp_sync.check_sources() FROM PUBLIC;
+REVOKE EXECUTE ON FUNCTION erp_sync.expand(int) FROM PUBLIC;
 REVOKE EXECUTE ON FUNCTION erp_sync.rebuild_contact_status() FROM PUBLIC;
 REVOKE EXECUTE ON FUNCTION erp_sync.contact_payload(text) FROM PUBLIC;
 REVOKE EXECUTE ON FUNCTION erp_sync.signal_payload(bigint) FROM PUBLIC;
@@ -40,6 +41,7 @@ GRANT DELETE ON erp_sync.workers TO erp_sync_worker;               -- deregister
 GRANT USAGE ON SEQUENCE erp_sync.sync_log_id_seq TO erp_sync_worker;
 GRANT SELECT ON erp_sync.settings, erp_sync.rejections, erp_sync.followup_templates,
     erp_sync.sales_reps, erp_sync.tracked_tables TO erp_sync_worker;
+GRANT EXECUTE ON FUNCTION erp_sync.expand(int) TO erp_sync_worker;   -- claim() calls it first
 GRANT EXECUTE ON FUNCTION erp_sync.contact_payload(text), erp_sync.signal_payload(bigint),
     erp_sync.pick_rep(text), erp_sync.retry_failed(text, text),
     erp_sync.resolve_in_doubt(bigint, boolean) TO erp_sync_worker;

@@ -15,7 +15,8 @@
 -- a mobile in any notation inside them shows as 138****1234).
 -- admission_passed / admission_reasons: the verdict of the last capture (rejections table).
 -- sync_state: rejected > in_doubt (a follow-up perhaps sent, waiting for a person:
--- erp_sync.resolve_in_doubt) > pending (an unfinished outbox row) > failed (latest row dead) >
+-- erp_sync.resolve_in_doubt) > pending (an unfinished outbox row, or a change captured and not
+-- expanded yet: capture.mode = log; a rejected contact with one is pending re-evaluation) > failed (latest row dead) >
 -- skipped (latest row skipped) > synced (customer_link.synced_at set, or latest row done) >
 -- not_queued (never captured, e.g. rows that existed before track()).
 -- last_error: the in-doubt row's text; for a pending contact while every live sidecar (heartbeat
@@ -58,9 +59,9 @@ BEGIN
                     ELSE erp_sync.mask_mobile(s.phone) END AS mobile,
                r.contact_id IS NULL AS admission_passed,
                erp_sync.mask_jsonb(coalesce(r.reasons, '[]'::jsonb)) AS admission_reasons,
-               CASE WHEN r.contact_id IS NOT NULL THEN 'rejected'
+               CASE WHEN r.contact_id IS NOT NULL AND cap.captured IS NULL THEN 'rejected'
                     WHEN doubt.error IS NOT NULL THEN 'in_doubt'
-                    WHEN act.active THEN 'pending'
+                    WHEN act.active OR cap.captured THEN 'pending'
                     WHEN lo.status = 'dead' THEN 'failed'
                     WHEN lo.status = 'skipped' THEN 'skipped'
                     WHEN l.synced_at IS NOT NULL OR lo.status = 'done' THEN 'synced'
@@ -78,6 +79,8 @@ BEGIN
         LEFT JOIN LATERAL (
             SELECT true AS active FROM erp_sync.outbox o
             WHERE o.contact_id = s.contact_id AND o.status IN ('pending', 'running') LIMIT 1) act ON true
+        LEFT JOIN (SELECT DISTINCT c.contact_id, true AS captured FROM erp_sync.captured c) cap
+            ON cap.contact_id = s.contact_id
         LEFT JOIN LATERAL (
             SELECT o.last_error AS error FROM erp_sync.outbox o
             WHERE o.contact_id = s.contact_id AND o.status = 'in_doubt' ORDER BY o.id LIMIT 1) doubt ON true
@@ -92,15 +95,24 @@ BEGIN
 END
 $$;
 
--- queue: outbox counts by kind and status; age of the oldest pending row.
+-- queue: outbox counts by kind and status; age of the oldest pending row. Changes captured and
+-- not expanded yet (capture.mode = log) count as pending, one per contact key; `captured` says
+-- how many of the pending rows they are.
 CREATE VIEW erp_sync.queue AS
-SELECT o.kind,
-       o.status,
-       count(*) AS rows,
-       min(o.created_at) AS oldest_created_at,
-       CASE WHEN o.status = 'pending' THEN now() - min(o.created_at) END AS oldest_pending_age
-FROM erp_sync.outbox o
-GROUP BY o.kind, o.status;
+SELECT q.kind,
+       q.status,
+       sum(q.rows)::bigint AS rows,
+       min(q.oldest) AS oldest_created_at,
+       CASE WHEN q.status = 'pending' THEN now() - min(q.oldest) END AS oldest_pending_age,
+       sum(q.captured)::bigint AS captured
+FROM (SELECT o.kind, o.status, count(*) AS rows, min(o.created_at) AS oldest, 0::bigint AS captured
+      FROM erp_sync.outbox o
+      GROUP BY o.kind, o.status
+      UNION ALL
+      SELECT c.kind, 'pending', count(*), min(c.captured_at), count(*)
+      FROM erp_sync.captured c
+      GROUP BY c.kind) q
+GROUP BY q.kind, q.status;
 
 -- Every known setting: its documented default, the operator's value, and what is in effect.
 CREATE VIEW erp_sync.settings_effective AS

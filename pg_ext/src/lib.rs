@@ -10,6 +10,8 @@
 //! 3. sql/ops.sql        outbox row CHECK; pick_rep, retry_failed, resolve_in_doubt
 //!    sql/outbox.sql     the outbox protocol the sidecar calls: claim, ack, retry, release,
 //!                       extend_leases, mark_send_started
+//!    sql/capture_log.sql the capture log (capture.mode = log): capture_log_0/_1, capture_cursor,
+//!                       the view captured; expand() (capture::log) turns it into outbox rows
 //! 4. sql/views.sql      contact_status (rebuilt by track), queue, settings_effective,
 //!                       config-change triggers
 //! 5. sql/monitoring.sql stats, alerts, recent_failures, alert_state, cleanup (+ their grants)
@@ -55,10 +57,16 @@ extension_sql_file!(
     ]
 );
 extension_sql_file!(
+    "../sql/capture_log.sql",
+    name = "capture_log",
+    requires = ["bootstrap"]
+);
+extension_sql_file!(
     "../sql/views.sql",
     name = "views",
     requires = [
         "ops",
+        "capture_log",
         rules::sql::khid_text,
         rules::sql::mask_mobile,
         rules::sql::mask_text,
@@ -103,7 +111,8 @@ extension_sql_file!(
     requires = [
         "ops",
         capture::payload::contact_payload_text,
-        capture::payload::signal_payload
+        capture::payload::signal_payload,
+        capture::log::expand
     ]
 );
 extension_sql_file!(

@@ -4,6 +4,7 @@
 
 mod admission;
 mod capture;
+mod capture_log;
 mod dump;
 mod import;
 mod keys;

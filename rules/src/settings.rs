@@ -17,6 +17,8 @@ pub const DEFAULTS: &[SettingDefault] = &[
     SettingDefault { key: "assign.regular_min", default: "60", description: "thread score >= this (and < assign.top_min): assign to a regular rep; below: public pool" },
     SettingDefault { key: "customer.khid_format", default: crate::customer::DEFAULT_KHID_FORMAT, description: "the ERP customer number (khid) of a contact: {key} is replaced by the contact's key (its id as text); at most 50 characters, else the contact is rejected" },
     SettingDefault { key: "template.default", default: crate::templates::DEFAULT_TEMPLATE_SETTING, description: "follow-up template when no keyword matches" },
+    SettingDefault { key: "capture.mode", default: "direct", description: "direct: the capture trigger decides (admission, outbox rows, rejections) in the writing statement; log: it writes one narrow capture-log row per statement and erp_sync.expand() (run by every claim) decides off the write path" },
+    SettingDefault { key: "capture.log_rotate_xids", default: "65536", description: "capture.mode = log: transaction ids per capture-log table; a table all of whose rows are expanded is truncated once writers have moved to the other" },
     SettingDefault { key: "notify.channel", default: "erp_sync", description: "NOTIFY channel the capture trigger wakes idle sidecars on" },
     SettingDefault { key: "notify.idle_fresh", default: "30 seconds", description: "a worker counts as alive when its heartbeat is younger than this (wake-ups of idle workers, alert erp_login_failed, contact_status of rows waiting for a login)" },
     SettingDefault { key: "retention.done_days", default: "30", description: "finished outbox rows (done/skipped) older than this may be deleted by the sidecar" },

@@ -45,7 +45,21 @@ fn status(w: &World, key: &str) -> Result<(String, String)> {
 
 #[test]
 fn the_customer_hub_syncs_through_its_payload_views() -> Result<()> {
+    customer_hub("direct")
+}
+
+/// The same with the capture log: the platform's writes only log keys; every decision (the
+/// rejections of GRAY and BLACK included) is made by the sidecar's expansion.
+#[test]
+fn the_customer_hub_syncs_the_same_with_the_capture_log() -> Result<()> {
+    customer_hub("log")
+}
+
+fn customer_hub(mode: &str) -> Result<()> {
     let w = World::start()?;
+    w.exec(&format!(
+        "INSERT INTO erp_sync.settings (key, value) VALUES ('capture.mode', '{mode}')"
+    ))?;
     w.exec(HUB)?;
     assert_eq!(
         w.count("SELECT count(*) FROM erp_sync.check_sources() WHERE severity = 'error'")?,
@@ -55,6 +69,19 @@ fn the_customer_hub_syncs_through_its_payload_views() -> Result<()> {
     hub_contact(&w, WHITE, 1, "WHITE", 92)?;
     hub_contact(&w, GRAY, 2, "GRAY", 80)?;
     hub_contact(&w, BLACK, 3, "BLACK", 95)?;
+    if mode == "log" {
+        assert_eq!(
+            w.count("SELECT count(*) FROM erp_sync.outbox")?,
+            0,
+            "nothing decided yet"
+        );
+        assert_eq!(w.count("SELECT count(*) FROM erp_sync.rejections")?, 0);
+        assert_eq!(
+            w.count("SELECT count(*) FROM erp_sync.contact_status WHERE sync_state = 'pending'")?,
+            3,
+            "captured work is visible as pending"
+        );
+    }
     let s = w.sidecar("w1", &[POLL])?;
     // the first drain is woken by the sidecar's start-up claim, then by NOTIFY only
     assert!(

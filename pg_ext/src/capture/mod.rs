@@ -2,8 +2,10 @@
 //! (track_source()), the outbox writes and the payload functions the sidecar reads through.
 
 pub mod columns;
+pub mod decide;
 pub mod direct;
 pub mod guard;
+pub mod log;
 pub mod lookup;
 pub mod outbox;
 pub mod payload;

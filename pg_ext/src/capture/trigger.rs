@@ -24,30 +24,26 @@
 //! subtransaction (see [`super::guard`]); on failure every row it saw is recorded as `skipped`.
 
 use super::columns::{self, Row};
+use super::decide::{on_signal, record_failure, resync, Admissions, Assign, Seen, Templates};
 use super::guard::protected;
+use super::log::Capture;
 use super::lookup;
 use super::outbox::{is_coalesce_race, Batch, Coalesce};
 use super::transition;
 use super::wake;
 use crate::config;
-use erp_sync_rules::admission::{Admission, AdmissionSettings, Val};
+use erp_sync_rules::admission::{AdmissionSettings, Val};
 use erp_sync_rules::assignment::tier_for;
 use erp_sync_rules::customer::admit_khid;
-use erp_sync_rules::templates::pick_template;
 use pgrx::prelude::*;
 use pgrx::spi::SpiResult;
-use std::cell::RefCell;
-use std::collections::hash_map::Entry;
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 
 #[derive(Clone, Copy, PartialEq)]
 enum Op {
     Insert,
     Update,
 }
-
-/// What a row was going to write (contact key, kind, ref_id), so a failure can be recorded.
-type Seen = RefCell<Vec<(String, &'static str, Option<i64>)>>;
 
 #[pg_trigger]
 fn capture<'a>(
@@ -78,17 +74,6 @@ fn capture<'a>(
     Ok(None)
 }
 
-fn record_failure(seen: Vec<(String, &'static str, Option<i64>)>, reason: &str) -> SpiResult<()> {
-    let mut batch = Batch::default();
-    let mut once = HashSet::new();
-    for (contact_id, kind, ref_id) in seen {
-        if once.insert((contact_id.clone(), kind, ref_id)) {
-            batch.skip(contact_id, kind, ref_id, None, reason.to_string());
-        }
-    }
-    batch.flush(Coalesce::Look).map(drop) // skipped rows never coalesce
-}
-
 fn handle(trigger: &PgTrigger<'_>, seen: &Seen, coalesce: Coalesce) -> SpiResult<()> {
     let op = match trigger.op() {
         Ok(PgTriggerOperation::Insert) => Op::Insert,
@@ -103,10 +88,21 @@ fn handle(trigger: &PgTrigger<'_>, seen: &Seen, coalesce: Coalesce) -> SpiResult
     if trigger.relid().is_ok_and(super::quiet::suppressed) {
         return Ok(()); // erp_sync.suppress_capture(): rows the ERP holds already (import)
     }
+    let logged = super::log::enabled()?;
     if entity == "source" {
         let mut batch = Batch::default();
-        on_change_source(trigger, cols, &mut batch, seen)?;
-        return flush(batch, coalesce);
+        let mut cap = Capture::default();
+        let into = if logged {
+            Sink::Log(&mut cap)
+        } else {
+            Sink::Batch(&mut batch)
+        };
+        on_change_source(trigger, cols, into, seen)?;
+        return if logged {
+            log_write(trigger, cap, seen)
+        } else {
+            flush(batch, coalesce)
+        };
     }
     let fields = crate::entities::fields(entity);
     if fields.is_empty() {
@@ -136,6 +132,16 @@ fn handle(trigger: &PgTrigger<'_>, seen: &Seen, coalesce: Coalesce) -> SpiResult
         return Ok(());
     }
     let rows = transition::pair(news, olds);
+    // the trigger's arguments follow the entity's field list (TRIGGER_FIELDS)
+    let has_condition = fields
+        .iter()
+        .position(|f| *f == "condition")
+        .and_then(|i| cols.get(i))
+        .is_some_and(|c| !c.is_empty());
+    if logged {
+        let cap = log_statement(entity, op, &rows, has_condition)?;
+        return log_write(trigger, cap, seen);
+    }
     let mut batch = Batch::default();
     match entity.as_str() {
         "contact" => {
@@ -191,34 +197,140 @@ fn handle(trigger: &PgTrigger<'_>, seen: &Seen, coalesce: Coalesce) -> SpiResult
         }
         "trigger" => {
             let mut contacts = Admissions::default();
-            // the trigger's arguments follow the entity's field list (TRIGGER_FIELDS)
-            let has_condition = fields
-                .iter()
-                .position(|f| *f == "condition")
-                .and_then(|i| cols.get(i))
-                .is_some_and(|c| !c.is_empty());
             let table = match (trigger.table_schema(), trigger.table_name()) {
                 (Ok(schema), Ok(name)) => format!("{schema}.{name}"),
                 _ => "?".into(),
             };
             for (new, old) in &rows {
-                let asks = match (has_condition, old) {
-                    (false, None) => true,
-                    (false, Some(_)) => false, // without a condition only an INSERT asks
-                    (true, _) => {
-                        let is_true = |r: &Row| matches!(r.get("condition"), Val::Bool(true));
-                        is_true(new) && !old.as_ref().is_some_and(is_true)
-                    }
-                };
-                if let (true, Some(contact_id)) = (asks, new.key("contact_id")) {
+                if let (true, Some(contact_id)) = (
+                    asks(has_condition, new, old.as_ref()),
+                    new.key("contact_id"),
+                ) {
                     let why = format!("sync requested by a row of {table}");
-                    resync(contact_id, &why, false, &mut contacts, &mut batch, seen)?;
+                    resync(
+                        contact_id,
+                        &why,
+                        Assign::No,
+                        &mut contacts,
+                        &mut batch,
+                        seen,
+                    )?;
                 }
             }
         }
         _ => {}
     }
     flush(batch, coalesce)
+}
+
+/// Does a row of a sync-trigger table ask for a sync? Every INSERT without a condition column;
+/// with one, a row whose condition is or turns true.
+fn asks(has_condition: bool, new: &Row, old: Option<&Row>) -> bool {
+    if !has_condition {
+        return old.is_none(); // without a condition only an INSERT asks
+    }
+    let is_true = |r: &Row| matches!(r.get("condition"), Val::Bool(true));
+    is_true(new) && !old.is_some_and(is_true)
+}
+
+/// Did a thread's assignment tier (or its contact) change? A new thread always counts.
+fn tier_changed(
+    new: &Row,
+    old: Option<&Row>,
+    (top, regular): (i64, i64),
+    contact_id: &str,
+) -> bool {
+    match old {
+        None => true,
+        Some(old) => {
+            tier_for(old.int("score"), top, regular) != tier_for(new.int("score"), top, regular)
+                || old.raw("contact_id") != Some(contact_id)
+        }
+    }
+}
+
+/// `capture.mode = log`: what the statement changed, as capture log work (see [`super::log`]):
+/// the same change tests as direct capture, no admission, no outbox probe.
+fn log_statement(
+    entity: &str,
+    op: Op,
+    rows: &[(Row, Option<Row>)],
+    has_condition: bool,
+) -> SpiResult<Capture> {
+    let mut cap = Capture::default();
+    match entity {
+        "contact" => {
+            for (new, old) in rows {
+                if old.as_ref().is_some_and(|o| !new.changed_from(o, &[])) {
+                    continue;
+                }
+                if let Some(id) = new.key("id") {
+                    cap.resync(id);
+                }
+            }
+        }
+        "thread" => {
+            let tiers = config::tier_thresholds()?;
+            for (new, old) in rows {
+                if let Some(o) = old {
+                    if !new.changed_from(o, &["score", "summary", "contact_id"]) {
+                        continue;
+                    }
+                }
+                let Some(key) = new.key("contact_id") else {
+                    continue;
+                };
+                if tier_changed(new, old.as_ref(), tiers, &key) {
+                    cap.assign(key.clone(), new.int("id"));
+                }
+                cap.resync(key);
+            }
+        }
+        "signal" if op == Op::Insert => {
+            let templates = Templates::load()?;
+            for (new, _) in rows {
+                let Some(key) = new.key("contact_id") else {
+                    continue;
+                };
+                let template = match new.get("content") {
+                    Val::Text(content) => templates.pick(content),
+                    _ => templates.default,
+                };
+                cap.followup(key, new.int("id"), template);
+            }
+        }
+        "trigger" => {
+            for (new, old) in rows {
+                if let (true, Some(key)) = (
+                    asks(has_condition, new, old.as_ref()),
+                    new.key("contact_id"),
+                ) {
+                    cap.resync(key);
+                }
+            }
+        }
+        _ => {}
+    }
+    Ok(cap)
+}
+
+fn log_write(trigger: &PgTrigger<'_>, cap: Capture, seen: &Seen) -> SpiResult<()> {
+    if cap.is_empty() {
+        return Ok(());
+    }
+    cap.note(seen);
+    let Ok(relid) = trigger.relid() else {
+        return Ok(());
+    };
+    cap.write(relid)?;
+    wake::wake();
+    Ok(())
+}
+
+/// Where a change source's decisions go: the outbox now (direct) or the capture log.
+enum Sink<'a> {
+    Batch(&'a mut Batch),
+    Log(&'a mut Capture),
 }
 
 fn flush(batch: Batch, coalesce: Coalesce) -> SpiResult<()> {
@@ -228,35 +340,13 @@ fn flush(batch: Batch, coalesce: Coalesce) -> SpiResult<()> {
     Ok(())
 }
 
-/// The follow-up templates and the settings a signal's capture reads, once per statement.
-struct Templates {
-    default: i32,
-    list: std::rc::Rc<Vec<erp_sync_rules::templates::Template>>,
-    /// `admission.require_conversation`: a signal may be what admits a contact
-    conversation_admits: bool,
-}
-
-impl Templates {
-    fn load() -> SpiResult<Templates> {
-        Ok(Templates {
-            default: config::setting_num("template.default")? as i32,
-            list: config::templates()?,
-            conversation_admits: config::admission_settings()?.require_conversation,
-        })
-    }
-
-    fn pick(&self, content: &str) -> i32 {
-        pick_template(content, &self.list, self.default)
-    }
-}
-
 /// A statement on a change source (`erp_sync.track_source`): its path resolves the statement's
 /// rows to contact keys in one query (see [`super::source`]); each contact is resynced (and its
 /// assignment queued), or, for a follow-up source, each new row becomes a follow-up.
 fn on_change_source(
     trigger: &PgTrigger<'_>,
     args: &[String],
-    batch: &mut Batch,
+    into: Sink<'_>,
     seen: &Seen,
 ) -> SpiResult<()> {
     let (Some(sql), Some(flags)) = (args.first(), args.get(1)) else {
@@ -273,30 +363,39 @@ fn on_change_source(
         _ => "?".into(),
     };
     let rows = super::source::resolve(trigger.trigger_data(), sql)?;
-    let mut contacts = Admissions::default();
-    if followup {
-        let templates = Templates::load()?;
-        for r in rows {
-            let template = r
-                .content
-                .as_deref()
-                .map_or(templates.default, |c| templates.pick(c));
-            on_signal(
-                r.key,
-                (r.ref_id, template),
-                &templates,
-                &mut contacts,
-                batch,
-                seen,
-            )?;
+    let templates = if followup {
+        Some(Templates::load()?)
+    } else {
+        None
+    };
+    let template = |content: Option<&str>, t: &Templates| content.map_or(t.default, |c| t.pick(c));
+    match into {
+        Sink::Log(cap) => {
+            for r in rows {
+                match &templates {
+                    Some(t) => cap.followup(r.key, r.ref_id, template(r.content.as_deref(), t)),
+                    None if assign => cap.assign(r.key, None),
+                    None => cap.resync(r.key),
+                }
+            }
         }
-        return Ok(());
-    }
-    let mut once = HashSet::new();
-    let why = format!("a change of {table}");
-    for r in rows {
-        if once.insert(r.key.clone()) {
-            resync(r.key, &why, assign, &mut contacts, batch, seen)?;
+        Sink::Batch(batch) => {
+            let mut contacts = Admissions::default();
+            let mut once = HashSet::new();
+            let why = format!("a change of {table}");
+            for r in rows {
+                if let Some(t) = &templates {
+                    let signal = (r.ref_id, template(r.content.as_deref(), t));
+                    on_signal(r.key, signal, t, &mut contacts, batch, seen)?;
+                } else if once.insert(r.key.clone()) {
+                    let assign = if assign {
+                        Assign::Thread(None)
+                    } else {
+                        Assign::No
+                    };
+                    resync(r.key, &why, assign, &mut contacts, batch, seen)?;
+                }
+            }
         }
     }
     Ok(())
@@ -333,48 +432,6 @@ fn on_contact(
     Ok(())
 }
 
-/// Admission of the contacts a statement's threads / signals refer to, looked up once each.
-#[derive(Default)]
-struct Admissions(HashMap<String, Result<Admission, String>>);
-
-impl Admissions {
-    fn of(&mut self, contact_id: &str) -> SpiResult<&Result<Admission, String>> {
-        Ok(match self.0.entry(contact_id.to_string()) {
-            Entry::Occupied(known) => known.into_mut(),
-            Entry::Vacant(slot) => slot.insert(lookup::contact_admission(contact_id)?),
-        })
-    }
-}
-
-/// What `erp_sync.request_sync()` does for a contact a row asks to resync (a sync-trigger row:
-/// an order, a payment; a change-source row: a thread's bucket, a score): admission re-checked on
-/// the contact's current row, then its customer row queued (rejection cleared; with `assign`, its
-/// assignment too) or the rejection recorded; a contact that cannot be read is a `skipped`
-/// customer row with the reason (`why` names what asked).
-fn resync(
-    contact_id: String,
-    why: &str,
-    assign: bool,
-    contacts: &mut Admissions,
-    batch: &mut Batch,
-    seen: &Seen,
-) -> SpiResult<()> {
-    seen.borrow_mut()
-        .push((contact_id.clone(), "customer", None));
-    match contacts.of(&contact_id)? {
-        Ok(verdict) if verdict.passed => {
-            batch.clear_rejection(contact_id.clone());
-            batch.enqueue(contact_id.clone(), "customer", None);
-            if assign {
-                batch.enqueue(contact_id, "assign", None);
-            }
-        }
-        Ok(verdict) => batch.reject(contact_id, verdict),
-        Err(e) => batch.skip(contact_id, "customer", None, None, format!("{why}: {e}")),
-    }
-    Ok(())
-}
-
 fn on_thread(
     new: &Row,
     old: Option<&Row>,
@@ -400,74 +457,11 @@ fn on_thread(
         _ => return Ok(()), // the contact's own rejection says why; nothing to send yet
     }
     batch.enqueue(contact_id.clone(), "customer", None);
-    let new_tier = tier_for(new.int("score"), top, regular);
-    let tier_changed = match old {
-        None => true,
-        Some(old) => {
-            tier_for(old.int("score"), top, regular) != new_tier
-                || old.raw("contact_id") != Some(contact_id.as_str())
-        }
-    };
-    if tier_changed {
+    if tier_changed(new, old, (top, regular), &contact_id) {
         if let Some(last) = seen.borrow_mut().last_mut() {
             *last = (contact_id.clone(), "assign", thread_id);
         }
         batch.enqueue(contact_id, "assign", thread_id);
-    }
-    Ok(())
-}
-
-/// A signal (or a follow-up source's row) `(id, template)` of a contact: a follow-up for an
-/// admitted contact, else a `skipped` row with the reason. With `admission.require_conversation`
-/// on, this signal may be what admits a contact held back until now (its rejection is cleared
-/// and its customer queued first).
-fn on_signal(
-    contact_id: String,
-    (signal_id, template): (Option<i64>, i32),
-    templates: &Templates,
-    contacts: &mut Admissions,
-    batch: &mut Batch,
-    seen: &Seen,
-) -> SpiResult<()> {
-    let Some(signal_id) = signal_id else {
-        seen.borrow_mut()
-            .push((contact_id.clone(), "followup", None));
-        batch.skip(
-            contact_id,
-            "followup",
-            None,
-            Some(template),
-            "signal without a usable id".into(),
-        );
-        return Ok(());
-    };
-    seen.borrow_mut()
-        .push((contact_id.clone(), "followup", Some(signal_id)));
-    match contacts.of(&contact_id)? {
-        Ok(verdict) if verdict.passed => {
-            if templates.conversation_admits && lookup::rejected(&contact_id)? {
-                batch.clear_rejection(contact_id.clone());
-                batch.enqueue(contact_id.clone(), "customer", None);
-            }
-            batch.enqueue_followup(contact_id, signal_id, template)
-        }
-        Ok(verdict) => {
-            let reason = format!("contact not admitted: {}", verdict.reasons.join("; "));
-            batch.skip(
-                contact_id,
-                "followup",
-                Some(signal_id),
-                Some(template),
-                reason,
-            );
-        }
-        Err(why) => batch.skip(
-            contact_id,
-            "followup",
-            Some(signal_id),
-            Some(template),
-            why.clone(),
-        ),
     }
     Ok(())
 }

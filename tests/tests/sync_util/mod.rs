@@ -158,8 +158,13 @@ impl World {
         Ok(row.try_get(0)?)
     }
 
+    /// Outbox rows pending or running, and changes captured but not expanded yet
+    /// (`capture.mode = log`).
     pub fn unfinished(&self) -> Result<i64> {
-        self.count("SELECT count(*) FROM erp_sync.outbox WHERE status IN ('pending', 'running')")
+        self.count(
+            "SELECT (SELECT count(*) FROM erp_sync.outbox WHERE status IN ('pending', 'running'))
+                  + (SELECT count(*) FROM erp_sync.captured)",
+        )
     }
 
     /// Wait until no outbox row is pending or running.
