@@ -14,17 +14,21 @@ Sections (each runs in a fresh throwaway cluster started by scripts/pgcluster.sh
                    no ticker (bench/pgq_trigger.sql) -- what a mature C capture costs the writer;
                (e) the floor: one AFTER ... FOR EACH STATEMENT trigger per event with a transition
                    table, appending ONE row (txid, array of the changed ids) per statement to an
-                   unindexed table (bench/floor_trigger.sql) -- the lower bound of any capture.
+                   unindexed table (bench/floor_trigger.sql) -- the lower bound of any capture;
+               (f) erp_sync.track with capture.mode = log: the capture log (one narrow row per
+                   statement, expanded later by the sidecar's claim; no sidecar runs here, as for
+                   (d) and (e) nothing consumes the log), idle and busy like (b).
                Reported: median TPS, ratios to (a), b/c, and issue 15's targets as measurements
-               (b/e >= 0.9, b/d >= 1.3 on single-row and 100-row INSERT; no exit code).
+               (b/e and f/e >= 0.9, b/d and f/d >= 1.3 on single-row and 100-row INSERT; no exit
+               code).
                Method (issue 15's): release build, pgbench -c 4 (-j 2), BENCH_SECONDS (8) s x
                BENCH_ROUNDS (3) rounds, each round runs the variants one after another (a, b idle,
-               b busy, c, d, e), median of the rounds; fsync and synchronous_commit on
+               b busy, c, d, e, f idle, f busy), median of the rounds; fsync and synchronous_commit on
                (BENCH_WP_FSYNC=off to change). BENCH_SECONDS/BENCH_ROUNDS apply to every variant alike
                (they are interleaved, so they share them); for short runs while developing,
                BENCH_WP_VARIANTS (e.g. a,b,e; (a) is always run) and BENCH_WP_WORKLOADS (e.g.
-               insert_1,insert_100) pick a subset. Time: 6 runs x 3 workloads x rounds x seconds of
-               pgbench (432 s at the defaults) plus ~20 s of setup. Without the pgq extension the
+               insert_1,insert_100) pick a subset. Time: 8 runs x 3 workloads x rounds x seconds of
+               pgbench (576 s at the defaults) plus ~20 s of setup. Without the pgq extension the
                report says so and (d) is left out.
   latency      COMMIT of a contact insert -> first ERP request arriving at the simulator, idle
                sidecar, p50/p99 (BENCH_LATENCY_SAMPLES, default 1000).
@@ -137,7 +141,10 @@ VARIANTS = {
     "c": "PL/pgSQL outbox + NOTIFY (bench/plain_trigger.sql)",
     "d": "PgQ pgq.logutriga, C (bench/pgq_trigger.sql)",
     "e": "floor: statement trigger, one unindexed row of ids per statement (bench/floor_trigger.sql)",
+    "f": "erp_sync.track, capture.mode = log (the capture log)",
 }
+# Variants measured with the sidecar idle and busy (the trigger reads erp_sync.workers).
+SIDECAR_STATES = {"b": ["b_idle", "b_busy"], "f": ["f_idle", "f_busy"]}
 WORKLOADS = {"insert_1": INSERT_ONE, "update_1": UPDATE_ONE, "insert_100": INSERT_100}
 
 
@@ -154,8 +161,10 @@ def setup_variant(cluster, db, variant):
     cluster.psql("postgres", f"CREATE DATABASE {db}")
     cluster.psql(db, "CREATE EXTENSION erp_sync")
     cluster.psql(db, file=ROOT / "sql/middle_platform.sql")
-    if variant != "b":
+    if variant not in ("b", "f"):
         cluster.psql(db, "SELECT erp_sync.untrack('mp.contacts')")
+    if variant == "f":
+        cluster.psql(db, "INSERT INTO erp_sync.settings (key, value) VALUES ('capture.mode', 'log')")
     if variant == "c":
         cluster.psql(db, file=ROOT / "bench/plain_trigger.sql")
     if variant == "d":
@@ -195,7 +204,7 @@ def write_path(args):
     fsync = os.environ.get("BENCH_WP_FSYNC", "on")
     cluster = Cluster(fsync=fsync, sync_commit=fsync)
     try:
-        wanted = csv_env("BENCH_WP_VARIANTS", "a,b,c,d,e", list(VARIANTS))
+        wanted = csv_env("BENCH_WP_VARIANTS", ",".join(VARIANTS), list(VARIANTS))
         if "a" not in wanted:
             wanted.insert(0, "a")   # every ratio is against (a) of the same run
         workloads = csv_env("BENCH_WP_WORKLOADS", ",".join(WORKLOADS), list(WORKLOADS))
@@ -217,8 +226,8 @@ def write_path(args):
                 skipped["d"] = "PgQ setup failed: " + (e.stderr or "").strip()
         for v, why in skipped.items():
             print(f"[write_path] variant ({v}) skipped: {why}", file=sys.stderr)
-        # (b) twice per round: idle sidecar (one NOTIFY per transaction), busy sidecar (none)
-        runs = [(k, v) for v in variants for k in ((["b_idle", "b_busy"]) if v == "b" else [v])]
+        # (b) and (f) twice per round: idle sidecar (one NOTIFY per transaction), busy sidecar (none)
+        runs = [(k, v) for v in variants for k in SIDECAR_STATES.get(v, [v])]
         results = {}
         for wname in workloads:
             script = WORKLOADS[wname]
@@ -226,18 +235,20 @@ def write_path(args):
             for _ in range(args.rounds):
                 # interleave the variants so machine noise hits them alike
                 for key, v in runs:
-                    if key == "b_idle":
-                        set_worker_idle(cluster, "bench_b", True)
-                    elif key == "b_busy":
-                        set_worker_idle(cluster, "bench_b", False)
+                    if key.endswith("_idle"):
+                        set_worker_idle(cluster, f"bench_{v}", True)
+                    elif key.endswith("_busy"):
+                        set_worker_idle(cluster, f"bench_{v}", False)
                     samples[key].append(pgbench(cluster, f"bench_{v}", script, args.seconds, args.clients))
             med = {k: statistics.median(v) for k, v in samples.items()}
             r = {"tps_median": med, "samples": samples}
-            for x in ("b_idle", "b_busy", "c", "d", "e"):
+            for x in ("b_idle", "b_busy", "c", "d", "e", "f_idle", "f_busy"):
                 r[f"ratio_{x}_over_a"] = ratio(med, x, "a")
-            for b in ("b_idle", "b_busy"):
+            for b in ("b_idle", "b_busy", "f_idle", "f_busy"):
                 for y in ("c", "d", "e"):
                     r[f"ratio_{b}_over_{y}"] = ratio(med, b, y)
+            for state in ("idle", "busy"):
+                r[f"ratio_f_{state}_over_b_{state}"] = ratio(med, f"f_{state}", f"b_{state}")
             results[wname] = r
             print(f"[write_path] {wname}: " + ", ".join(f"{k}={v:.0f} tps" for k, v in med.items()),
                   file=sys.stderr)
@@ -258,6 +269,11 @@ def write_path(args):
             rows, ids = cluster.psql("bench_e", "SELECT count(*), coalesce(sum(cardinality(ids)), 0) "
                                                 "FROM mp.floor_log").split("|")
             written["e_floor_rows"], written["e_floor_ids"] = int(rows), int(ids)
+        if "f" in variants:
+            rows, keys = cluster.psql("bench_f", "SELECT count(*), coalesce(sum(cardinality(keys)), 0) "
+                                                 "FROM erp_sync.capture_log").split("|")
+            written["f_capture_log_rows"], written["f_capture_log_keys"] = int(rows), int(keys)
+            written["f_outbox_rows"] = int(cluster.psql("bench_f", "SELECT count(*) FROM erp_sync.outbox"))
         results["rows_written"] = written
         if "b_outbox_rows" in written:
             results["outbox_rows_written_b"] = written["b_outbox_rows"]
@@ -294,8 +310,8 @@ def render_write_path(wp, params):
     if "params" not in wp or "variants" not in wp:
         return lines   # a report.json written before the PgQ and floor variants existed
     lines += ["### Against PgQ and the floor (issue 15's layout: median TPS, ratio to (a) in brackets)", "",
-              "| workload | (a) no trigger | (b) erp_sync.track idle | (b) busy | (c) PL/pgSQL outbox + NOTIFY | (d) PgQ `pgq.logutriga` (C) | (e) floor: statement trigger, one unindexed row of ids per statement |",
-              "|---|---|---|---|---|---|---|"]
+              "| workload | (a) no trigger | (b) erp_sync.track idle | (b) busy | (c) PL/pgSQL outbox + NOTIFY | (d) PgQ `pgq.logutriga` (C) | (e) floor: statement trigger, one unindexed row of ids per statement | (f) erp_sync, capture log, idle | (f) busy |",
+              "|---|---|---|---|---|---|---|---|---|"]
     for w in ws:
         r = wp[w]
         m = r["tps_median"]
@@ -304,24 +320,27 @@ def render_write_path(wp, params):
             if k not in m:
                 return "—"
             return fmt_tps(m, k) + ("" if k == "a" else f" ({fmt_ratio(r.get(f'ratio_{k}_over_a'))})")
-        lines.append(f"| {w} | " + " | ".join(cell(k) for k in ("a", "b_idle", "b_busy", "c", "d", "e")) + " |")
+        lines.append(f"| {w} | " + " | ".join(cell(k) for k in ("a", "b_idle", "b_busy", "c", "d", "e", "f_idle", "f_busy")) + " |")
     lines += ["", "Spread of the rounds, max/min TPS per variant: how much the shared machine moved during this "
               "run; differences between variants smaller than this are not resolved by it.", "",
-              "| workload | (a) | (b) idle | (b) busy | (c) | (d) | (e) |", "|---|---|---|---|---|---|---|"]
+              "| workload | (a) | (b) idle | (b) busy | (c) | (d) | (e) | (f) idle | (f) busy |", "|---|---|---|---|---|---|---|---|---|"]
     for w in ws:
         smp = wp[w].get("samples", {})
         lines.append(f"| {w} | " + " | ".join(
             fmt_ratio(max(smp[k]) / min(smp[k])) if smp.get(k) and min(smp[k]) > 0 else "—"
-            for k in ("a", "b_idle", "b_busy", "c", "d", "e")) + " |")
+            for k in ("a", "b_idle", "b_busy", "c", "d", "e", "f_idle", "f_busy")) + " |")
     lines += ["", "Issue 15's targets, as measured in this run (a measurement, not a pass/fail): "
-              "erp_sync ≥ 0.9 × the floor (b/e) and ≥ 1.3 × PgQ (b/d), on single-row and 100-row INSERT.", "",
-              "| workload | b/e idle | b/e busy | target b/e | b/d idle | b/d busy | target b/d |",
-              "|---|---|---|---|---|---|---|"]
+              "erp_sync ≥ 0.9 × the floor (/e) and ≥ 1.3 × PgQ (/d), on single-row and 100-row INSERT; "
+              "(b) direct capture, (f) the capture log.", "",
+              "| workload | b/e idle | b/e busy | f/e idle | f/e busy | target /e | b/d idle | b/d busy | f/d idle | f/d busy | target /d | f/b idle | f/b busy |",
+              "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for w in ws:
         r = wp[w]
-        lines.append(f"| {w} | {fmt_ratio(r.get('ratio_b_idle_over_e'))} | {fmt_ratio(r.get('ratio_b_busy_over_e'))} | "
-                     f"{'0.9' if w != 'update_1' else '—'} | {fmt_ratio(r.get('ratio_b_idle_over_d'))} | "
-                     f"{fmt_ratio(r.get('ratio_b_busy_over_d'))} | {'1.3' if w != 'update_1' else '—'} |")
+        g = lambda k: fmt_ratio(r.get(k))  # noqa: E731
+        lines.append(f"| {w} | {g('ratio_b_idle_over_e')} | {g('ratio_b_busy_over_e')} | {g('ratio_f_idle_over_e')} | "
+                     f"{g('ratio_f_busy_over_e')} | {'0.9' if w != 'update_1' else '—'} | {g('ratio_b_idle_over_d')} | "
+                     f"{g('ratio_b_busy_over_d')} | {g('ratio_f_idle_over_d')} | {g('ratio_f_busy_over_d')} | "
+                     f"{'1.3' if w != 'update_1' else '—'} | {g('ratio_f_idle_over_b_idle')} | {g('ratio_f_busy_over_b_busy')} |")
     lines.append("")
     for v, why in wp.get("skipped", {}).items():
         lines += [f"**Variant ({v}) not measured:** {why}", ""]

@@ -160,11 +160,17 @@ impl World {
 
     /// Outbox rows pending or running, and changes captured but not expanded yet
     /// (`capture.mode = log`).
+    /// (A database still at the 0.1.0 schema has no capture log.)
     pub fn unfinished(&self) -> Result<i64> {
-        self.count(
-            "SELECT (SELECT count(*) FROM erp_sync.outbox WHERE status IN ('pending', 'running'))
-                  + (SELECT count(*) FROM erp_sync.captured)",
-        )
+        let outbox = self
+            .count("SELECT count(*) FROM erp_sync.outbox WHERE status IN ('pending', 'running')")?;
+        if self
+            .count("SELECT count(*) FROM pg_class WHERE oid = to_regclass('erp_sync.captured')")?
+            == 0
+        {
+            return Ok(outbox);
+        }
+        Ok(outbox + self.count("SELECT count(*) FROM erp_sync.captured")?)
     }
 
     /// Wait until no outbox row is pending or running.
