@@ -113,7 +113,21 @@ fn postgres_restart_under_the_sidecar() -> Result<()> {
 
 #[test]
 fn three_sidecars_at_once() -> Result<()> {
+    three_sidecars("direct")
+}
+
+/// The same with the capture log: three sidecars expand (each claim first) while they drain; no
+/// statement is expanded twice (a second follow-up would show) or skipped (a contact lost).
+#[test]
+fn three_sidecars_at_once_with_the_capture_log() -> Result<()> {
+    three_sidecars("log")
+}
+
+fn three_sidecars(mode: &str) -> Result<()> {
     let w = World::start()?;
+    w.exec(&format!(
+        "INSERT INTO erp_sync.settings (key, value) VALUES ('capture.mode', '{mode}')"
+    ))?;
     w.faults(json!({"latency_ms": 10, "jitter_ms": 20}))?;
     let ids = load(&w, 40, 3000)?;
     // Small batches: one claim of the first sidecar must not take all 40 contacts at once.

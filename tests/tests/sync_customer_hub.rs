@@ -20,6 +20,7 @@ const POLL: (&str, &str) = ("ERP_SYNC_ENGINE_POLL_INTERVAL_MS", "600000");
 const WHITE: &str = "0b6f2c1e-8d4a-4f6b-9c3e-2a1d5e7f9b0c";
 const GRAY: &str = "7d1e0f3a-2b4c-4d5e-8f6a-9b0c1d2e3f4a";
 const BLACK: &str = "c3a9e5d1-6f2b-4a8c-9d0e-1f2a3b4c5d6e";
+const LATE: &str = "5e8f1a2b-3c4d-4e5f-8a9b-0c1d2e3f4a5b";
 
 /// One contact as the platform writes it: identity row, contact, thread in `bucket`, a score.
 fn hub_contact(w: &World, key: &str, n: i64, bucket: &str, score: i32) -> Result<()> {
@@ -136,6 +137,17 @@ fn customer_hub(mode: &str) -> Result<()> {
     );
     w.settle(SETTLE, &[&s])?;
     assert_eq!(status(&w, GRAY)?.0, "synced");
+
+    // a contact written while the sidecar idles: its rejection is recorded at once, with the
+    // reason (in log mode by the expansion the commit's NOTIFY wakes, not by the 10-minute poll)
+    hub_contact(&w, LATE, 4, "BLACK", 90)?;
+    assert!(
+        wait_until(AT_ONCE, || status(&w, LATE).is_ok_and(|(state, why)| {
+            state == "rejected" && why.contains("'black' is not 'white'")
+        })),
+        "no rejection for the late BLACK contact within {AT_ONCE:?}: {:?}",
+        status(&w, LATE)?
+    );
 
     // a message becomes a follow-up of its contact; the black contact's is not sent
     w.exec(&format!(

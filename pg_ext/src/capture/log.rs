@@ -354,6 +354,24 @@ pub fn expand_impl(max_statements: i32) -> SpiResult<i64> {
     {
         return Ok(0); // a database still at the 0.1.0 schema has no capture log
     }
+    // An expansion truncating a log table holds it until it commits: skip, never wait for it
+    // (the claim goes on without expanding; the next one expands).
+    let tables = Spi::get_one::<Vec<pg_sys::Oid>>(
+        "SELECT array_agg(c.oid) FROM pg_catalog.pg_class c \
+         WHERE c.relnamespace = 'erp_sync'::regnamespace \
+           AND c.relname IN ('capture_log', 'capture_log_0', 'capture_log_1')",
+    )?
+    .unwrap_or_default();
+    for oid in tables {
+        // SAFETY: a plain conditional lock request; released at the end of the transaction.
+        if !unsafe { pg_sys::ConditionalLockRelationOid(oid, pg_sys::AccessShareLock as i32) } {
+            return Ok(0);
+        }
+    }
+    // Direct capture's steady state (an empty log) costs the claim one probe, no lock, no write.
+    if Spi::get_one::<bool>("SELECT EXISTS (SELECT 1 FROM erp_sync.capture_log)")? != Some(true) {
+        return Ok(0);
+    }
     let last = match Spi::get_one::<String>(
         "SELECT last::text FROM erp_sync.capture_cursor WHERE id = 1 FOR NO KEY UPDATE SKIP LOCKED",
     ) {

@@ -10,6 +10,7 @@ pub mod lookup;
 pub mod outbox;
 pub mod payload;
 pub mod quiet;
+pub mod relation;
 pub mod source;
 pub mod track;
 pub mod transition;

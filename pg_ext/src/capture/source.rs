@@ -11,9 +11,7 @@ use pgrx::spi::{quote_identifier as q, quote_literal};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-/// The trigger names of a change source (the capture trigger's, so one table has one set).
-pub const TRIGGER_INSERT: &str = "erp_sync_capture";
-pub const TRIGGER_UPDATE: &str = "erp_sync_capture_update";
+use super::relation::{self, TRIGGER_INSERT, TRIGGER_UPDATE};
 
 /// One step of the way: rows of `table` whose column `to` equals the previous row's `from`.
 #[derive(Debug, Deserialize)]
@@ -154,7 +152,7 @@ fn relation(name: &str) -> ErpResult<(pg_sys::Oid, String, Vec<String>)> {
         message: format!("erp_sync.track_source: the path names {name}, which does not exist"),
         hint: "name each table of \"via\" as you would in a query (schema.table)".into(),
     })?;
-    let info = super::track::table_info(oid)?;
+    let info = relation::table_info(oid)?;
     Ok((oid, info.qualname, info.columns))
 }
 
@@ -223,8 +221,8 @@ pub fn track_source_impl(relid: pg_sys::Oid, path_json: &Value) -> ErpResult<Val
         });
     }
     let path = Path::parse(path_json)?;
-    let info = super::track::table_info(relid)?;
-    super::track::refuse_if_tracked(relid, &info.qualname, "a change source")?;
+    let info = relation::table_info(relid)?;
+    relation::refuse_if_tracked(relid, &info.qualname, "a change source")?;
     let r = prepare(&info.qualname, &info.columns, &path)?;
     Spi::run_with_args(
         "INSERT INTO erp_sync.change_sources (relid, path) VALUES ($1::regclass, $2::jsonb) \
@@ -232,7 +230,7 @@ pub fn track_source_impl(relid: pg_sys::Oid, path_json: &Value) -> ErpResult<Val
         &[relid.into(), path_json.to_string().into()],
     )?;
     let flags = json!({"followup": path.followup.is_some(), "assign": path.assigns()}).to_string();
-    super::track::drop_triggers(relid, &info.qualname)?;
+    relation::drop_triggers(relid, &info.qualname)?;
     let args = |sql: &str| {
         format!(
             "'source', {}, {}",

@@ -20,6 +20,10 @@
 //!   to contact keys along the path in one query → for each contact what `request_sync()` does,
 //!   plus its assignment; or, for a follow-up source, each new row → a follow-up as a signal's.
 //!
+//! With `capture.mode = log` none of that happens here: the same change tests pick the contact
+//! keys (and thread / signal refs) of the statement, and one capture-log row per kind of work is
+//! written ([`super::log`]); `erp_sync.expand()` makes the decisions later ([`super::decide`]).
+//!
 //! Nothing here may fail the platform's write: the whole statement's capture runs in ONE
 //! subtransaction (see [`super::guard`]); on failure every row it saw is recorded as `skipped`.
 
@@ -120,6 +124,26 @@ fn handle(trigger: &PgTrigger<'_>, seen: &Seen, coalesce: Coalesce) -> SpiResult
     }
     // SAFETY: trigger data of a statement-level AFTER trigger: the relation and its transition
     // tables are valid for the duration of the call.
+    // An INSERT logged (capture.mode = log) reads only the fields the log row needs: no change
+    // test, no admission (a contact's key alone instead of its every mapped column).
+    let narrow: Vec<String>;
+    let cols = match (logged && op == Op::Insert, log_insert_fields(entity)) {
+        (true, Some(needed)) => {
+            narrow = fields
+                .iter()
+                .zip(cols.iter().chain(std::iter::repeat(&String::new())))
+                .map(|(f, c)| {
+                    if needed.contains(f) {
+                        c.clone()
+                    } else {
+                        String::new()
+                    }
+                })
+                .collect();
+            &narrow[..]
+        }
+        _ => cols,
+    };
     let (news, olds) = unsafe {
         let tupdesc = (*td.tg_relation).rd_att;
         let mut layout = columns::layout(fields, cols, tupdesc);
@@ -246,6 +270,17 @@ fn tier_changed(
             tier_for(old.int("score"), top, regular) != tier_for(new.int("score"), top, regular)
                 || old.raw("contact_id") != Some(contact_id)
         }
+    }
+}
+
+/// The fields a logged INSERT of `entity` reads ([`log_statement`] on an INSERT).
+fn log_insert_fields(entity: &str) -> Option<&'static [&'static str]> {
+    match entity {
+        "contact" => Some(&["id"]),
+        "thread" => Some(&["id", "contact_id"]),
+        "signal" => Some(&["id", "contact_id", "content"]),
+        "trigger" => Some(&["contact_id", "condition"]),
+        _ => None,
     }
 }
 
