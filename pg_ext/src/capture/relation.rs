@@ -99,3 +99,25 @@ pub fn refuse_if_tracked(relid: pg_sys::Oid, qualname: &str, what: &str) -> ErpR
         Err(e) => Err(e.into()),
     }
 }
+
+/// Delete `relid`'s row from `erp_sync.<table>` (`sync_triggers`, `change_sources`, keyed by
+/// `relid`): false when it had none, or the table does not exist (a database still at 0.1.0's
+/// schema, which this library also serves).
+pub fn forget(table: &str, relid: pg_sys::Oid) -> ErpResult<bool> {
+    let qualified = format!("erp_sync.{table}");
+    let exists = Spi::get_one_with_args::<bool>(
+        "SELECT pg_catalog.to_regclass($1) IS NOT NULL",
+        &[qualified.as_str().into()],
+    )?;
+    if exists != Some(true) {
+        return Ok(false);
+    }
+    Ok(Spi::get_one_with_args::<bool>(
+        &format!(
+            "WITH d AS (DELETE FROM {qualified} WHERE relid = $1::regclass RETURNING 1) \
+             SELECT count(*) > 0 FROM d"
+        ),
+        &[relid.into()],
+    )?
+    .unwrap_or(false))
+}

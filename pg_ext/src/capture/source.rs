@@ -258,16 +258,7 @@ pub fn track_source_impl(relid: pg_sys::Oid, path_json: &Value) -> ErpResult<Val
 
 /// Forget a change source; false when the table is none (or the schema is still 0.1.0's).
 pub fn untrack_source(relid: pg_sys::Oid) -> ErpResult<bool> {
-    let exists = Spi::get_one::<bool>("SELECT to_regclass('erp_sync.change_sources') IS NOT NULL")?;
-    if exists != Some(true) {
-        return Ok(false);
-    }
-    Ok(Spi::get_one_with_args::<bool>(
-        "WITH d AS (DELETE FROM erp_sync.change_sources WHERE relid = $1::regclass RETURNING 1) \
-         SELECT count(*) > 0 FROM d",
-        &[relid.into()],
-    )?
-    .unwrap_or(false))
+    relation::forget("change_sources", relid)
 }
 
 #[pg_extern(

@@ -322,16 +322,7 @@ pub fn track_impl(relid: pg_sys::Oid, entity: &str, columns: &Value) -> ErpResul
 /// Forget a sync trigger table; false when it was none (or the schema is still 0.1.0's, which has
 /// no sync triggers: this library also serves a database before `ALTER EXTENSION erp_sync UPDATE`).
 fn untrack_sync_trigger(relid: pg_sys::Oid) -> ErpResult<bool> {
-    let exists = Spi::get_one::<bool>("SELECT to_regclass('erp_sync.sync_triggers') IS NOT NULL")?;
-    if exists != Some(true) {
-        return Ok(false);
-    }
-    Ok(Spi::get_one_with_args::<bool>(
-        "WITH d AS (DELETE FROM erp_sync.sync_triggers WHERE relid = $1::regclass RETURNING 1) \
-         SELECT count(*) > 0 FROM d",
-        &[relid.into()],
-    )?
-    .unwrap_or(false))
+    super::relation::forget("sync_triggers", relid)
 }
 
 pub fn untrack_impl(relid: pg_sys::Oid) -> ErpResult<String> {
