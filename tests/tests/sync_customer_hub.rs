@@ -140,6 +140,7 @@ fn customer_hub(mode: &str) -> Result<()> {
 
     // a contact written while the sidecar idles: its rejection is recorded at once, with the
     // reason (in log mode by the expansion the commit's NOTIFY wakes, not by the 10-minute poll)
+    let written = std::time::Instant::now();
     hub_contact(&w, LATE, 4, "BLACK", 90)?;
     assert!(
         wait_until(AT_ONCE, || status(&w, LATE).is_ok_and(|(state, why)| {
@@ -147,6 +148,10 @@ fn customer_hub(mode: &str) -> Result<()> {
         })),
         "no rejection for the late BLACK contact within {AT_ONCE:?}: {:?}",
         status(&w, LATE)?
+    );
+    println!(
+        "CUSTOMER_HUB mode={mode} late_rejection_visible_after_ms={}",
+        written.elapsed().as_millis()
     );
 
     // a message becomes a follow-up of its contact; the black contact's is not sent
