@@ -27,7 +27,8 @@ use pgrx::spi::SpiResult;
 use std::collections::HashSet;
 
 /// `capture.mode`: `log` writes the capture log; anything else (`direct`, the default) decides in
-/// the writing statement. A database whose schema has no capture log (still 0.1.0) is direct.
+/// the writing statement. (A database still at the 0.1.0 schema has no capture log: there the
+/// write fails inside the trigger's subtransaction and the rows are recorded `skipped`.)
 pub fn enabled() -> SpiResult<bool> {
     Ok(config::setting("capture.mode")?.is_some_and(|m| m.trim().eq_ignore_ascii_case("log")))
 }
@@ -379,6 +380,9 @@ pub fn expand_impl(max_statements: i32) -> SpiResult<i64> {
         Ok(None) | Err(pgrx::spi::Error::InvalidPosition) => return Ok(0),
         Err(e) => return Err(e),
     };
+    // The batch query below runs on this snapshot or a later one (SPI takes a fresh snapshot per
+    // query once the transaction has an xid, which the cursor lock gave it), so every row of a
+    // transaction visible in `cur` is visible to it: nothing committed is skipped.
     let cur_text = Spi::get_one::<String>("SELECT pg_catalog.pg_current_snapshot()::text")?
         .unwrap_or_default();
     let (Some(cur), Some(_)) = (Snap::parse(&cur_text), Snap::parse(&last)) else {
