@@ -61,8 +61,7 @@ impl Path {
 }
 
 /// The statements a change source's trigger runs: each returns `(key text, ref bigint, content
-/// text)` rows, `ref`/`content` NULL unless the source makes follow-ups. `tables[0]` is the
-/// tracked table, then one per hop (qualified names).
+/// text)` rows, `ref`/`content` NULL unless the source makes follow-ups.
 #[derive(Debug, PartialEq)]
 pub struct Resolution {
     pub on_insert: String,
@@ -86,7 +85,9 @@ fn joins(path: &Path, tables: &[String], rel: &str) -> (String, String) {
     (sql, format!("({prev}.{})::text", q(&path.key)))
 }
 
-/// Build the statements for `path` (pure: names already checked).
+/// Build the statements for `path` (pure: names already checked). `tables[0]` is the tracked
+/// table, then one per hop (qualified names); `columns` the tracked table's (watched when the
+/// path names none).
 pub fn resolution(path: &Path, tables: &[String], columns: &[String]) -> Resolution {
     let (ins_from, ins_key) = joins(path, tables, "erp_sync_new");
     let (refs, content) = match &path.followup {

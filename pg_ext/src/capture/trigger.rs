@@ -299,8 +299,11 @@ fn log_statement(
                 if old.as_ref().is_some_and(|o| !new.changed_from(o, &[])) {
                     continue;
                 }
-                if let Some(id) = new.key("id") {
-                    cap.resync(id);
+                match new.key("id") {
+                    Some(id) => cap.resync(id),
+                    None => {
+                        pgrx::warning!("erp_sync: contact row without an id (NULL); not captured")
+                    }
                 }
             }
         }
@@ -313,6 +316,7 @@ fn log_statement(
                     }
                 }
                 let Some(key) = new.key("contact_id") else {
+                    pgrx::warning!("erp_sync: thread without a contact_id (NULL); not captured");
                     continue;
                 };
                 if tier_changed(new, old.as_ref(), tiers, &key) {
@@ -325,6 +329,7 @@ fn log_statement(
             let templates = Templates::load()?;
             for (new, _) in rows {
                 let Some(key) = new.key("contact_id") else {
+                    pgrx::warning!("erp_sync: signal without a contact_id (NULL); not captured");
                     continue;
                 };
                 let template = match new.get("content") {
