@@ -45,8 +45,9 @@ impl Templates {
         })
     }
 
-    pub fn pick(&self, content: &str) -> i32 {
-        pick_template(content, &self.list, self.default)
+    /// The template for a signal's text; `template.default` when it has none.
+    pub fn pick(&self, content: Option<&str>) -> i32 {
+        content.map_or(self.default, |c| pick_template(c, &self.list, self.default))
     }
 }
 

@@ -90,7 +90,7 @@ impl Capture {
         if self.is_empty() {
             return Ok(());
         }
-        let turn = config::setting_num("capture.log_rotate_xids")?.max(1.0) as u64;
+        let turn = rotate_xids()?;
         // SAFETY: the writing statement's transaction has its xid already (it wrote the row).
         let txid = unsafe { pg_sys::GetTopFullTransactionId() }.value;
         let sql = format!(
@@ -134,6 +134,12 @@ impl Capture {
             Ok(())
         })
     }
+}
+
+/// `capture.log_rotate_xids`: transaction ids per log table (at least 1). Writer and rotation
+/// map an id to its table with it: `(txid / turn) % 2`.
+fn rotate_xids() -> SpiResult<u64> {
+    Ok(config::setting_num("capture.log_rotate_xids")?.max(1.0) as u64)
 }
 
 /// A `pg_snapshot` in its text form `xmin:xmax:xip,...`.
@@ -193,6 +199,8 @@ struct Logged {
     keys: Vec<Option<String>>,
     refs: Vec<Option<i64>>,
     templates: Vec<Option<i32>>,
+    /// the source is a sync trigger (`track(tbl, 'trigger')`), not a change source
+    sync_trigger: bool,
 }
 
 /// The batch: rows of transactions committed in `cur` and not in `last`, and the rows of the
@@ -202,7 +210,8 @@ fn batch_rows(last: &str, cur: &str, own: Option<&str>) -> SpiResult<Vec<Logged>
     Spi::connect(|client| {
         let rows = client.select(
             "SELECT l.txid::text, coalesce(l.source::regclass::text, l.source::text), l.op::text, \
-                    l.keys, l.refs, l.templates \
+                    l.keys, l.refs, l.templates, \
+                    EXISTS (SELECT 1 FROM erp_sync.sync_triggers t WHERE t.relid::oid = l.source) \
              FROM erp_sync.capture_log l \
              WHERE (l.txid >= pg_catalog.pg_snapshot_xmin($1::pg_snapshot) \
                     AND l.txid < pg_catalog.pg_snapshot_xmax($2::pg_snapshot) \
@@ -226,6 +235,7 @@ fn batch_rows(last: &str, cur: &str, own: Option<&str>) -> SpiResult<Vec<Logged>
                 keys: r.get::<Vec<Option<String>>>(4)?.unwrap_or_default(),
                 refs: r.get::<Vec<Option<i64>>>(5)?.unwrap_or_default(),
                 templates: r.get::<Vec<Option<i32>>>(6)?.unwrap_or_default(),
+                sync_trigger: r.get::<bool>(7)?.unwrap_or(false),
             });
         }
         Ok(out)
@@ -241,13 +251,10 @@ fn decide(
     seen: &Seen,
 ) -> SpiResult<()> {
     // what asked, in the words of direct capture (a sync trigger's row, or a change source's)
-    let is_sync_trigger = Spi::get_one_with_args::<bool>(
-        "SELECT EXISTS (SELECT 1 FROM erp_sync.sync_triggers WHERE relid::text = $1)",
-        &[row.source.as_str().into()],
-    )?;
-    let why = match is_sync_trigger {
-        Some(true) => format!("sync requested by a row of {}", row.source),
-        _ => format!("a change of {}", row.source),
+    let why = if row.sync_trigger {
+        format!("sync requested by a row of {}", row.source)
+    } else {
+        format!("a change of {}", row.source)
     };
     for (i, key) in row.keys.iter().enumerate() {
         let Some(key) = key.clone() else { continue };
@@ -312,7 +319,7 @@ fn expand_rows(rows: &[Logged]) -> SpiResult<()> {
 /// `TRUNCATE` a log table whose rows are all expanded (in `done`) and that nobody else holds; the
 /// table current writers use (by `cur`'s ids) is left alone, so writers are never kept waiting.
 fn rotate(done: &Snap, cur: &Snap) -> SpiResult<()> {
-    let turn = config::setting_num("capture.log_rotate_xids")?.max(1.0) as u64;
+    let turn = rotate_xids()?;
     let busy = [(cur.xmin / turn) % 2, (cur.xmax / turn) % 2];
     for n in 0..2u64 {
         if busy.contains(&n) {

@@ -104,14 +104,10 @@ pub fn refuse_if_tracked(relid: pg_sys::Oid, qualname: &str, what: &str) -> ErpR
 /// `relid`): false when it had none, or the table does not exist (a database still at 0.1.0's
 /// schema, which this library also serves).
 pub fn forget(table: &str, relid: pg_sys::Oid) -> ErpResult<bool> {
-    let qualified = format!("erp_sync.{table}");
-    let exists = Spi::get_one_with_args::<bool>(
-        "SELECT pg_catalog.to_regclass($1) IS NOT NULL",
-        &[qualified.as_str().into()],
-    )?;
-    if exists != Some(true) {
+    if !exists(table)? {
         return Ok(false);
     }
+    let qualified = format!("erp_sync.{table}");
     Ok(Spi::get_one_with_args::<bool>(
         &format!(
             "WITH d AS (DELETE FROM {qualified} WHERE relid = $1::regclass RETURNING 1) \
@@ -120,4 +116,26 @@ pub fn forget(table: &str, relid: pg_sys::Oid) -> ErpResult<bool> {
         &[relid.into()],
     )?
     .unwrap_or(false))
+}
+
+/// Does `erp_sync.<table>` exist? (Tables new in 0.2.0 do not while a database is still at
+/// 0.1.0's schema.)
+pub fn exists(table: &str) -> ErpResult<bool> {
+    let qualified = format!("erp_sync.{table}");
+    Ok(Spi::get_one_with_args::<bool>(
+        "SELECT pg_catalog.to_regclass($1) IS NOT NULL",
+        &[qualified.as_str().into()],
+    )? == Some(true))
+}
+
+/// Refuse `what` (e.g. "change sources") on a database still at 0.1.0's schema, which has no
+/// `erp_sync.<table>` yet.
+pub fn require_0_2_0(table: &str, what: &str) -> ErpResult<()> {
+    if exists(table)? {
+        return Ok(());
+    }
+    Err(ErpSyncError::InvalidArgument {
+        message: format!("{what} need the erp_sync 0.2.0 schema; this database is still at 0.1.0"),
+        hint: "run ALTER EXTENSION erp_sync UPDATE first".into(),
+    })
 }

@@ -211,16 +211,7 @@ pub fn prepare(tracked: &str, columns: &[String], path: &Path) -> ErpResult<Reso
 
 /// `erp_sync.track_source(tbl, path)`: check the path, remember it, attach the triggers.
 pub fn track_source_impl(relid: pg_sys::Oid, path_json: &Value) -> ErpResult<Value> {
-    if Spi::get_one::<bool>("SELECT to_regclass('erp_sync.change_sources') IS NOT NULL")?
-        != Some(true)
-    {
-        return Err(ErpSyncError::InvalidArgument {
-            message:
-                "change sources need the erp_sync 0.2.0 schema; this database is still at 0.1.0"
-                    .into(),
-            hint: "run ALTER EXTENSION erp_sync UPDATE first".into(),
-        });
-    }
+    relation::require_0_2_0("change_sources", "change sources")?;
     let path = Path::parse(path_json)?;
     let info = relation::table_info(relid)?;
     relation::refuse_if_tracked(relid, &info.qualname, "a change source")?;

@@ -193,16 +193,7 @@ fn track_sync_trigger(
     info: &TableInfo,
     resolved: Map<String, Value>,
 ) -> ErpResult<Value> {
-    if Spi::get_one::<bool>("SELECT to_regclass('erp_sync.sync_triggers') IS NOT NULL")?
-        != Some(true)
-    {
-        return Err(ErpSyncError::InvalidArgument {
-            message:
-                "sync triggers need the erp_sync 0.2.0 schema; this database is still at 0.1.0"
-                    .into(),
-            hint: "run ALTER EXTENSION erp_sync UPDATE first".into(),
-        });
-    }
+    super::relation::require_0_2_0("sync_triggers", "sync triggers")?;
     let other = Spi::get_one_with_args::<String>(
         "SELECT entity FROM erp_sync.tracked_tables WHERE relid = $1::regclass",
         &[relid.into()],

@@ -204,11 +204,7 @@ fn handle(trigger: &PgTrigger<'_>, seen: &Seen, coalesce: Coalesce) -> SpiResult
                     pgrx::warning!("erp_sync: signal without a contact_id (NULL); not captured");
                     continue;
                 };
-                let template = match new.get("content") {
-                    Val::Text(content) => templates.pick(content),
-                    _ => templates.default,
-                };
-                let signal = (new.int("id"), template);
+                let signal = (new.int("id"), templates.pick(text(new, "content")));
                 on_signal(
                     contact_id,
                     signal,
@@ -221,10 +217,7 @@ fn handle(trigger: &PgTrigger<'_>, seen: &Seen, coalesce: Coalesce) -> SpiResult
         }
         "trigger" => {
             let mut contacts = Admissions::default();
-            let table = match (trigger.table_schema(), trigger.table_name()) {
-                (Ok(schema), Ok(name)) => format!("{schema}.{name}"),
-                _ => "?".into(),
-            };
+            let table = table_of(trigger);
             for (new, old) in &rows {
                 if let (true, Some(contact_id)) = (
                     asks(has_condition, new, old.as_ref()),
@@ -245,6 +238,22 @@ fn handle(trigger: &PgTrigger<'_>, seen: &Seen, coalesce: Coalesce) -> SpiResult
         _ => {}
     }
     flush(batch, coalesce)
+}
+
+/// `schema.table` of the trigger's relation, for reasons and warnings.
+fn table_of(trigger: &PgTrigger<'_>) -> String {
+    match (trigger.table_schema(), trigger.table_name()) {
+        (Ok(schema), Ok(name)) => format!("{schema}.{name}"),
+        _ => "?".into(),
+    }
+}
+
+/// The text of a row's field, if it is text.
+fn text<'r>(row: &'r Row, field: &str) -> Option<&'r str> {
+    match row.get(field) {
+        Val::Text(t) => Some(t.as_str()),
+        _ => None,
+    }
 }
 
 /// Does a row of a sync-trigger table ask for a sync? Every INSERT without a condition column;
@@ -332,11 +341,7 @@ fn log_statement(
                     pgrx::warning!("erp_sync: signal without a contact_id (NULL); not captured");
                     continue;
                 };
-                let template = match new.get("content") {
-                    Val::Text(content) => templates.pick(content),
-                    _ => templates.default,
-                };
-                cap.followup(key, new.int("id"), template);
+                cap.followup(key, new.int("id"), templates.pick(text(new, "content")));
             }
         }
         "trigger" => {
@@ -398,22 +403,18 @@ fn on_change_source(
     let flags: serde_json::Value = serde_json::from_str(flags).unwrap_or_default();
     let followup = flags["followup"].as_bool().unwrap_or(false);
     let assign = flags["assign"].as_bool().unwrap_or(!followup);
-    let table = match (trigger.table_schema(), trigger.table_name()) {
-        (Ok(schema), Ok(name)) => format!("{schema}.{name}"),
-        _ => "?".into(),
-    };
+    let table = table_of(trigger);
     let rows = super::source::resolve(trigger.trigger_data(), sql)?;
     let templates = if followup {
         Some(Templates::load()?)
     } else {
         None
     };
-    let template = |content: Option<&str>, t: &Templates| content.map_or(t.default, |c| t.pick(c));
     match into {
         Sink::Log(cap) => {
             for r in rows {
                 match &templates {
-                    Some(t) => cap.followup(r.key, r.ref_id, template(r.content.as_deref(), t)),
+                    Some(t) => cap.followup(r.key, r.ref_id, t.pick(r.content.as_deref())),
                     None if assign => cap.assign(r.key, None),
                     None => cap.resync(r.key),
                 }
@@ -425,7 +426,7 @@ fn on_change_source(
             let why = format!("a change of {table}");
             for r in rows {
                 if let Some(t) = &templates {
-                    let signal = (r.ref_id, template(r.content.as_deref(), t));
+                    let signal = (r.ref_id, t.pick(r.content.as_deref()));
                     on_signal(r.key, signal, t, &mut contacts, batch, seen)?;
                 } else if once.insert(r.key.clone()) {
                     let assign = if assign {
