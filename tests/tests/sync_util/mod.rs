@@ -159,18 +159,25 @@ impl World {
     }
 
     /// Outbox rows pending or running, and changes captured but not expanded yet
-    /// (`capture.mode = log`).
-    /// (A database still at the 0.1.0 schema has no capture log.)
+    /// (`capture.mode = log`), counted in one statement: one snapshot, so an expansion that
+    /// commits between two counts cannot make captured work look like none.
     pub fn unfinished(&self) -> Result<i64> {
-        let outbox = self
-            .count("SELECT count(*) FROM erp_sync.outbox WHERE status IN ('pending', 'running')")?;
-        if self
-            .count("SELECT count(*) FROM pg_class WHERE oid = to_regclass('erp_sync.captured')")?
-            == 0
-        {
-            return Ok(outbox);
-        }
-        Ok(outbox + self.count("SELECT count(*) FROM erp_sync.captured")?)
+        self.count(&format!(
+            "SELECT (SELECT count(*) FROM erp_sync.outbox WHERE status IN ('pending', 'running')){}",
+            self.plus_captured()?
+        ))
+    }
+
+    /// ` + (count of captured work)`, to add to a count of outbox rows in the same statement;
+    /// empty for a database still at the 0.1.0 schema (no capture log).
+    fn plus_captured(&self) -> Result<&'static str> {
+        let has_log = self
+            .count("SELECT count(*) FROM pg_class WHERE oid = to_regclass('erp_sync.captured')")?;
+        Ok(if has_log == 0 {
+            ""
+        } else {
+            " + (SELECT count(*) FROM erp_sync.captured)"
+        })
     }
 
     /// Wait until no outbox row is pending or running.
@@ -213,15 +220,20 @@ impl World {
         timeout: Duration,
         sidecars: &[&Sidecar],
     ) -> Result<(usize, usize)> {
-        const FREE: &str = "SELECT count(*) FROM erp_sync.outbox o
+        // Work a sidecar can still do: outbox rows not behind a follow-up in doubt, and captured
+        // work not expanded yet (one statement, one snapshot).
+        let free = format!(
+            "SELECT (SELECT count(*) FROM erp_sync.outbox o
              WHERE o.status IN ('pending', 'running')
                AND NOT EXISTS (SELECT 1 FROM erp_sync.outbox d
-                               WHERE d.contact_id = o.contact_id AND d.id < o.id AND d.status = 'in_doubt')";
+                               WHERE d.contact_id = o.contact_id AND d.id < o.id AND d.status = 'in_doubt')){}",
+            self.plus_captured()?
+        );
         let deadline = std::time::Instant::now() + timeout;
         let (mut sent, mut not_sent) = (0, 0);
         for _ in 0..1000 {
             let left = deadline.saturating_duration_since(std::time::Instant::now());
-            if !wait_until(left, || matches!(self.count(FREE), Ok(0))) {
+            if !wait_until(left, || matches!(self.count(&free), Ok(0))) {
                 break;
             }
             let (s, n) = self.resolve_in_doubt_from_erp()?;
