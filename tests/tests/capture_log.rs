@@ -256,3 +256,76 @@ fn a_bounded_batch_stops_at_a_transaction_boundary() -> Result<()> {
     }
     Ok(())
 }
+
+/// A log table that is locked (an expansion truncating it holds ACCESS EXCLUSIVE until it
+/// commits): the writer's capture cannot go straight into the heap and is written through SPI in
+/// a subtransaction instead, waiting for the lock; under a `lock_timeout` that wait fails inside
+/// the subtransaction, and the platform's write still succeeds with the signal recorded `skipped`
+/// and the reason. Nothing is lost silently, and no platform write fails.
+#[test]
+fn a_locked_log_table_waits_or_records_the_failure_and_never_fails_the_write() -> Result<()> {
+    let w = log_world(1)?;
+    let mut holder = connect(&w)?;
+    let mut writer = connect(&w)?;
+    let lock = |db: &mut postgres::Client| -> Result<()> {
+        db.batch_execute(
+            "BEGIN; LOCK TABLE erp_sync.capture_log_0, erp_sync.capture_log_1 IN ACCESS EXCLUSIVE MODE",
+        )?;
+        Ok(())
+    };
+
+    // 1. the write waits for the lock, then its capture is logged
+    lock(&mut holder)?;
+    let url = w.pg.url();
+    let waiting = std::thread::spawn(move || -> Result<(i64, Duration)> {
+        let mut db = postgres::Client::connect(&url, postgres::NoTls)?;
+        let started = Instant::now();
+        let id = signal(&mut db, 1, "在吗")?;
+        Ok((id, started.elapsed()))
+    });
+    std::thread::sleep(Duration::from_millis(400));
+    assert!(
+        !waiting.is_finished(),
+        "the capture waits for the locked log table"
+    );
+    holder.batch_execute("COMMIT")?;
+    let (first, waited) = match waiting.join() {
+        Ok(r) => r?,
+        Err(_) => bail!("the writer thread panicked"),
+    };
+    assert!(waited >= Duration::from_millis(400), "waited {waited:?}");
+    expand(&mut connect(&w)?, 1000)?;
+    assert_eq!(followups_of(&w, first)?, 1, "logged once the lock was free");
+
+    // 2. under a lock_timeout the wait fails inside the capture's subtransaction
+    lock(&mut holder)?;
+    writer.batch_execute("SET lock_timeout = '200ms'")?;
+    let second = signal(&mut writer, 1, "考虑一下")?;
+    holder.batch_execute("COMMIT")?;
+    assert_eq!(
+        w.count(&format!(
+            "SELECT count(*) FROM mp.signals WHERE id = {second}"
+        ))?,
+        1,
+        "the platform's write succeeded"
+    );
+    let recorded = w.query(
+        "SELECT status, coalesce(last_error, '') FROM erp_sync.outbox
+         WHERE kind = 'followup' AND ref_id = $1",
+        &[&second],
+    )?;
+    assert_eq!(recorded.len(), 1, "the failed capture is recorded once");
+    let (status, error): (String, String) = (recorded[0].get(0), recorded[0].get(1));
+    assert_eq!(status, "skipped");
+    assert!(
+        error.contains("capture failed") && error.contains("lock timeout"),
+        "{error}"
+    );
+    expand(&mut connect(&w)?, 1000)?;
+    assert_eq!(
+        followups_of(&w, second)?,
+        1,
+        "and nothing else was logged for it"
+    );
+    Ok(())
+}

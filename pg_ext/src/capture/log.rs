@@ -18,6 +18,7 @@
 
 use super::decide::{on_signal, record_failure, resync, Admissions, Assign, Seen, Templates};
 use super::guard::protected;
+use super::log_heap::LogRow;
 use super::outbox::{Batch, Coalesce};
 use crate::config;
 use crate::db::{self, INT4_ARRAY, INT8_ARRAY, TEXT, TEXT_ARRAY};
@@ -25,6 +26,7 @@ use crate::error::OrRaise;
 use pgrx::prelude::*;
 use pgrx::spi::SpiResult;
 use std::collections::HashSet;
+use std::ffi::CString;
 
 /// `capture.mode`: `log` writes the capture log; anything else (`direct`, the default) decides in
 /// the writing statement. (A database still at the 0.1.0 schema has no capture log: there the
@@ -85,29 +87,72 @@ impl Capture {
         self.resync.is_empty() && self.assign.is_empty() && self.followup.is_empty()
     }
 
-    /// Write the statement's rows (at most one per kind) into the log table of this transaction.
-    pub fn write(self, source: pg_sys::Oid) -> SpiResult<()> {
-        if self.is_empty() {
-            return Ok(());
-        }
+    /// Where the statement's rows go: the log table of this transaction, by its id. Reads a
+    /// setting: call it inside the capture's subtransaction, then [`Append::write`] after it.
+    pub fn prepare(self, source: pg_sys::Oid) -> SpiResult<Append> {
         let turn = rotate_xids()?;
         // SAFETY: the writing statement's transaction has its xid already (it wrote the row).
         let txid = unsafe { pg_sys::GetTopFullTransactionId() }.value;
-        let sql = format!(
-            "INSERT INTO erp_sync.capture_log_{} (source, op, keys, refs, templates) \
-             VALUES ($1::oid, $2::\"char\", $3, $4, $5)",
-            (txid / turn) % 2
-        );
-        let groups = [
-            ("c", self.resync, None, None),
-            ("a", self.assign, Some(self.assign_refs), None),
+        let table = CString::new(format!("capture_log_{}", (txid / turn) % 2)).unwrap_or_default();
+        Ok(Append {
+            source,
+            txid,
+            table,
+            cap: self,
+        })
+    }
+}
+
+/// A statement's capture, ready to be appended to its log table.
+pub struct Append {
+    source: pg_sys::Oid,
+    txid: u64,
+    table: CString,
+    cap: Capture,
+}
+
+impl Append {
+    /// The log rows, at most one per kind of work.
+    fn rows(&self) -> Vec<LogRow<'_>> {
+        let c = &self.cap;
+        [
+            (b'c', &c.resync, None, None),
+            (b'a', &c.assign, Some(&c.assign_refs[..]), None),
             (
-                "f",
-                self.followup,
-                Some(self.followup_refs),
-                Some(self.templates),
+                b'f',
+                &c.followup,
+                Some(&c.followup_refs[..]),
+                Some(&c.templates[..]),
             ),
-        ];
+        ]
+        .into_iter()
+        .filter(|(_, keys, _, _)| !keys.is_empty())
+        .map(|(op, keys, refs, templates)| LogRow {
+            op,
+            keys,
+            refs,
+            templates,
+        })
+        .collect()
+    }
+
+    /// Append the rows at the transaction's own level, straight into the heap
+    /// ([`super::log_heap`]); when that cannot be done at once, through SPI in a subtransaction.
+    /// `Err`: the SPI write failed too (the caller records the rows `skipped`).
+    pub fn write(self) -> Result<(), String> {
+        let rows = self.rows();
+        if super::log_heap::append(&self.table, self.txid, self.source, &rows) {
+            return Ok(());
+        }
+        protected(|| self.write_spi(&rows).map_err(|e| e.to_string()))
+    }
+
+    fn write_spi(&self, rows: &[LogRow<'_>]) -> SpiResult<()> {
+        let sql = format!(
+            "INSERT INTO erp_sync.{} (source, op, keys, refs, templates) \
+             VALUES ($1::oid, $2::\"char\", $3, $4, $5)",
+            self.table.to_string_lossy()
+        );
         Spi::connect_mut(|client| {
             let oid = PgOid::BuiltIn(PgBuiltInOids::OIDOID);
             let plan = db::plan(
@@ -115,19 +160,17 @@ impl Capture {
                 &sql,
                 &[oid, TEXT, TEXT_ARRAY, INT8_ARRAY, INT4_ARRAY],
             )?;
-            for (op, keys, refs, templates) in groups {
-                if keys.is_empty() {
-                    continue;
-                }
+            for row in rows {
+                let op = char::from(row.op).to_string();
                 client.update(
                     &*plan,
                     None,
                     &[
-                        source.into(),
+                        self.source.into(),
                         op.into(),
-                        keys.into(),
-                        refs.into(),
-                        templates.into(),
+                        row.keys.to_vec().into(),
+                        row.refs.map(<[Option<i64>]>::to_vec).into(),
+                        row.templates.map(<[Option<i32>]>::to_vec).into(),
                     ],
                 )?;
             }

@@ -6,6 +6,7 @@ pub mod decide;
 pub mod direct;
 pub mod guard;
 pub mod log;
+pub mod log_heap;
 pub mod lookup;
 pub mod outbox;
 pub mod payload;

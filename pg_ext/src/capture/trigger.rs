@@ -30,7 +30,7 @@
 use super::columns::{self, Row};
 use super::decide::{on_signal, record_failure, resync, Admissions, Assign, Seen, Templates};
 use super::guard::protected;
-use super::log::Capture;
+use super::log::{Append, Capture};
 use super::lookup;
 use super::outbox::{is_coalesce_race, Batch, Coalesce};
 use super::transition;
@@ -61,6 +61,13 @@ fn capture<'a>(
         outcome =
             protected(|| handle(trigger, &seen, Coalesce::Arbiter).map_err(|e| e.to_string()));
     }
+    // capture.mode = log: the subtransaction decided what to log; the rows are written after it,
+    // at the transaction's own level (see super::log_heap)
+    let outcome = match outcome {
+        Ok(Some(append)) => append.write().map(|()| wake::wake()),
+        Ok(None) => Ok(()),
+        Err(message) => Err(message),
+    };
     if let Err(message) = outcome {
         let table = trigger.table_name().unwrap_or_else(|_| "?".into());
         pgrx::warning!(
@@ -78,19 +85,22 @@ fn capture<'a>(
     Ok(None)
 }
 
-fn handle(trigger: &PgTrigger<'_>, seen: &Seen, coalesce: Coalesce) -> SpiResult<()> {
+/// One statement's capture. Direct mode writes its outbox rows and rejections here; in log mode
+/// the capture-log rows to write come back (`Some`), written by the caller after the
+/// subtransaction this runs in.
+fn handle(trigger: &PgTrigger<'_>, seen: &Seen, coalesce: Coalesce) -> SpiResult<Option<Append>> {
     let op = match trigger.op() {
         Ok(PgTriggerOperation::Insert) => Op::Insert,
         Ok(PgTriggerOperation::Update) => Op::Update,
-        _ => return Ok(()),
+        _ => return Ok(None),
     };
     let args = trigger.extra_args().unwrap_or_default();
     let Some((entity, cols)) = args.split_first() else {
         pgrx::warning!("erp_sync: capture trigger without arguments; re-run erp_sync.track()");
-        return Ok(());
+        return Ok(None);
     };
     if trigger.relid().is_ok_and(super::quiet::suppressed) {
-        return Ok(()); // erp_sync.suppress_capture(): rows the ERP holds already (import)
+        return Ok(None); // erp_sync.suppress_capture(): rows the ERP holds already (import)
     }
     let logged = super::log::enabled()?;
     if entity == "source" {
@@ -103,9 +113,9 @@ fn handle(trigger: &PgTrigger<'_>, seen: &Seen, coalesce: Coalesce) -> SpiResult
         };
         on_change_source(trigger, cols, into, seen)?;
         return if logged {
-            log_write(trigger, cap, seen)
+            log_prepare(trigger, cap, seen)
         } else {
-            flush(batch, coalesce)
+            flush(batch, coalesce).map(|()| None)
         };
     }
     let fields = crate::entities::fields(entity);
@@ -113,14 +123,14 @@ fn handle(trigger: &PgTrigger<'_>, seen: &Seen, coalesce: Coalesce) -> SpiResult
         pgrx::warning!(
             "erp_sync: capture trigger for unknown entity {entity:?}; re-run erp_sync.track()"
         );
-        return Ok(());
+        return Ok(None);
     }
     let td = trigger.trigger_data();
     if td.tg_newtable.is_null() {
         pgrx::warning!(
             "erp_sync: capture trigger without a transition table; re-run erp_sync.track()"
         );
-        return Ok(());
+        return Ok(None);
     }
     // SAFETY: trigger data of a statement-level AFTER trigger: the relation and its transition
     // tables are valid for the duration of the call.
@@ -153,7 +163,7 @@ fn handle(trigger: &PgTrigger<'_>, seen: &Seen, coalesce: Coalesce) -> SpiResult
         )
     };
     if news.is_empty() {
-        return Ok(());
+        return Ok(None);
     }
     let rows = transition::pair(news, olds);
     // the trigger's arguments follow the entity's field list (TRIGGER_FIELDS)
@@ -164,7 +174,7 @@ fn handle(trigger: &PgTrigger<'_>, seen: &Seen, coalesce: Coalesce) -> SpiResult
         .is_some_and(|c| !c.is_empty());
     if logged {
         let cap = log_statement(entity, op, &rows, has_condition)?;
-        return log_write(trigger, cap, seen);
+        return log_prepare(trigger, cap, seen);
     }
     let mut batch = Batch::default();
     match entity.as_str() {
@@ -237,7 +247,7 @@ fn handle(trigger: &PgTrigger<'_>, seen: &Seen, coalesce: Coalesce) -> SpiResult
         }
         _ => {}
     }
-    flush(batch, coalesce)
+    flush(batch, coalesce).map(|()| None)
 }
 
 /// `schema.table` of the trigger's relation, for reasons and warnings.
@@ -359,17 +369,16 @@ fn log_statement(
     Ok(cap)
 }
 
-fn log_write(trigger: &PgTrigger<'_>, cap: Capture, seen: &Seen) -> SpiResult<()> {
+/// The statement's capture-log rows, ready for [`Append::write`] (none: nothing to log).
+fn log_prepare(trigger: &PgTrigger<'_>, cap: Capture, seen: &Seen) -> SpiResult<Option<Append>> {
     if cap.is_empty() {
-        return Ok(());
+        return Ok(None);
     }
     cap.note(seen);
     let Ok(relid) = trigger.relid() else {
-        return Ok(());
+        return Ok(None);
     };
-    cap.write(relid)?;
-    wake::wake();
-    Ok(())
+    cap.prepare(relid).map(Some)
 }
 
 /// Where a change source's decisions go: the outbox now (direct) or the capture log.

@@ -156,4 +156,48 @@ mod tests {
             "nothing waits forever"
         );
     }
+
+    /// The trigger writes log rows straight into the heap (`capture::log_heap`) at the
+    /// transaction's own level: each row is what the SQL INSERT of the same values would be,
+    /// under the transaction's own xid (a write inside the capture's subtransaction would carry a
+    /// subtransaction's), and expansion finds it through the `txid` index.
+    #[pg_test]
+    fn log_rows_are_written_as_sql_would_write_them_under_the_transactions_own_xid() {
+        serial();
+        platform();
+        log_mode();
+        workload();
+        let rows = int("SELECT count(*) FROM erp_sync.capture_log");
+        assert!(rows >= 8, "{rows} log rows");
+        assert_eq!(
+            int("SELECT count(*) FROM erp_sync.capture_log
+                 WHERE xmin::text::bigint <> pg_current_xact_id()::text::bigint % 4294967296
+                    OR txid <> pg_current_xact_id()"),
+            0,
+            "every row under the top transaction's xid"
+        );
+        // the same values through SQL (defaults: txid, at), compared column by column
+        run("CREATE TEMP TABLE by_sql (LIKE erp_sync.capture_log INCLUDING DEFAULTS)");
+        run("INSERT INTO by_sql (source, op, keys, refs, templates)
+             SELECT source, op, keys, refs, templates FROM erp_sync.capture_log");
+        assert_eq!(
+            int("SELECT count(*) FROM (
+                   (SELECT * FROM erp_sync.capture_log EXCEPT ALL SELECT * FROM by_sql)
+                   UNION ALL
+                   (SELECT * FROM by_sql EXCEPT ALL SELECT * FROM erp_sync.capture_log)) d"),
+            0,
+            "the same rows as SQL writes"
+        );
+        assert_eq!(
+            text("SELECT string_agg(DISTINCT op::text, '' ORDER BY op::text) FROM erp_sync.capture_log"),
+            "acf",
+            "every kind of row: resync, assign (refs), follow-up (refs, templates)"
+        );
+        run("SET LOCAL enable_seqscan = off");
+        assert_eq!(
+            int("SELECT count(*) FROM erp_sync.capture_log WHERE txid = pg_current_xact_id()"),
+            rows,
+            "the txid index holds every row"
+        );
+    }
 }
