@@ -25,7 +25,8 @@ fn connect(w: &World) -> Result<postgres::Client> {
 fn log_world(contacts: i64) -> Result<World> {
     let w = World::start()?;
     w.exec(
-        "INSERT INTO erp_sync.settings (key, value) VALUES ('capture.mode', 'log'), ('capture.log_rotate_xids', '16')",
+        "INSERT INTO erp_sync.settings (key, value) VALUES ('capture.mode', 'log'), ('capture.log_rotate_xids', '16') \
+         ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value",
     )?;
     for n in 1..=contacts {
         w.exec(&format!(

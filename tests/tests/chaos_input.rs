@@ -946,6 +946,24 @@ fn chaos_bad_input() -> Result<()> {
         "contacts neither queued nor rejected: {:?}",
         f.uncaptured
     );
+    for lost in &f.lost {
+        let id: i64 = lost
+            .split(':')
+            .next()
+            .and_then(|i| i.parse().ok())
+            .unwrap_or(0);
+        for r in db.query(
+            "SELECT row_to_json(c)::text, erp_sync.contact_payload(c.id::text)::text,
+                    (SELECT string_agg(format('%s %s %s', o.id, o.status, o.last_error), '; ' ORDER BY o.id)
+                     FROM erp_sync.outbox o WHERE o.contact_id = c.id::text)
+             FROM mp.contacts c WHERE c.id = $1",
+            &[&id],
+        )? {
+            let (row, payload, outbox): (String, Option<String>, Option<String>) =
+                (r.try_get(0)?, r.try_get(1)?, r.try_get(2)?);
+            eprintln!("lost contact {id}: row {row}\n  payload {payload:?}\n  outbox {outbox:?}");
+        }
+    }
     assert!(f.lost.is_empty(), "lost: {:?}", f.lost);
     assert!(
         f.stale_rejections.is_empty(),

@@ -126,7 +126,8 @@ fn three_sidecars_at_once_with_the_capture_log() -> Result<()> {
 fn three_sidecars(mode: &str) -> Result<()> {
     let w = World::start()?;
     w.exec(&format!(
-        "INSERT INTO erp_sync.settings (key, value) VALUES ('capture.mode', '{mode}')"
+        "INSERT INTO erp_sync.settings (key, value) VALUES ('capture.mode', '{mode}') \
+         ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value"
     ))?;
     w.faults(json!({"latency_ms": 10, "jitter_ms": 20}))?;
     let ids = load(&w, 40, 3000)?;

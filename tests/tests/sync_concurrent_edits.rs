@@ -174,6 +174,12 @@ fn claim(db: &mut postgres::Transaction<'_>) -> Result<Vec<(i64, i64, Option<Str
 #[test]
 fn an_edit_during_a_claim_is_never_coalesced_away() -> Result<()> {
     let w = World::start()?;
+    // direct capture's coalescing, decided in the writing statement (the capture log decides at
+    // the next claim: its edits are expanded into rows of their own there)
+    w.exec(
+        "INSERT INTO erp_sync.settings (key, value) VALUES ('capture.mode', 'direct') \
+         ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value",
+    )?;
     let url = w.pg.url();
     let id = w.contact(&NewContact::personal("隔离测试", &mobile(9901)))?;
     let mut platform = postgres::Client::connect(&url, postgres::NoTls)?;

@@ -59,7 +59,8 @@ fn the_customer_hub_syncs_the_same_with_the_capture_log() -> Result<()> {
 fn customer_hub(mode: &str) -> Result<()> {
     let w = World::start()?;
     w.exec(&format!(
-        "INSERT INTO erp_sync.settings (key, value) VALUES ('capture.mode', '{mode}')"
+        "INSERT INTO erp_sync.settings (key, value) VALUES ('capture.mode', '{mode}') \
+         ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value"
     ))?;
     w.exec(HUB)?;
     assert_eq!(

@@ -420,3 +420,33 @@ fn same_mobile_contacts_synced_concurrently_one_created_the_rest_skipped() -> Re
     }
     Ok(())
 }
+
+/// A contact queued while admitted and edited before its row is sent so that it fails admission
+/// and has no name or company left (the edit's own decision not made yet: the capture log before
+/// expansion, or a claim racing the edit; here capture is suppressed for the edit): the row is
+/// skipped with the admission's reasons, not sent and not dead with "cannot map contact".
+#[test]
+fn a_contact_failing_admission_after_it_was_queued_is_skipped_with_the_reasons() -> Result<()> {
+    let w = World::start()?;
+    let id = w.contact(&NewContact::personal("后来改掉", &mobile(51)))?;
+    w.exec(&format!(
+        "BEGIN;
+         SELECT erp_sync.suppress_capture('mp.contacts', true);
+         UPDATE mp.contacts SET name = NULL, company = NULL, phone_verified = false WHERE id = {id};
+         COMMIT"
+    ))?;
+    assert_eq!(w.rows_of(id)?.len(), 1, "queued while admitted");
+    let s = w.sidecar("w1", &[])?;
+    w.settle(SETTLE, &[&s])?;
+    let rows = w.rows_of(id)?;
+    assert_eq!(rows.len(), 1, "{rows:?}");
+    let (kind, status, reason) = &rows[0];
+    assert_eq!((kind.as_str(), status.as_str()), ("customer", "skipped"));
+    let reason = reason.clone().unwrap_or_default();
+    assert!(
+        reason.starts_with("admission not passed:") && reason.contains("name"),
+        "{reason}"
+    );
+    assert!(w.erp_customers()?.is_empty(), "nothing sent");
+    Ok(())
+}

@@ -343,14 +343,14 @@ pub async fn plan_row(ctx: &Ctx, row: &OutboxRow) -> Result<()> {
     let (action, request, note) = match row.kind.as_str() {
         "customer" => match db::contact_payload(&c, &row.contact_id).await? {
             None => ("skip", None, "contact no longer exists".to_string()),
-            Some(p) => match mapping::contact_view(&p) {
-                Err(e) => ("skip", None, format!("cannot map contact: {e}")),
-                Ok(v) if !v.admission.passed => (
+            Some(p) => match (mapping::admission(&p), mapping::contact_view(&p)) {
+                (a, _) if !a.passed => (
                     "skip",
                     None,
-                    format!("admission not passed: {}", v.admission.reasons.join(", ")),
+                    format!("admission not passed: {}", a.reasons.join(", ")),
                 ),
-                Ok(v) => {
+                (_, Err(e)) => ("skip", None, format!("cannot map contact: {e}")),
+                (_, Ok(v)) => {
                     let fields: serde_json::Map<String, serde_json::Value> = v
                         .fields
                         .pairs()

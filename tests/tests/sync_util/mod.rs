@@ -85,10 +85,23 @@ impl World {
         World::start_with(&[])
     }
 
+    /// With `E2E_CAPTURE_MODE` set (`log` or `direct`), the database starts in that
+    /// `capture.mode` (`E2E_CAPTURE_MODE=log make chaos` runs the chaos scenarios on the capture
+    /// log); tests that pick a mode themselves still do.
     pub fn start_with(sim_args: &[&str]) -> Result<World> {
         let pg = Cluster::start()?;
         let sim = Sim::start(sim_args)?;
-        Ok(World { pg, sim })
+        let w = World { pg, sim };
+        if let Ok(mode) = std::env::var("E2E_CAPTURE_MODE") {
+            let mode = mode.trim();
+            if !matches!(mode, "log" | "direct") {
+                bail!("E2E_CAPTURE_MODE={mode:?}: expected log or direct");
+            }
+            w.exec(&format!(
+                "INSERT INTO erp_sync.settings (key, value) VALUES ('capture.mode', '{mode}')"
+            ))?;
+        }
+        Ok(w)
     }
 
     pub fn sidecar(&self, worker: &str, extra: &[(&str, &str)]) -> Result<Sidecar> {

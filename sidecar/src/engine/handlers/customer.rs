@@ -15,18 +15,19 @@ pub(super) async fn customer(
         skip_log(fx, r, None);
         return Ok(Verdict::Skipped(r.into()));
     };
-    let view = match mapping::contact_view(&payload) {
+    // Admission first: a contact edited after it was queued (a name removed, say) is skipped with
+    // the reasons, not mapped into a "cannot map" death.
+    let admission = mapping::admission(&payload);
+    let view = mapping::contact_view(&payload);
+    if !admission.passed {
+        let r = format!("admission not passed: {}", admission.reasons.join(", "));
+        skip_log(fx, &r, view.as_ref().ok().map(fields_json));
+        return Ok(Verdict::Skipped(r));
+    }
+    let view = match view {
         Ok(v) => v,
         Err(e) => return Ok(Verdict::Dead(format!("cannot map contact: {e}"))),
     };
-    if !view.admission.passed {
-        let r = format!(
-            "admission not passed: {}",
-            view.admission.reasons.join(", ")
-        );
-        skip_log(fx, &r, Some(fields_json(&view)));
-        return Ok(Verdict::Skipped(r));
-    }
     let hash = mapping::fields_hash(view.kind, &view.fields, view.person.as_ref());
     let t = ctx.erp.traced();
     tracing::debug!(outbox_id = row.id, contact_id = row.contact_id, khid = %view.khid,
