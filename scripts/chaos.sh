@@ -22,7 +22,9 @@
 # contacts synced during it, default 200), CHAOS_LOG_PAUSE_MS (pause between batches, default
 # 500), CHAOS_LOG_RETENTION_MS (the sidecar's retention.interval_ms, default 500; 0 turns the job
 # off and must make the scenario fail), CHAOS_EDIT_CONTACTS / CHAOS_EDIT_SECS (concurrent edits,
-# default 4000 contacts for 30 s), CHAOS_FILTER (test name filter, default chaos_).
+# default 4000 contacts for 30 s), CHAOS_FILTER (test name filter, default chaos_), E2E_CAPTURE_MODE
+# (log or direct: the capture mode every scenario's database starts in; default the extension's,
+# direct).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 target="${CARGO_TARGET_DIR:-$PWD/target}"
