@@ -99,6 +99,8 @@ pub fn append(table: &CStr, txid: u64, source: pg_sys::Oid, rows: &[LogRow<'_>])
             pg_sys::RelationClose(rel);
             return false;
         };
+        // what table_open adds: the inserts count in pg_stat (autovacuum, ANALYZE of the log)
+        pg_sys::pgstat_init_relation(rel);
         let estate = pg_sys::CreateExecutorState();
         let rri = pg_sys::palloc0(std::mem::size_of::<pg_sys::ResultRelInfo>())
             .cast::<pg_sys::ResultRelInfo>();

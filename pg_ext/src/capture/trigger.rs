@@ -26,6 +26,9 @@
 //!
 //! Nothing here may fail the platform's write: the whole statement's capture runs in ONE
 //! subtransaction (see [`super::guard`]); on failure every row it saw is recorded as `skipped`.
+//! In log mode only the log rows are written after it, at the transaction's own level, by code
+//! that cannot raise an error the write did not (else through SPI in a subtransaction of its own:
+//! [`super::log_heap`]).
 
 use super::columns::{self, Row};
 use super::decide::{on_signal, record_failure, resync, Admissions, Assign, Seen, Templates};

@@ -193,6 +193,12 @@ mod tests {
             "acf",
             "every kind of row: resync, assign (refs), follow-up (refs, templates)"
         );
+        assert_eq!(
+            int("SELECT sum(n_tup_ins)::bigint FROM pg_stat_xact_user_tables
+                 WHERE relid IN ('erp_sync.capture_log_0'::regclass, 'erp_sync.capture_log_1'::regclass)"),
+            rows,
+            "counted in pg_stat as SQL's inserts are (autovacuum and ANALYZE see them)"
+        );
         run("SET LOCAL enable_seqscan = off");
         assert_eq!(
             int("SELECT count(*) FROM erp_sync.capture_log WHERE txid = pg_current_xact_id()"),
