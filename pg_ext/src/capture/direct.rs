@@ -262,6 +262,60 @@ unsafe fn columns(desc: pg_sys::TupleDesc) -> Columns {
     }
 }
 
+/// What COPY FROM opens to write rows of one table: a private EState, a ResultRelInfo with every
+/// index open, and a slot to fill ([`RowWriter::insert`] writes what it holds).
+pub struct RowWriter {
+    pub estate: *mut pg_sys::EState,
+    pub rri: *mut pg_sys::ResultRelInfo,
+    pub slot: *mut pg_sys::TupleTableSlot,
+}
+
+impl RowWriter {
+    /// # Safety
+    /// `rel` is open and locked `RowExclusiveLock` (or stronger) until [`RowWriter::close`].
+    pub unsafe fn open(rel: pg_sys::Relation) -> RowWriter {
+        let estate = pg_sys::CreateExecutorState();
+        let rri = pg_sys::palloc0(std::mem::size_of::<pg_sys::ResultRelInfo>())
+            .cast::<pg_sys::ResultRelInfo>();
+        pg_sys::InitResultRelInfo(rri, rel, 0, std::ptr::null_mut(), 0);
+        pg_sys::ExecOpenIndices(rri, false);
+        let slot = pg_sys::table_slot_create(rel, std::ptr::null_mut());
+        RowWriter { estate, rri, slot }
+    }
+
+    /// The row stored in the slot into the heap and every index (unique violations are ERRORs).
+    ///
+    /// # Safety
+    /// The slot holds a stored tuple of the table's descriptor.
+    pub unsafe fn insert(&self, cid: pg_sys::CommandId) {
+        pg_sys::table_tuple_insert(
+            (*self.rri).ri_RelationDesc,
+            self.slot,
+            cid,
+            0,
+            std::ptr::null_mut(),
+        );
+        let conflicts = pg_sys::ExecInsertIndexTuples(
+            self.rri,
+            self.slot,
+            self.estate,
+            false,
+            false,
+            std::ptr::null_mut(),
+            std::ptr::null_mut(),
+        );
+        pg_sys::list_free(conflicts);
+    }
+
+    /// # Safety
+    /// Called once, before the table is closed.
+    pub unsafe fn close(self) {
+        pg_sys::ExecDropSingleTupleTableSlot(self.slot);
+        pg_sys::ExecCloseIndices(self.rri);
+        pg_sys::FreeExecutorState(self.estate);
+    }
+}
+
 /// Write `rows`; returns how many `pending` rows were written (coalesced ones are not).
 /// Errors are Postgres ERRORs (the caller runs this in a subtransaction).
 pub fn insert(rows: &[Row<'_>]) -> usize {
@@ -286,12 +340,8 @@ pub fn insert(rows: &[Row<'_>]) -> usize {
         let desc = (*rel).rd_att;
         let cols = columns(desc);
 
-        let estate = pg_sys::CreateExecutorState();
-        let rri = pg_sys::palloc0(std::mem::size_of::<pg_sys::ResultRelInfo>())
-            .cast::<pg_sys::ResultRelInfo>();
-        pg_sys::InitResultRelInfo(rri, rel, 0, std::ptr::null_mut(), 0);
-        pg_sys::ExecOpenIndices(rri, false);
-        let slot = pg_sys::table_slot_create(rel, std::ptr::null_mut());
+        let writer = RowWriter::open(rel);
+        let (estate, rri, slot) = (writer.estate, writer.rri, writer.slot);
         let probe = pg_sys::table_slot_create(rel, std::ptr::null_mut());
 
         let now = pg_sys::Datum::from(pg_sys::GetCurrentTransactionStartTimestamp());
@@ -355,17 +405,7 @@ pub fn insert(rows: &[Row<'_>]) -> usize {
             if !(*desc).constr.is_null() {
                 pg_sys::ExecConstraints(rri, slot, estate);
             }
-            pg_sys::table_tuple_insert(rel, slot, cid, 0, std::ptr::null_mut());
-            let conflicts = pg_sys::ExecInsertIndexTuples(
-                rri,
-                slot,
-                estate,
-                false,
-                false,
-                std::ptr::null_mut(),
-                std::ptr::null_mut(),
-            );
-            pg_sys::list_free(conflicts);
+            writer.insert(cid);
             if let Some(ctx) = (*estate).es_per_tuple_exprcontext.as_mut() {
                 pg_sys::MemoryContextReset(ctx.ecxt_per_tuple_memory);
             }
@@ -373,9 +413,7 @@ pub fn insert(rows: &[Row<'_>]) -> usize {
         }
 
         pg_sys::ExecDropSingleTupleTableSlot(probe);
-        pg_sys::ExecDropSingleTupleTableSlot(slot);
-        pg_sys::ExecCloseIndices(rri);
-        pg_sys::FreeExecutorState(estate);
+        writer.close();
         pg_sys::index_close(coalesce, pg_sys::NoLock as i32);
         pg_sys::table_close(rel, pg_sys::NoLock as i32);
         pg_sys::UnregisterSnapshot(snapshot);

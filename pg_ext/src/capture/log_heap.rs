@@ -16,6 +16,7 @@
 //! where an error is caught and recorded. Access checks: none (as for any C-level heap access; the
 //! rows describe the caller's own write).
 
+use super::direct::RowWriter;
 use pgrx::pg_sys;
 use pgrx::prelude::*;
 use std::ffi::CStr;
@@ -101,12 +102,8 @@ pub fn append(table: &CStr, txid: u64, source: pg_sys::Oid, rows: &[LogRow<'_>])
         };
         // what table_open adds: the inserts count in pg_stat (autovacuum, ANALYZE of the log)
         pg_sys::pgstat_init_relation(rel);
-        let estate = pg_sys::CreateExecutorState();
-        let rri = pg_sys::palloc0(std::mem::size_of::<pg_sys::ResultRelInfo>())
-            .cast::<pg_sys::ResultRelInfo>();
-        pg_sys::InitResultRelInfo(rri, rel, 0, std::ptr::null_mut(), 0);
-        pg_sys::ExecOpenIndices(rri, false);
-        let slot = pg_sys::table_slot_create(rel, std::ptr::null_mut());
+        let writer = RowWriter::open(rel);
+        let slot = writer.slot;
         let cid = pg_sys::GetCurrentCommandId(true);
         let at = pg_sys::Datum::from(pg_sys::GetCurrentTransactionStartTimestamp());
         for row in rows {
@@ -131,21 +128,9 @@ pub fn append(table: &CStr, txid: u64, source: pg_sys::Oid, rows: &[LogRow<'_>])
             );
             set(cols.at, Some(at));
             pg_sys::ExecStoreVirtualTuple(slot);
-            pg_sys::table_tuple_insert(rel, slot, cid, 0, std::ptr::null_mut());
-            let conflicts = pg_sys::ExecInsertIndexTuples(
-                rri,
-                slot,
-                estate,
-                false,
-                false,
-                std::ptr::null_mut(),
-                std::ptr::null_mut(),
-            );
-            pg_sys::list_free(conflicts);
+            writer.insert(cid);
         }
-        pg_sys::ExecDropSingleTupleTableSlot(slot);
-        pg_sys::ExecCloseIndices(rri);
-        pg_sys::FreeExecutorState(estate);
+        writer.close();
         pg_sys::RelationClose(rel);
         true
     }
