@@ -91,6 +91,11 @@ pub fn admission(payload: &Value) -> Admission {
     Admission { passed, reasons }
 }
 
+/// Does the payload carry a khid? (None: the configured khid format does not fit the ERP.)
+pub fn has_khid(payload: &Value) -> bool {
+    matches!(payload.get("khid"), Some(Value::String(_)))
+}
+
 /// Map a contact payload to the ERP fields. Errors name what is missing.
 ///
 /// The khid is the payload's (the extension forms it with `customer.khid_format`), checked again

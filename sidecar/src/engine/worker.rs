@@ -344,7 +344,7 @@ pub async fn plan_row(ctx: &Ctx, row: &OutboxRow) -> Result<()> {
         "customer" => match db::contact_payload(&c, &row.contact_id).await? {
             None => ("skip", None, "contact no longer exists".to_string()),
             Some(p) => match (mapping::admission(&p), mapping::contact_view(&p)) {
-                (a, _) if !a.passed => (
+                (a, _) if !a.passed && mapping::has_khid(&p) => (
                     "skip",
                     None,
                     format!("admission not passed: {}", a.reasons.join(", ")),

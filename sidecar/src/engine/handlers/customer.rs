@@ -16,10 +16,11 @@ pub(super) async fn customer(
         return Ok(Verdict::Skipped(r.into()));
     };
     // Admission first: a contact edited after it was queued (a name removed, say) is skipped with
-    // the reasons, not mapped into a "cannot map" death.
+    // the reasons, not mapped into a "cannot map" death. One without a khid (the khid format does
+    // not fit the ERP: a setting to fix) stays dead, for a person to fix and retry.
     let admission = mapping::admission(&payload);
     let view = mapping::contact_view(&payload);
-    if !admission.passed {
+    if !admission.passed && mapping::has_khid(&payload) {
         let r = format!("admission not passed: {}", admission.reasons.join(", "));
         skip_log(fx, &r, view.as_ref().ok().map(fields_json));
         return Ok(Verdict::Skipped(r));
