@@ -91,9 +91,32 @@ pub fn admission(payload: &Value) -> Admission {
     Admission { passed, reasons }
 }
 
-/// Does the payload carry a khid? (None: the configured khid format does not fit the ERP.)
-pub fn has_khid(payload: &Value) -> bool {
-    matches!(payload.get("khid"), Some(Value::String(_)))
+/// What a customer row makes of its contact's payload (one rule for the send and the dry run).
+#[derive(Debug)]
+pub enum CustomerPlan {
+    /// admitted and mapped: send it
+    Send(ContactView),
+    /// admission failed: skipped with this reason (and the view, when the payload maps)
+    NotAdmitted(String, Option<ContactView>),
+    /// cannot be mapped: dead with this reason
+    Unmappable(String),
+}
+
+/// Admission first: a contact edited after it was queued (a name removed, say) is skipped with
+/// the reasons, not mapped into a "cannot map" death. One without a khid (the khid format does
+/// not fit the ERP: a setting to fix) stays unmappable, for a person to fix and retry.
+pub fn plan_customer(payload: &Value) -> CustomerPlan {
+    let admission = admission(payload);
+    let view = contact_view(payload);
+    let has_khid = matches!(payload.get("khid"), Some(Value::String(_)));
+    if !admission.passed && has_khid {
+        let reason = format!("admission not passed: {}", admission.reasons.join(", "));
+        return CustomerPlan::NotAdmitted(reason, view.ok());
+    }
+    match view {
+        Ok(v) => CustomerPlan::Send(v),
+        Err(e) => CustomerPlan::Unmappable(format!("cannot map contact: {e}")),
+    }
 }
 
 /// Map a contact payload to the ERP fields. Errors name what is missing.
@@ -222,6 +245,30 @@ pub fn person_matches(erp: &crate::erp::ErpPerson, p: &Person) -> bool {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn a_customer_failing_admission_is_skipped_unless_it_has_no_khid() {
+        let failing = json!({"id": 7, "khid": "WX7", "name": null, "company": null,
+            "admission": {"passed": false, "reasons": ["name: is null"]}});
+        match plan_customer(&failing) {
+            CustomerPlan::NotAdmitted(r, view) => {
+                assert_eq!(r, "admission not passed: name: is null");
+                assert!(view.is_none(), "no name, no company: it does not map");
+            }
+            other => panic!("{other:?}"),
+        }
+        let no_khid = json!({"id": 7, "name": "张三",
+            "admission": {"passed": false, "reasons": ["khid: 51 characters, the ERP allows 50"]}});
+        match plan_customer(&no_khid) {
+            CustomerPlan::Unmappable(r) => {
+                assert!(
+                    r.starts_with("cannot map contact: payload has no khid"),
+                    "{r}"
+                )
+            }
+            other => panic!("{other:?}"),
+        }
+    }
 
     fn company() -> Value {
         json!({

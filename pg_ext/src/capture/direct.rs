@@ -44,11 +44,23 @@ pub struct Row<'a> {
 
 const SCHEMA: &CStr = c"erp_sync";
 
-/// OID of `erp_sync.<name>` (a table, index or sequence).
-unsafe fn relid(name: &CStr) -> pg_sys::Oid {
-    let nsp = pg_sys::get_namespace_oid(SCHEMA.as_ptr(), false);
+/// OID of `erp_sync.<name>` (a table, index or sequence), `None` when there is none; never an
+/// ERROR.
+///
+/// # Safety
+/// Catalog lookups: call it from a backend inside a transaction.
+pub unsafe fn find_relid(name: &CStr) -> Option<pg_sys::Oid> {
+    let nsp = pg_sys::get_namespace_oid(SCHEMA.as_ptr(), true);
+    if nsp == pg_sys::InvalidOid {
+        return None;
+    }
     let oid = pg_sys::get_relname_relid(name.as_ptr(), nsp);
-    if oid == pg_sys::InvalidOid {
+    (oid != pg_sys::InvalidOid).then_some(oid)
+}
+
+/// OID of `erp_sync.<name>` (a table, index or sequence); an ERROR when there is none.
+unsafe fn relid(name: &CStr) -> pg_sys::Oid {
+    let Some(oid) = find_relid(name) else {
         pgrx::ereport!(
             ERROR,
             PgSqlErrorCode::ERRCODE_UNDEFINED_TABLE,
@@ -57,7 +69,7 @@ unsafe fn relid(name: &CStr) -> pg_sys::Oid {
                 name.to_string_lossy()
             )
         );
-    }
+    };
     oid
 }
 

@@ -26,7 +26,10 @@ use crate::error::OrRaise;
 use pgrx::prelude::*;
 use pgrx::spi::SpiResult;
 use std::collections::HashSet;
-use std::ffi::CString;
+use std::ffi::CStr;
+
+/// The log tables, by `(txid / capture.log_rotate_xids) % 2`.
+const LOG_TABLES: [&CStr; 2] = [c"capture_log_0", c"capture_log_1"];
 
 /// `capture.mode`: `log` writes the capture log; anything else (`direct`, the default) decides in
 /// the writing statement. (A database still at the 0.1.0 schema has no capture log: there the
@@ -93,7 +96,7 @@ impl Capture {
         let turn = rotate_xids()?;
         // SAFETY: the writing statement's transaction has its xid already (it wrote the row).
         let txid = unsafe { pg_sys::GetTopFullTransactionId() }.value;
-        let table = CString::new(format!("capture_log_{}", (txid / turn) % 2)).unwrap_or_default();
+        let table = LOG_TABLES[usize::from((txid / turn) % 2 == 1)];
         Ok(Append {
             source,
             txid,
@@ -107,7 +110,7 @@ impl Capture {
 pub struct Append {
     source: pg_sys::Oid,
     txid: u64,
-    table: CString,
+    table: &'static CStr,
     cap: Capture,
 }
 
@@ -141,7 +144,7 @@ impl Append {
     /// `Err`: the SPI write failed too (the caller records the rows `skipped`).
     pub fn write(self) -> Result<(), String> {
         let rows = self.rows();
-        if super::log_heap::append(&self.table, self.txid, self.source, &rows) {
+        if super::log_heap::append(self.table, self.txid, self.source, &rows) {
             return Ok(());
         }
         protected(|| self.write_spi(&rows).map_err(|e| e.to_string()))

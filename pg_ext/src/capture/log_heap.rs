@@ -16,7 +16,7 @@
 //! where an error is caught and recorded. Access checks: none (as for any C-level heap access; the
 //! rows describe the caller's own write).
 
-use super::direct::RowWriter;
+use super::direct::{find_relid, RowWriter};
 use pgrx::pg_sys;
 use pgrx::prelude::*;
 use std::ffi::CStr;
@@ -76,14 +76,10 @@ pub fn append(table: &CStr, txid: u64, source: pg_sys::Oid, rows: &[LogRow<'_>])
     // locked here (ConditionalLockRelationOid, held to the end of the transaction, accepts the
     // invalidations a TRUNCATE sent) whose columns were checked; everything opened is closed here.
     unsafe {
-        let nsp = pg_sys::get_namespace_oid(c"erp_sync".as_ptr(), true);
-        if nsp == pg_sys::InvalidOid {
+        let Some(relid) = find_relid(table) else {
             return false;
-        }
-        let relid = pg_sys::get_relname_relid(table.as_ptr(), nsp);
-        if relid == pg_sys::InvalidOid
-            || !pg_sys::ConditionalLockRelationOid(relid, pg_sys::RowExclusiveLock as i32)
-        {
+        };
+        if !pg_sys::ConditionalLockRelationOid(relid, pg_sys::RowExclusiveLock as i32) {
             return false;
         }
         let rel = pg_sys::RelationIdGetRelation(relid);

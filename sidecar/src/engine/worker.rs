@@ -343,14 +343,11 @@ pub async fn plan_row(ctx: &Ctx, row: &OutboxRow) -> Result<()> {
     let (action, request, note) = match row.kind.as_str() {
         "customer" => match db::contact_payload(&c, &row.contact_id).await? {
             None => ("skip", None, "contact no longer exists".to_string()),
-            Some(p) => match (mapping::admission(&p), mapping::contact_view(&p)) {
-                (a, _) if !a.passed && mapping::has_khid(&p) => (
-                    "skip",
-                    None,
-                    format!("admission not passed: {}", a.reasons.join(", ")),
-                ),
-                (_, Err(e)) => ("skip", None, format!("cannot map contact: {e}")),
-                (_, Ok(v)) => {
+            Some(p) => match mapping::plan_customer(&p) {
+                mapping::CustomerPlan::NotAdmitted(r, _) | mapping::CustomerPlan::Unmappable(r) => {
+                    ("skip", None, r)
+                }
+                mapping::CustomerPlan::Send(v) => {
                     let fields: serde_json::Map<String, serde_json::Value> = v
                         .fields
                         .pairs()

@@ -15,19 +15,13 @@ pub(super) async fn customer(
         skip_log(fx, r, None);
         return Ok(Verdict::Skipped(r.into()));
     };
-    // Admission first: a contact edited after it was queued (a name removed, say) is skipped with
-    // the reasons, not mapped into a "cannot map" death. One without a khid (the khid format does
-    // not fit the ERP: a setting to fix) stays dead, for a person to fix and retry.
-    let admission = mapping::admission(&payload);
-    let view = mapping::contact_view(&payload);
-    if !admission.passed && mapping::has_khid(&payload) {
-        let r = format!("admission not passed: {}", admission.reasons.join(", "));
-        skip_log(fx, &r, view.as_ref().ok().map(fields_json));
-        return Ok(Verdict::Skipped(r));
-    }
-    let view = match view {
-        Ok(v) => v,
-        Err(e) => return Ok(Verdict::Dead(format!("cannot map contact: {e}"))),
+    let view = match mapping::plan_customer(&payload) {
+        mapping::CustomerPlan::Send(v) => v,
+        mapping::CustomerPlan::NotAdmitted(r, view) => {
+            skip_log(fx, &r, view.as_ref().map(fields_json));
+            return Ok(Verdict::Skipped(r));
+        }
+        mapping::CustomerPlan::Unmappable(r) => return Ok(Verdict::Dead(r)),
     };
     let hash = mapping::fields_hash(view.kind, &view.fields, view.person.as_ref());
     let t = ctx.erp.traced();
